@@ -1,0 +1,117 @@
+"""Every error the Doto provider raises, on one screen.
+
+    DotoError
+    ├── DotoConfigError            bad connection or argument; raised before anything is sent
+    ├── DotoHTTPError              the server answered with an error status
+    │   ├── DotoAuthError          401 / 403: bad or missing API token
+    │   ├── DotoNotFoundError      404: account, conversation or message does not exist
+    │   ├── DotoValidationError    422: the server refused the input
+    │   ├── DotoRateLimitError     429: slow down (``retry_after`` in seconds when given)
+    │   └── DotoServerError        5xx
+    ├── DotoTransportError         no HTTP answer at all
+    │   ├── DotoConnectError       the request never reached the server (safe to resend)
+    │   ├── DotoTimeoutError       no answer in time (a POST may have been committed)
+    │   └── DotoConnectionLostError connection dropped mid-request (a POST may have been committed)
+    ├── DotoResponseError          an answer that is not what the API documents (not JSON, wrong shape)
+    └── DotoTriggerError           a deferred wait ended in error (carries the typed error's text)
+
+Messages name the HTTP method, path, status and Doto's own ``error`` text. They never contain the
+API token: requests are described by method and path only, and bodies are never echoed raw.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DotoAuthError",
+    "DotoConfigError",
+    "DotoConnectError",
+    "DotoConnectionLostError",
+    "DotoError",
+    "DotoHTTPError",
+    "DotoNotFoundError",
+    "DotoRateLimitError",
+    "DotoResponseError",
+    "DotoServerError",
+    "DotoTimeoutError",
+    "DotoTransportError",
+    "DotoTriggerError",
+    "DotoValidationError",
+]
+
+
+class DotoError(Exception):
+    """Base class of every error raised by the Doto provider."""
+
+    def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class DotoConfigError(DotoError, ValueError):
+    """A connection or argument is missing or invalid; nothing was sent."""
+
+
+class DotoHTTPError(DotoError):
+    """Doto answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int,
+        doto_error: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+        self.doto_error = doto_error
+
+
+class DotoAuthError(DotoHTTPError):
+    """401/403: the API token is wrong, revoked or lacks access."""
+
+
+class DotoNotFoundError(DotoHTTPError):
+    """404: the account, conversation or message does not exist."""
+
+
+class DotoValidationError(DotoHTTPError):
+    """422: Doto refused the request's content."""
+
+
+class DotoRateLimitError(DotoHTTPError):
+    """429: too many requests; ``retry_after`` holds the server's wait in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class DotoServerError(DotoHTTPError):
+    """5xx: Doto (or a proxy in front of it) failed."""
+
+
+class DotoTransportError(DotoError):
+    """No HTTP answer was received."""
+
+
+class DotoConnectError(DotoTransportError):
+    """The connection could not be opened: the request certainly never reached Doto."""
+
+
+class DotoTimeoutError(DotoTransportError):
+    """Doto did not answer within the timeout; a POST may still have been committed."""
+
+
+class DotoConnectionLostError(DotoTransportError):
+    """The connection broke after the request was sent; a POST may have been committed."""
+
+
+class DotoResponseError(DotoError):
+    """Doto's answer could not be understood (not JSON, or not the documented shape)."""
+
+
+class DotoTriggerError(DotoError):
+    """A deferred wait for messages ended with an error event."""

@@ -1,0 +1,60 @@
+"""Provider metadata, declared as data (read by Airflow through the ``apache_airflow_provider`` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_doto import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-doto",
+        "name": "Doto",
+        "description": "Doto customer messaging: send, delete and wait for conversation messages.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Doto",
+                "external-doc-url": "https://app.usendoto.com",
+                "tags": ["service"],
+            }
+        ],
+        "operators": [
+            {"integration-name": "Doto", "python-modules": ["airflow_provider_doto.operators.doto"]}
+        ],
+        "sensors": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.sensors.doto"]}],
+        "hooks": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.hooks.doto"]}],
+        "triggers": [
+            {"integration-name": "Doto", "python-modules": ["airflow_provider_doto.triggers.doto"]}
+        ],
+        "notifications": ["airflow_provider_doto.notifications.doto.DotoNotifier"],
+        "extra-links": ["airflow_provider_doto.links.doto.DotoConversationLink"],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_doto.hooks.doto.DotoHook",
+                "hook-name": "Doto",
+                "connection-type": "doto",
+                "conn-fields": {
+                    "account_id": {
+                        "label": "Account ID",
+                        "schema": {"type": ["string", "integer"]},
+                        "description": "Your Doto account id (the number in /app/accounts/<id>/).",
+                    },
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "Base URL", "password": "API Token"},
+                    "placeholders": {
+                        "host": "https://app.usendoto.com",
+                        "password": "Doto API access token",
+                        "account_id": "1",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,309 @@
+"""DotoHook: the ``doto`` connection and a requests transport over :mod:`airflow_provider_doto.api`.
+
+``requests`` and ``tenacity`` are imported where used, not at module top: DAG files that import an
+operator pay for neither at parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import (
+    DotoConfigError,
+    DotoConnectError,
+    DotoConnectionLostError,
+    DotoError,
+    DotoTimeoutError,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message, Timestamp
+
+log = logging.getLogger(__name__)
+
+# Connection form: declared once here; provider info and the 3.1 hook methods both read it.
+CONN_FIELD_LABELS = {"host": "Base URL", "password": "API Token"}
+HIDDEN_FIELDS = ["schema", "port", "login", "extra"]
+PLACEHOLDERS = {"host": api.DEFAULT_BASE_URL, "password": "Doto API access token", "account_id": "1"}
+
+
+class DotoHook(BaseHook):
+    """Talks to Doto's Messages API through a ``doto`` connection.
+
+    :param doto_conn_id: connection with Base URL (host), API Token (password), Account ID
+        (extra ``account_id``) and optionally a request timeout in seconds (extra ``timeout``).
+    :param retry_policy: bounds for automatic retries of one request (see :class:`~api.RetryPolicy`).
+    :param timeout: overrides the connection's timeout (seconds) for every request.
+    """
+
+    conn_name_attr = "doto_conn_id"
+    default_conn_name = "doto_default"
+    conn_type = "doto"
+    hook_name = "Doto"
+
+    def __init__(
+        self,
+        doto_conn_id: str = default_conn_name,
+        *,
+        retry_policy: api.RetryPolicy | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.doto_conn_id = doto_conn_id
+        self.retry_policy = retry_policy or api.RetryPolicy()
+        self._timeout = timeout
+
+    # ---- connection ----------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> DotoSettings:
+        """The connection, read and validated on first use (never in ``__init__``)."""
+        try:
+            conn = self.get_connection(self.doto_conn_id)
+        except DotoError:
+            raise
+        except Exception as err:  # AirflowNotFoundException and friends
+            raise DotoConfigError(
+                f"Doto connection {self.doto_conn_id!r} could not be loaded: {err}"
+            ) from None
+        return api.DotoSettings.from_connection_fields(
+            self.doto_conn_id,
+            host=conn.host,
+            password=conn.password,
+            extra=conn.extra_dejson,
+            schema=conn.schema,
+            port=conn.port,
+        )
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per hook; the token rides only in ``api_access_token``."""
+        import requests
+
+        session = requests.Session()
+        session.headers.update(api.headers(self.settings.token))
+        # Never follow redirects: requests would carry our custom token header to any host.
+        session.max_redirects = 0
+        return session
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout if self._timeout is not None else self.settings.timeout
+
+    def conversation_url(self, conversation_id: int | str) -> str:
+        return self.settings.conversation_url(api.to_id(conversation_id, name="conversation_id"))
+
+    # ---- the API ---------------------------------------------------------------------------
+
+    def list_messages(
+        self,
+        conversation_id: int | str,
+        *,
+        before: Timestamp | None = None,
+        after: Timestamp | None = None,
+    ) -> list[Message]:
+        """Every message of the conversation with ``after < created_at < before``, oldest first.
+
+        Pages through a capped server and de-duplicates by id, so each message comes once.
+        """
+        flow = api.list_messages_flow(
+            self.settings.account_id,
+            api.to_id(conversation_id, name="conversation_id"),
+            before=None if before is None else api.to_timestamp(before, name="before"),
+            after=None if after is None else api.to_timestamp(after, name="after"),
+        )
+        return api.run_flow(flow, self.send)
+
+    def send_message(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        message_type: str = "outgoing",
+        private: bool = False,
+        content_type: str = "text",
+        content_attributes: dict[str, Any] | None = None,
+    ) -> Message:
+        """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure."""
+        flow = api.send_message_flow(
+            self.settings.account_id,
+            api.to_id(conversation_id, name="conversation_id"),
+            content,
+            message_type=message_type,
+            private=private,
+            content_type=content_type,
+            content_attributes=content_attributes,
+        )
+        return api.run_flow(flow, self.send)
+
+    def delete_message(
+        self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
+    ) -> bool:
+        """Delete a message. True if deleted now, False if already gone and ``missing_ok``."""
+        flow = api.delete_message_flow(
+            self.settings.account_id,
+            api.to_id(conversation_id, name="conversation_id"),
+            api.to_id(message_id, name="message_id"),
+            missing_ok=missing_ok,
+        )
+        return api.run_flow(flow, self.send)
+
+    def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
+        """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
+        flow = watch.poll_flow(self.settings.account_id, api.to_id(conversation_id, name="conversation_id"))
+        return api.run_flow(flow, self.send)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated read: the newest second of a conversation that need not exist."""
+        try:
+            settings = self.settings
+            request = api.list_request(settings.account_id, 1, after=2**31 - 1)
+            response = self._send_once(request)
+        except DotoError as err:
+            return False, str(err)
+        error = api.error_for_status(request, response)
+        if error is None or error.status == 404:
+            # 404 here means "no such conversation": the token and account were accepted.
+            return True, f"Connected to Doto at {settings.base_url} (account {settings.account_id})."
+        return False, str(error)
+
+    # ---- transport -------------------------------------------------------------------------
+
+    def send(self, request: DotoRequest) -> DotoResponse:
+        """Send one request with the retry policy; return the response of the last attempt.
+
+        Retryable failures (see :func:`api.is_retryable`) are retried with tenacity; anything else
+        is returned (an error status) or raised (a transport error) for the flow to map.
+        """
+        import tenacity
+
+        policy = self.retry_policy
+
+        def attempt() -> DotoResponse:
+            response = self._send_once(request)
+            error = api.error_for_status(request, response)
+            if error is not None and api.is_retryable(request, error):
+                raise error
+            return response
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return policy.wait_for(state.attempt_number, error)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Doto %s failed (%s); retry %d of %d in %.1f s",
+                request.describe(),
+                api.describe_error(error) if error else "?",
+                state.attempt_number,
+                policy.attempts - 1,
+                state.upcoming_sleep,
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda err: api.is_retryable(request, err)),
+            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.total),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _send_once(self, request: DotoRequest) -> DotoResponse:
+        """One HTTP exchange; requests' exceptions become the provider's typed transport errors."""
+        import requests
+
+        where = {"method": request.method, "path": request.path}
+        try:
+            response = self.session.request(
+                request.method,
+                request.url(self.settings.base_url),
+                params=dict(request.params) or None,
+                json=request.json,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.ConnectTimeout:
+            raise DotoConnectError(
+                f"Doto {request.describe()}: could not connect within {self.timeout:g} s", **where
+            ) from None
+        except requests.ReadTimeout:
+            raise DotoTimeoutError(
+                f"Doto {request.describe()}: no answer within {self.timeout:g} s", **where
+            ) from None
+        except requests.ConnectionError as err:
+            if _never_connected(err):
+                raise DotoConnectError(
+                    f"Doto {request.describe()}: could not connect to {self.settings.base_url}", **where
+                ) from None
+            raise DotoConnectionLostError(
+                f"Doto {request.describe()}: the connection broke before an answer arrived", **where
+            ) from None
+        except requests.RequestException as err:
+            raise DotoConnectionLostError(
+                f"Doto {request.describe()}: transport failed ({type(err).__name__})", **where
+            ) from None
+        return api.DotoResponse(
+            status=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            body=body,
+        )
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    # ---- connection form (Airflow 3.1 reads these; 3.2+ reads provider info) ---------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import InputRequired, NumberRange, Optional
+
+        return {
+            "account_id": StringField(
+                lazy_gettext("Account ID"), validators=[InputRequired()], widget=BS3TextFieldWidget()
+            ),
+            "timeout": IntegerField(
+                lazy_gettext("Request timeout (seconds)"),
+                validators=[Optional(), NumberRange(min=1)],
+                widget=BS3TextFieldWidget(),
+                default=int(api.DEFAULT_TIMEOUT),
+            ),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": HIDDEN_FIELDS,
+            "relabeling": CONN_FIELD_LABELS,
+            "placeholders": PLACEHOLDERS,
+        }
+
+
+def _never_connected(err: Exception) -> bool:
+    """True when requests' ConnectionError wraps a failure to open the connection at all."""
+    import urllib3.exceptions
+
+    cause: BaseException | None = err
+    while cause is not None:
+        reason = getattr(cause, "reason", None)
+        if isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionRefusedError) or isinstance(
+            reason, urllib3.exceptions.NewConnectionError
+        ):
+            return True
+        cause = reason if isinstance(reason, BaseException) else (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None)
+    return False
