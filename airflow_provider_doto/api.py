@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -86,7 +86,9 @@ class DotoSettings:
         """Validate a connection's fields; every problem names the connection id and the field."""
         extra = dict(extra or {})
         if not password:
-            raise DotoConfigError(f"Doto connection {conn_id!r} has no API Token (the connection's password).")
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r} has no API Token (the connection's password)."
+            )
         account = extra.get("account_id")
         if account in (None, ""):
             raise DotoConfigError(
@@ -118,7 +120,12 @@ class DotoSettings:
 
 
 def normalise_base_url(
-    conn_id: str, host: str | None, *, schema: str | None = None, port: int | None = None, allow_insecure=False
+    conn_id: str,
+    host: str | None,
+    *,
+    schema: str | None = None,
+    port: int | None = None,
+    allow_insecure=False,
 ) -> str:
     """Turn the connection's host (a full URL or a bare host name) into a checked base URL.
 
@@ -183,7 +190,7 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
         return int(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return int(value.timestamp())
     if isinstance(value, str):
         text = value.strip()
@@ -379,8 +386,8 @@ def retry_after_seconds(value: str | None, *, now: dt.datetime | None = None) ->
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -496,7 +503,9 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
             type=sender_data.get("type") if isinstance(sender_data.get("type"), str) else None,
         )
     attachments = data.get("attachments")
-    attachments_t = tuple(a for a in attachments if isinstance(a, Mapping)) if isinstance(attachments, list) else ()
+    attachments_t = (
+        tuple(a for a in attachments if isinstance(a, Mapping)) if isinstance(attachments, list) else ()
+    )
     status = data.get("status")
     content_type = data.get("content_type")
     return Message(
@@ -556,6 +565,16 @@ def run_flow(flow: Flow, send: Callable[[DotoRequest], DotoResponse]) -> Any:
         return done.value
 
 
+async def arun_flow(flow: Flow, send: Callable[[DotoRequest], Awaitable[DotoResponse]]) -> Any:
+    """:func:`run_flow` for an async ``send``."""
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send(await send(request))
+    except StopIteration as done:
+        return done.value
+
+
 def list_messages_flow(
     account_id: int,
     conversation_id: int,
@@ -570,7 +589,9 @@ def list_messages_flow(
     A capped server (Chatwoot) answers with the oldest page after ``after``, or the newest page
     before ``before`` when there is no ``after``. A page that could have been cut is followed by
     the next one, overlapping by one second (timestamps are whole seconds) and de-duplicated by id.
-    Paging stops at a short page or a page that brings nothing new.
+    A full page that brings nothing new means one second holds a whole page: paging steps past
+    that second (going backwards, after reading it forwards, where Chatwoot's pages are larger).
+    Paging stops at a short page.
     """
     by_id: dict[int, Message] = {}
     forward = after is not None
@@ -586,12 +607,30 @@ def list_messages_flow(
         ]
         fresh = [m for m in page if m.id not in by_id]
         by_id.update((m.id, m) for m in fresh)
-        if len(page) < page_full_at or not fresh:
+        if len(page) < page_full_at:
             break
+        if fresh:
+            # The page may end inside a second: the next page re-reads that second.
+            if forward:
+                page_after = max(m.created_at for m in page) - 1
+            else:
+                page_before = min(m.created_at for m in page) + 1
+            continue
+        # A full page of known messages: one second holds a whole page. Step past it, or stop
+        # if that makes no progress (a server that ignores before/after).
         if forward:
-            page_after = max(m.created_at for m in page) - 1
+            crowded = max(m.created_at for m in page)
+            if page_after is not None and crowded <= page_after:
+                break
+            page_after = crowded
         else:
-            page_before = min(m.created_at for m in page) + 1
+            crowded = min(m.created_at for m in page)
+            if page_before is not None and crowded >= page_before:
+                break
+            request = list_request(account_id, conversation_id, before=crowded + 1, after=crowded - 1)
+            rest = parse_message_list(request, (yield request))
+            by_id.update((m.id, m) for m in rest if m.created_at == crowded and m.id not in by_id)
+            page_before = crowded
     return sort_messages(by_id.values())
 
 
@@ -746,7 +785,11 @@ class MessageWatch:
     matched: list[Message] = field(default_factory=list)  # found, not yet reported (< min_messages)
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_messages, bool) or not isinstance(self.min_messages, int) or self.min_messages < 1:
+        if (
+            isinstance(self.min_messages, bool)
+            or not isinstance(self.min_messages, int)
+            or self.min_messages < 1
+        ):
             raise DotoConfigError(f"min_messages must be a positive integer, got {self.min_messages!r}.")
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0:
             raise DotoConfigError(f"overlap must be a non-negative integer of seconds, got {self.overlap!r}.")
@@ -759,7 +802,9 @@ class MessageWatch:
         assert self.position is not None
         return self.position - self.overlap
 
-    def poll_flow(self, account_id: int, conversation_id: int) -> Generator[DotoRequest, DotoResponse, list[Message] | None]:
+    def poll_flow(
+        self, account_id: int, conversation_id: int
+    ) -> Generator[DotoRequest, DotoResponse, list[Message] | None]:
         """One poll: list from ``poll_after`` (paging if needed) and :meth:`feed` the result."""
         page = yield from list_messages_flow(account_id, conversation_id, after=self.poll_after)
         return self.feed(page)
@@ -805,7 +850,9 @@ class MessageWatch:
 # --------------------------------------------------------------------------------------------
 
 
-def delivery_key(dag_id: str, task_id: str, run_id: str, map_index: int = -1, conversation_id: int = 0) -> str:
+def delivery_key(
+    dag_id: str, task_id: str, run_id: str, map_index: int = -1, conversation_id: int = 0
+) -> str:
     """A stable key for "this task instance's message to this conversation" (not secret)."""
     text = f"{dag_id}\x1f{task_id}\x1f{run_id}\x1f{map_index}\x1f{conversation_id}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]

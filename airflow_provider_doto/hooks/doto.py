@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
+from airflow_provider_doto._retry import raise_if_retryable, retry_settings
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoConnectError,
@@ -185,38 +186,8 @@ class DotoHook(BaseHook):
         """
         import tenacity
 
-        policy = self.retry_policy
-
-        def attempt() -> DotoResponse:
-            response = self._send_once(request)
-            error = api.error_for_status(request, response)
-            if error is not None and api.is_retryable(request, error):
-                raise error
-            return response
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            return policy.wait_for(state.attempt_number, error)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "Doto %s failed (%s); retry %d of %d in %.1f s",
-                request.describe(),
-                api.describe_error(error) if error else "?",
-                state.attempt_number,
-                policy.attempts - 1,
-                state.upcoming_sleep,
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda err: api.is_retryable(request, err)),
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.total),
-            wait=wait,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        return retrying(attempt)
+        retrying = tenacity.Retrying(**retry_settings(request, self.retry_policy, log))
+        return retrying(lambda: raise_if_retryable(request, self._send_once(request)))
 
     def _send_once(self, request: DotoRequest) -> DotoResponse:
         """One HTTP exchange; requests' exceptions become the provider's typed transport errors."""
@@ -305,5 +276,9 @@ def _never_connected(err: Exception) -> bool:
             reason, urllib3.exceptions.NewConnectionError
         ):
             return True
-        cause = reason if isinstance(reason, BaseException) else (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None)
+        cause = (
+            reason
+            if isinstance(reason, BaseException)
+            else (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None)
+        )
     return False

@@ -1,0 +1,71 @@
+"""DotoNotifier: post a note to a conversation from any task or DAG callback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseNotifier
+
+from airflow_provider_doto import api
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_doto.hooks.doto import DotoHook
+    from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
+
+
+class DotoNotifier(BaseNotifier):
+    """Post a message to a conversation; by default a private note for the team.
+
+    Use as ``on_failure_callback=DotoNotifier(conversation_id=42, content="{{ ti.task_id }} failed")``,
+    in ``default_args``, or as a DAG callback. ``content`` and ``conversation_id`` are templated with
+    the callback's context.
+
+    :param conversation_id: conversation to post to (templated).
+    :param content: the text (templated).
+    :param private: private note (default True) or a message the customer sees.
+    :param doto_conn_id: the ``doto`` connection.
+    """
+
+    template_fields: Sequence[str] = ("conversation_id", "content")
+
+    def __init__(
+        self,
+        *,
+        conversation_id: int | str,
+        content: str = "Airflow task {{ ti.task_id }} in run {{ run_id }} of {{ dag.dag_id }} ended {{ ti.state }}.",
+        private: bool = True,
+        doto_conn_id: str = "doto_default",
+    ) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+        self.content = content
+        self.private = private
+        self.doto_conn_id = doto_conn_id
+        if not (isinstance(conversation_id, str) and "{{" in conversation_id):
+            api.to_id(conversation_id, name="conversation_id")
+        api.validate_send(content, "outgoing", private, "text", None)
+
+    @cached_property
+    def hook(self) -> DotoHook:
+        from airflow_provider_doto.hooks.doto import DotoHook
+
+        return DotoHook(self.doto_conn_id)
+
+    @cached_property
+    def async_hook(self) -> DotoAsyncHook:
+        from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
+
+        return DotoAsyncHook(self.doto_conn_id)
+
+    def notify(self, context: Context) -> None:
+        self.hook.send_message(self.conversation_id, self.content, private=self.private)
+
+    async def async_notify(self, context: Context) -> None:
+        await self.async_hook.send_message(self.conversation_id, self.content, private=self.private)
+
+
+send_doto_notification = DotoNotifier

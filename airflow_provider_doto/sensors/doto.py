@@ -1,0 +1,175 @@
+"""NewMessageSensor: wait until a conversation has new messages, and hand them to XCom."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import DotoTriggerError
+from airflow_provider_doto.links.doto import DotoConversationLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+STATE_KEY = "doto_message_watch"
+
+
+class NewMessageSensor(BaseSensorOperator):
+    """Wait for new messages in a conversation; return them (oldest first, JSON-safe) to XCom.
+
+    New means created at or after the start point, never returned before, not deleted and matching
+    the filters. The sensor polls with ``after`` and an overlapping, de-duplicating cursor (see
+    :class:`~airflow_provider_doto.api.MessageWatch`), so a message sharing a second with the
+    cursor or committed late is still found, and none is returned twice. Behaves the same in
+    ``poke``, ``reschedule`` and deferrable mode.
+
+    :param conversation_id: conversation to watch (templated).
+    :param start: messages created at or after this point count (templated; Unix seconds, a
+        datetime or ISO string). Default: the run's data interval start, or the run's start when
+        the run has no logical date (manual and asset-triggered runs).
+    :param message_types: which types count (default ``["incoming"]``).
+    :param include_private: count private notes too (default False).
+    :param sender_types: only messages from these sender types, e.g. ``["Contact"]``.
+    :param content_pattern: regular expression the content must contain (``re.search``).
+    :param min_messages: wait until at least this many new messages matched.
+    :param overlap: seconds re-read behind the cursor on every poll.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param doto_conn_id: the ``doto`` connection.
+    """
+
+    template_fields: Sequence[str] = ("conversation_id", "start", "content_pattern")
+    operator_extra_links = (DotoConversationLink(),)
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        conversation_id: int | str,
+        start: api.Timestamp | None = None,
+        message_types: Sequence[str] = ("incoming",),
+        include_private: bool = False,
+        sender_types: Sequence[str] | None = None,
+        content_pattern: str | None = None,
+        min_messages: int = 1,
+        overlap: int = api.DEFAULT_OVERLAP,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        doto_conn_id: str = "doto_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conversation_id = conversation_id
+        self.start = start
+        self.message_types = list(message_types) if not isinstance(message_types, str) else message_types
+        self.include_private = include_private
+        self.sender_types = None if sender_types is None else list(sender_types)
+        self.content_pattern = content_pattern
+        self.min_messages = min_messages
+        self.overlap = overlap
+        self.deferrable = deferrable
+        self.doto_conn_id = doto_conn_id
+        # Static values are checked now, at DAG parse; templated ones again after rendering.
+        if not _is_template(conversation_id):
+            api.to_id(conversation_id, name="conversation_id")
+        if start is not None and not _is_template(start):
+            api.to_timestamp(start, name="start")
+        if content_pattern is None or not _is_template(content_pattern):
+            self._watch_for(0)
+        self._watch: api.MessageWatch | None = None
+
+    @cached_property
+    def hook(self) -> DotoHook:
+        from airflow_provider_doto.hooks.doto import DotoHook
+
+        return DotoHook(self.doto_conn_id)
+
+    def _filter(self) -> api.MessageFilter:
+        return api.MessageFilter(
+            message_types=tuple(self.message_types),
+            include_private=self.include_private,
+            sender_types=None if self.sender_types is None else tuple(self.sender_types),
+            content_pattern=self.content_pattern,
+        )
+
+    def _watch_for(self, start: int) -> api.MessageWatch:
+        return api.MessageWatch(
+            start=start, filter=self._filter(), min_messages=self.min_messages, overlap=self.overlap
+        )
+
+    def start_point(self, context: Context) -> int:
+        """Explicit ``start``, else the data interval start, else the run's start."""
+        if self.start not in (None, ""):
+            return api.to_timestamp(self.start, name="start")  # type: ignore[arg-type]
+        interval_start = context.get("data_interval_start")
+        if interval_start is not None:
+            return api.to_timestamp(interval_start)
+        dag_run = context["dag_run"]
+        # Stable across retries, so a retried sensor resumes from the same point.
+        return api.to_timestamp(dag_run.start_date or dag_run.run_after)
+
+    def _load_watch(self, context: Context) -> api.MessageWatch:
+        """The cursor: kept in memory while poking, in the task state store across reschedules."""
+        start = self.start_point(context)
+        if self._watch is not None and self._watch.start == start:
+            return self._watch
+        store = context.get("task_state_store")
+        stored = store.get(STATE_KEY) if store is not None else None
+        self._watch = self._watch_for(start).restore(stored if isinstance(stored, dict) else None)
+        return self._watch
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        watch = self._load_watch(context)
+        conversation_id = api.to_id(self.conversation_id, name="conversation_id")
+        batch = self.hook.poll(watch, conversation_id)
+        if batch:
+            self.log.info("%d new message(s) in conversation %s", len(batch), conversation_id)
+            return PokeReturnValue(is_done=True, xcom_value=[m.to_dict() for m in batch])
+        # Only a cursor with nothing pending is saved: if the task dies after finding a batch,
+        # its retry finds the same batch again instead of losing it.
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(STATE_KEY, watch.to_state())
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # Check once here; defer only if there is nothing yet.
+        result = self.poke(context)
+        if isinstance(result, PokeReturnValue):
+            return result.xcom_value
+        from airflow_provider_doto.triggers.doto import NewMessageTrigger
+
+        watch = self._load_watch(context)
+        self.defer(
+            trigger=NewMessageTrigger(
+                conversation_id=api.to_id(self.conversation_id, name="conversation_id"),
+                doto_conn_id=self.doto_conn_id,
+                start=watch.start,
+                poll_interval=self.poke_interval,
+                **self._filter().to_dict(),
+                min_messages=self.min_messages,
+                overlap=self.overlap,
+                state=watch.to_state(),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout is not None else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resume after the trigger: the same XCom value as poke mode, or the trigger's error."""
+        if event.get("status") != "success":
+            raise DotoTriggerError(event.get("error") or f"Doto trigger ended without messages: {event!r}")
+        messages = event["messages"]
+        self.log.info("%d new message(s) in conversation %s", len(messages), event.get("conversation_id"))
+        return messages
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)

@@ -1,0 +1,195 @@
+"""NewMessageTrigger: waits in the triggerer for new messages in a conversation.
+
+Polls exactly like :class:`~airflow_provider_doto.sensors.doto.NewMessageSensor` (same
+:class:`~airflow_provider_doto.api.MessageWatch`), through :class:`DotoAsyncHook`.
+
+* Deferred from the sensor, it fires one event and ends.
+* In an ``AssetWatcher`` (no task instance) it never returns: one event per batch, forever. Its
+  kwargs stay deterministic (no start time in them): a watcher starts from "now" the first time
+  and keeps its cursor in the asset's state store, so a restarted triggerer resumes where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import (
+    DotoAuthError,
+    DotoConfigError,
+    DotoError,
+    DotoNotFoundError,
+    DotoValidationError,
+)
+from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
+
+# These will not get better by waiting.
+FATAL_ERRORS = (DotoAuthError, DotoNotFoundError, DotoConfigError, DotoValidationError)
+MAX_BACKOFF = 300.0
+
+
+class NewMessageTrigger(BaseEventTrigger):
+    """Fire when a conversation has new messages matching the filters.
+
+    :param conversation_id: the conversation to watch.
+    :param doto_conn_id: the ``doto`` connection (only its id is serialised, never the token).
+    :param start: Unix seconds; messages with ``created_at >= start`` count. ``None`` (for
+        watchers): when the trigger first runs.
+    :param poll_interval: seconds between polls (also after errors, with backoff).
+    :param message_types, include_private, sender_types, content_pattern, min_messages: as on
+        the sensor.
+    :param overlap: seconds re-read behind the cursor (late commits, shared seconds).
+    :param max_failures: consecutive failed polls after which the trigger ends with an error event.
+    :param state: a :meth:`MessageWatch.to_state` to continue from (the sensor passes its cursor).
+    """
+
+    def __init__(
+        self,
+        conversation_id: int,
+        *,
+        doto_conn_id: str = "doto_default",
+        start: int | None = None,
+        poll_interval: float = 60.0,
+        message_types: Sequence[str] = ("incoming",),
+        include_private: bool = False,
+        sender_types: Sequence[str] | None = None,
+        content_pattern: str | None = None,
+        min_messages: int = 1,
+        overlap: int = api.DEFAULT_OVERLAP,
+        max_failures: int = 5,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.conversation_id = api.to_id(conversation_id, name="conversation_id")
+        self.doto_conn_id = doto_conn_id
+        self.start = None if start is None else api.to_timestamp(start, name="start")
+        if poll_interval <= 0:
+            raise DotoConfigError(f"poll_interval must be positive, got {poll_interval!r}.")
+        self.poll_interval = float(poll_interval)
+        self.filter = api.MessageFilter(
+            message_types=tuple(message_types),
+            include_private=include_private,
+            sender_types=None if sender_types is None else tuple(sender_types),
+            content_pattern=content_pattern,
+        )
+        self.min_messages = min_messages
+        self.overlap = overlap
+        self.max_failures = max_failures
+        self.state = state
+        if self.start is not None:
+            self._new_watch(self.start)  # validate min_messages / overlap now, not in the triggerer
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conversation_id": self.conversation_id,
+                "doto_conn_id": self.doto_conn_id,
+                "start": self.start,
+                "poll_interval": self.poll_interval,
+                **self.filter.to_dict(),
+                "min_messages": self.min_messages,
+                "overlap": self.overlap,
+                "max_failures": self.max_failures,
+                "state": self.state,
+            },
+        )
+
+    # ---- running ---------------------------------------------------------------------------
+
+    @property
+    def is_watcher(self) -> bool:
+        """An AssetWatcher's trigger runs in a triggerer without a task instance; it must never return."""
+        return self.task_instance is None and getattr(self, "trigger_id", None) is not None
+
+    def _new_watch(self, start: int) -> api.MessageWatch:
+        return api.MessageWatch(
+            start=start, filter=self.filter, min_messages=self.min_messages, overlap=self.overlap
+        )
+
+    @property
+    def _state_key(self) -> str:
+        return f"doto_watch:{self.doto_conn_id}:{self.conversation_id}"
+
+    async def _load_watch(self) -> api.MessageWatch:
+        stored = None
+        if self._state_store is not None:
+            stored = await self._state_store.aget(self._state_key)
+        state = stored if isinstance(stored, dict) else self.state
+        start = self.start
+        if start is None:
+            start = int(state["start"]) if state and "start" in state else int(time.time())
+        return self._new_watch(start).restore(state)
+
+    @property
+    def _state_store(self) -> Any:
+        # Airflow 3.3+ hands watchers a per-asset store; earlier versions have none.
+        return getattr(self, "asset_state_store", None)
+
+    async def _save_watch(self, watch: api.MessageWatch) -> None:
+        state = watch.to_state()
+        if state == self.state:
+            return
+        self.state = state
+        if self._state_store is not None:
+            await self._state_store.aset(self._state_key, state)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Inside the loop each request is tried once: the poll interval (with backoff) is the retry.
+        hook = DotoAsyncHook(self.doto_conn_id, retry_policy=api.RetryPolicy(attempts=1))
+        watch = await self._load_watch()
+        failures = 0
+        while True:
+            delay = self.poll_interval
+            try:
+                batch = await hook.poll(watch, self.conversation_id)
+            except FATAL_ERRORS as err:
+                yield self._error_event(err)
+                if not self.is_watcher:
+                    return
+                delay = MAX_BACKOFF
+            except DotoError as err:
+                failures += 1
+                self.log.warning(
+                    "Doto poll of conversation %s failed (%d of %d): %s",
+                    self.conversation_id,
+                    failures,
+                    self.max_failures,
+                    api.describe_error(err),
+                )
+                if failures >= self.max_failures and not self.is_watcher:
+                    yield self._error_event(err, failures=failures)
+                    return
+                delay = min(self.poll_interval * 2 ** (failures - 1), MAX_BACKOFF)
+                delay = max(delay, api.retry_wait(err) or 0.0)
+            else:
+                failures = 0
+                if batch:
+                    yield TriggerEvent(
+                        {
+                            "status": "success",
+                            "conversation_id": self.conversation_id,
+                            "messages": [m.to_dict() for m in batch],
+                        }
+                    )
+                    if not self.is_watcher:
+                        return
+                # Saved after the event is handed over: a restart before this re-reports, never loses.
+                await self._save_watch(watch)
+            await asyncio.sleep(delay)
+
+    def _error_event(self, err: DotoError, *, failures: int = 1) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "error",
+                "conversation_id": self.conversation_id,
+                "error_type": type(err).__name__,
+                "error": api.describe_error(err)
+                + (f" (after {failures} consecutive failed polls)" if failures > 1 else ""),
+            }
+        )
