@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ SENDABLE_MESSAGE_TYPES = ("outgoing", "incoming")
 # Chatwoot sends message_type as an integer in lists.
 _MESSAGE_TYPE_BY_INT = dict(enumerate(MESSAGE_TYPES))
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+# created_at bounds that datetime can represent (years 1 to 9999).
+_MIN_TIMESTAMP, _MAX_TIMESTAMP = -62135596800, 253402300799
 
 Timestamp: TypeAlias = "int | float | dt.datetime | str"
 
@@ -187,6 +190,8 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
     if isinstance(value, bool):
         raise DotoConfigError(f"{name} must be a Unix timestamp or a datetime, got {value!r}.")
     if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DotoConfigError(f"{name} must be a finite Unix timestamp, got {value!r}.")
         return int(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -195,7 +200,7 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"-?\d+(\.\d+)?", text):
-            return int(float(text))
+            return int(text.split(".")[0])  # truncates like int(float), without overflow
         try:
             return to_timestamp(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), name=name)
         except ValueError:
@@ -346,7 +351,7 @@ def _error_text(body: bytes) -> str | None:
     """Doto's own ``{"error": "..."}`` text, if the body is that; never the raw body."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if isinstance(data, dict):
         for key in ("error", "message", "errors"):
@@ -365,7 +370,7 @@ def parse_json(request: DotoRequest, response: DotoResponse) -> Any:
         raise error
     try:
         return json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise DotoResponseError(
             f"Doto {request.describe()} returned HTTP {response.status} with a body that is not JSON "
             f"({len(response.body)} bytes, content-type {response.headers.get('content-type', '?')!r})",
@@ -481,6 +486,8 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
                 raise bad("'created_at' is not a timestamp") from None
         else:
             raise bad(f"'created_at' must be a Unix timestamp, got {type(created).__name__}")
+    if not _MIN_TIMESTAMP <= created <= _MAX_TIMESTAMP:  # also NaN and infinities (json accepts them)
+        raise bad(f"'created_at' {created!r} is out of range")
     raw_type = data.get("message_type")
     if isinstance(raw_type, int) and not isinstance(raw_type, bool) and raw_type in _MESSAGE_TYPE_BY_INT:
         message_type = _MESSAGE_TYPE_BY_INT[raw_type]

@@ -171,10 +171,15 @@ class DotoHook(BaseHook):
         except DotoError as err:
             return False, str(err)
         error = api.error_for_status(request, response)
-        if error is None or error.status == 404:
-            # 404 here means "no such conversation": the token and account were accepted.
-            return True, f"Connected to Doto at {settings.base_url} (account {settings.account_id})."
-        return False, str(error)
+        if error is None:
+            try:  # a Base URL pointing at some other web server can answer 200 too
+                api.parse_message_list(request, response)
+            except DotoError as err:
+                return False, str(err)
+        elif error.status != 404 or error.doto_error is None:
+            return False, str(error)
+        # Doto's own 404 here means "no such conversation": the token and account were accepted.
+        return True, f"Connected to Doto at {settings.base_url} (account {settings.account_id})."
 
     # ---- transport -------------------------------------------------------------------------
 

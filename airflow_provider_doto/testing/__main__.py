@@ -1,0 +1,76 @@
+"""Command line: ``python -m airflow_provider_doto.testing serve`` runs the emulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
+from airflow_provider_doto.testing.seed import seed_conversation
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_doto.testing")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Doto Messages API emulator until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
+    serve.add_argument("--token", default=DEFAULT_TOKEN, help="the api_access_token clients must send")
+    serve.add_argument("--account", type=int, default=1, help="account id (default 1)")
+    serve.add_argument("--seed", type=int, default=0, help="messages to seed in one conversation")
+    serve.add_argument(
+        "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
+    )
+    return parser
+
+
+def serve(emulator: DotoEmulator, seed: int) -> int:
+    """Serve until SIGINT or SIGTERM, after printing how to reach the emulator."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    with emulator:  # already started by main(); stops on the way out
+        conversation = seed_conversation(emulator, seed)
+        print(f"base_url={emulator.base_url}")
+        print(f"account_id={emulator.account_id}")
+        print(f"conversation_id={conversation}")
+        print(f"AIRFLOW_CONN_DOTO_DEFAULT={shlex.quote(emulator.connection_json())}")
+        print("Doto emulator running; press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+            pass
+    print("Doto emulator stopped.", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        emulator = DotoEmulator(
+            token=args.token,
+            account_id=args.account,
+            host=args.host,
+            port=args.port,
+            allow_non_loopback=args.allow_non_loopback,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        emulator.start()
+    except OSError as exc:
+        parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc}\n")
+    return serve(emulator, args.seed)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,319 @@
+"""DotoEmulator: a real HTTP Doto Messages API on loopback, served from a background thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from airflow_provider_doto.testing.clock import Clock
+from airflow_provider_doto.testing.faults import Fault, FaultBook, FaultKind
+from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog
+from airflow_provider_doto.testing.store import Store
+
+if TYPE_CHECKING:
+    import uvicorn
+
+DEFAULT_TOKEN = "doto-emulator-token"
+STARTUP_TIMEOUT = 15.0
+
+
+def check_loopback(host: str, allow_non_loopback: bool = False) -> None:
+    """Refuse to expose the emulator beyond this machine unless explicitly allowed."""
+    if allow_non_loopback or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"refusing to bind the Doto emulator to non-loopback host {host!r}; "
+            "use 127.0.0.1, ::1 or localhost, or pass allow_non_loopback=True"
+        )
+
+
+class DotoEmulator:
+    """A local Doto Messages API server with seedable state, knobs and fault injection.
+
+    Use as a context manager, or call ``start()`` / ``stop()``. All methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        account_id: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allow_non_loopback: bool = False,
+        max_recorded_requests: int | None = 100_000,
+    ) -> None:
+        if not token:
+            raise ValueError("token must be a non-empty string")
+        check_loopback(host, allow_non_loopback)
+        self.token = token
+        self.account_id = int(account_id)
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self._requested_port = port
+        self.clock = Clock()
+        self._store = Store(self.account_id, self.clock)
+        self._faults = FaultBook()
+        self._log = RequestLog(max_recorded_requests)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> DotoEmulator:
+        """Bind the port and serve in a daemon thread; returns once the server accepts connections."""
+        if self._server is not None:
+            return self
+        import uvicorn  # imported here so importing this module stays cheap
+
+        from airflow_provider_doto.testing.app import build_app
+        from airflow_provider_doto.testing.middleware import FrontDoor
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._requested_port))
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        app = FrontDoor(build_app(self._store), self.token, self._faults, self._log)
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # leave the host process's logging alone
+            log_level="warning",
+            access_log=False,
+            backlog=2048,  # benchmarks open ~1000 connections at once
+            limit_concurrency=None,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"doto-emulator:{self._port}", daemon=True
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                self._server = self._thread = None
+                sock.close()
+                raise RuntimeError(f"the Doto emulator failed to start on {self.host}:{self._port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread; safe to call twice."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout=10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=5)
+
+    def __enter__(self) -> DotoEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def messages_url(self, conversation_id: int, account_id: int | None = None) -> str:
+        """The full URL of a conversation's messages endpoint."""
+        account = self.account_id if account_id is None else account_id
+        return f"{self.base_url}/api/v1/accounts/{account}/conversations/{conversation_id}/messages"
+
+    def connection_json(self, conn_type: str = "doto", **extra: Any) -> str:
+        """An Airflow connection as JSON, e.g. for ``AIRFLOW_CONN_DOTO_DEFAULT``."""
+        return json.dumps(
+            {
+                "conn_type": conn_type,
+                "host": self.base_url,
+                "password": self.token,
+                "extra": {"account_id": self.account_id, **extra},
+            }
+        )
+
+    def connection_uri(self, conn_type: str = "doto", **extra: Any) -> str:
+        """The same connection as an Airflow URI; Airflow parses it back to ``host=base_url``."""
+        # Airflow's own get_uri() form: the host's scheme is kept and host:port is one quoted host.
+        host = quote(self.base_url.split("://", 1)[1], safe="")
+        query = urlencode({"account_id": self.account_id, **extra})
+        return f"{conn_type}://http://:{quote(self.token, safe='')}@{host}/?{query}"
+
+    # -- state: seeding and inspection -------------------------------------------------------------
+
+    def add_account(self, account_id: int) -> int:
+        return self._store.add_account(account_id)
+
+    def add_conversation(
+        self, conversation_id: int | None = None, account_id: int | None = None, api_inbox: bool = True
+    ) -> int:
+        """Create a conversation (next free id by default); ``api_inbox=False`` rejects incoming POSTs."""
+        return self._store.add_conversation(conversation_id, account_id, api_inbox)
+
+    def add_message(
+        self,
+        conversation_id: int,
+        content: str | None,
+        message_type: str | int = "incoming",
+        private: bool = False,
+        created_at: int | None = None,
+        sender_type: str | None = None,
+        sender_name: str | None = None,
+        content_attributes: dict[str, Any] | None = None,
+        content_type: str = "text",
+        visible: bool = True,
+        late: int = 0,
+        account_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Store a message as if it arrived; ``visible=False`` / ``late=N`` hide it for a while."""
+        return self._store.add_message(
+            conversation_id,
+            content,
+            message_type=message_type,
+            private=private,
+            created_at=created_at,
+            sender_type=sender_type,
+            sender_name=sender_name,
+            content_attributes=content_attributes,
+            content_type=content_type,
+            visible=visible,
+            late=late,
+            account_id=account_id,
+        )
+
+    def reveal(self, message_id: int) -> None:
+        """Make a hidden message show up in lists."""
+        self._store.reveal(message_id)
+
+    def messages(
+        self, conversation_id: int, include_deleted: bool = True, account_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every stored message (hidden ones too), oldest first, with string message types."""
+        return self._store.messages(conversation_id, include_deleted, account_id)
+
+    def message(self, message_id: int) -> dict[str, Any]:
+        """One stored message by id."""
+        return self._store.message(message_id)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request that reached the server, oldest first, token masked."""
+        return self._log.snapshot()
+
+    def clear_requests(self) -> None:
+        self._log.clear()
+
+    def reset(self) -> None:
+        """Back to a fresh state (default account only, default knobs, real-time clock); keeps serving."""
+        self._faults.clear()
+        self._store.reset()
+        self.clock.reset()
+        self._log.clear()
+
+    # -- knobs ---------------------------------------------------------------------------------------
+
+    @property
+    def page_cap(self) -> int | None:
+        """Max messages per list response (None = all): oldest after ``after``, else the newest."""
+        return self._store.page_cap
+
+    @page_cap.setter
+    def page_cap(self, value: int | None) -> None:
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError("page_cap must be a positive int or None")
+        self._store.page_cap = value
+
+    @property
+    def int_message_types(self) -> bool:
+        """Answer message_type as Chatwoot's integers (0 incoming, 1 outgoing, 2 activity, 3 template)."""
+        return self._store.int_message_types
+
+    @int_message_types.setter
+    def int_message_types(self, value: bool) -> None:
+        self._store.int_message_types = value
+
+    @property
+    def soft_delete(self) -> bool:
+        """Delete like Chatwoot: keep the message, flagged deleted; a second delete answers 200."""
+        return self._store.soft_delete
+
+    @soft_delete.setter
+    def soft_delete(self, value: bool) -> None:
+        self._store.soft_delete = value
+
+    # -- faults --------------------------------------------------------------------------------------
+
+    def inject(
+        self,
+        kind: FaultKind,
+        times: int = 1,
+        method: str | None = None,
+        path_contains: str | None = None,
+        status: int | None = None,
+        retry_after: int | str | None = None,
+        delay: float | None = None,
+        body: bytes | str | None = None,
+    ) -> Fault:
+        """Spoil the next ``times`` requests matching ``method`` and ``path_contains``."""
+        fault = Fault(
+            kind=kind,
+            times=times,
+            method=method,
+            path_contains=path_contains,
+            status=status,
+            retry_after=retry_after,
+            delay=delay,
+            body=body.encode() if isinstance(body, str) else body,
+        )
+        return self._faults.add(fault)
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Faults not yet used up."""
+        return self._faults.pending()
+
+    def clear_faults(self) -> None:
+        self._faults.clear()

@@ -1,0 +1,34 @@
+"""Seed data: a plausible support chat, for demos, the CLI and benchmarks."""
+
+from __future__ import annotations
+
+from airflow_provider_doto.testing.emulator import DotoEmulator
+
+SUPPORT_CHAT: tuple[tuple[str, str], ...] = (
+    ("incoming", "Hi, I need help with my order #48213."),
+    ("outgoing", "Thanks for reaching out! Could you tell me what went wrong?"),
+    ("incoming", "It says delivered, but nothing arrived."),
+    ("outgoing", "Sorry about that. Let me check with the courier."),
+    ("incoming", "Thanks. I was home all day yesterday."),
+    ("outgoing", "The courier left it at the parcel locker on Elm Street."),
+    ("incoming", "Oh, I didn't get a notification about that."),
+    ("outgoing", "I've re-sent the pickup code to your email just now."),
+    ("incoming", "Got it, thank you!"),
+    ("outgoing", "You're welcome. Anything else I can help with?"),
+    ("incoming", "Can I change the delivery address for my next order?"),
+    ("outgoing", "Yes: Account > Addresses, then pick it at checkout."),
+)
+
+
+def seed_conversation(
+    emulator: DotoEmulator, count: int, spacing: int = 20, conversation_id: int | None = None
+) -> int:
+    """Create a conversation holding ``count`` alternating chat lines, ``spacing`` seconds apart, ending now."""
+    conversation = emulator.add_conversation(conversation_id)
+    now = emulator.clock.now()
+    for i in range(count):
+        message_type, text = SUPPORT_CHAT[i % len(SUPPORT_CHAT)]
+        emulator.add_message(
+            conversation, text, message_type=message_type, created_at=now - (count - 1 - i) * spacing
+        )
+    return conversation
