@@ -141,12 +141,14 @@ def normalise_base_url(
     if "://" not in host:
         scheme = schema if schema in ("http", "https") else "https"
         host = f"{scheme}://{host}" + (f":{port}" if port else "")
-    parts = urlsplit(host)
     try:
+        parts = urlsplit(host)
         hostname, parsed_port = parts.hostname, parts.port
-    except ValueError:
-        hostname, parsed_port = None, None
-    if parts.scheme not in ("http", "https") or not hostname or " " in host:
+    except ValueError:  # a malformed [IPv6] literal or port
+        parts, hostname, parsed_port = None, None, None
+    # urlsplit silently drops tabs and newlines, so look for any whitespace or control character.
+    unprintable = any(c.isspace() or not c.isprintable() for c in host)
+    if parts is None or parts.scheme not in ("http", "https") or not hostname or unprintable:
         raise DotoConfigError(
             f"Doto connection {conn_id!r}: Base URL {host!r} is not an http(s) URL such as "
             f"{DEFAULT_BASE_URL!r}."
@@ -214,7 +216,7 @@ def to_id(value: Any, *, name: str) -> int:
     """A positive integer id (conversation, message); strings of digits are accepted (templates)."""
     if isinstance(value, bool):
         raise DotoConfigError(f"{name} must be a positive integer, got {value!r}.")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not '²'
         value = int(value.strip())
     if not isinstance(value, int) or value <= 0:
         raise DotoConfigError(f"{name} must be a positive integer, got {value!r}.")
@@ -384,7 +386,7 @@ def retry_after_seconds(value: str | None, *, now: dt.datetime | None = None) ->
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone accepts '²'
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_doto import api
@@ -141,6 +143,7 @@ class NewMessageSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # Check once here; defer only if there is nothing yet.
+        deadline = time.time() + self.timeout if self.timeout is not None else None
         result = self.poke(context)
         if isinstance(result, PokeReturnValue):
             return result.xcom_value
@@ -157,6 +160,7 @@ class NewMessageSensor(BaseSensorOperator):
                 min_messages=self.min_messages,
                 overlap=self.overlap,
                 state=watch.to_state(),
+                timeout_at=deadline,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout is not None else None,
@@ -164,9 +168,11 @@ class NewMessageSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the trigger: the same XCom value as poke mode, or the trigger's error."""
-        if event.get("status") != "success":
-            raise DotoTriggerError(event.get("error") or f"Doto trigger ended without messages: {event!r}")
-        messages = event["messages"]
+        from airflow_provider_doto.triggers.doto import messages_from_event
+
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(event.get("error") or "Sensor has timed out.")
+        messages = messages_from_event(event)
         self.log.info("%d new message(s) in conversation %s", len(messages), event.get("conversation_id"))
         return messages
 

@@ -88,7 +88,8 @@ class DotoEmulator:
             sock.close()
             raise
         self._port = sock.getsockname()[1]
-        app = FrontDoor(build_app(self._store), self.token, self._faults, self._log)
+        store = self._store
+        app = FrontDoor(build_app(store), self.token, self._faults, self._log, lambda: store.generation)
         config = uvicorn.Config(
             app,
             log_config=None,  # leave the host process's logging alone
@@ -208,7 +209,11 @@ class DotoEmulator:
         late: int = 0,
         account_id: int | None = None,
     ) -> dict[str, Any]:
-        """Store a message as if it arrived; ``visible=False`` / ``late=N`` hide it for a while."""
+        """Store a message as if it arrived; returns it (string message_type).
+
+        ``created_at`` defaults to ``clock.now()``. ``visible=False`` hides it from lists until
+        ``reveal(id)``; ``late=N`` hides it until N more messages land in the same conversation.
+        """
         return self._store.add_message(
             conversation_id,
             content,
@@ -247,7 +252,10 @@ class DotoEmulator:
         self._log.clear()
 
     def reset(self) -> None:
-        """Back to a fresh state (default account only, default knobs, real-time clock); keeps serving."""
+        """Back to a fresh state (default account only, default knobs, real-time clock); keeps serving.
+
+        Requests still sleeping in a ``delay`` fault are dropped rather than committed afterwards.
+        """
         self._faults.clear()
         self._store.reset()
         self.clock.reset()

@@ -29,11 +29,14 @@ MALFORMED = b'{"payload": ['
 class FrontDoor:
     """Wraps the API app; everything here runs on the server's event loop."""
 
-    def __init__(self, app: ASGIApp, token: str, faults: FaultBook, log: RequestLog) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, faults: FaultBook, log: RequestLog, generation: Callable[[], int]
+    ) -> None:
         self.app = app
         self.token = token
         self.faults = faults
         self.log = log
+        self.generation = generation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +54,12 @@ class FrontDoor:
         if fault is None:
             await self._serve(scope, replay, send, authorized)
         elif fault.kind == "delay":
+            arrived_in = self.generation()
             await asyncio.sleep(fault.delay or 0)
+            if self.generation() != arrived_in:
+                # The emulator was reset meanwhile (next test): don't commit into the fresh state.
+                await drop_connection(send)
+                return
             await self._serve(scope, replay, send, authorized)
         elif fault.kind == "status":
             await _respond_status(send, fault)

@@ -61,11 +61,13 @@ class Store:
         self.lock = threading.RLock()
         self.clock = clock
         self.default_account_id = account_id
+        self.generation = 0  # bumped by reset(), so delayed requests from before it can be discarded
         self.reset()
 
     def reset(self) -> None:
         """Forget every conversation and message and restore the knobs' defaults."""
         with self.lock:
+            self.generation += 1
             self.page_cap: int | None = None
             self.int_message_types = False
             self.soft_delete = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -24,6 +24,7 @@ from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
     DotoNotFoundError,
+    DotoTriggerError,
     DotoValidationError,
 )
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
@@ -46,6 +47,9 @@ class NewMessageTrigger(BaseEventTrigger):
     :param overlap: seconds re-read behind the cursor (late commits, shared seconds).
     :param max_failures: consecutive failed polls after which the trigger ends with an error event.
     :param state: a :meth:`MessageWatch.to_state` to continue from (the sensor passes its cursor).
+    :param timeout_at: Unix seconds; a deferred wait still empty at that time ends with a
+        ``"timeout"`` event (the sensor's ``timeout``; also enforced where Airflow's own deferral
+        timeout is not, e.g. ``dag.test()``). Ignored by watchers, which never end.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class NewMessageTrigger(BaseEventTrigger):
         overlap: int = api.DEFAULT_OVERLAP,
         max_failures: int = 5,
         state: dict[str, Any] | None = None,
+        timeout_at: float | None = None,
     ) -> None:
         super().__init__()
         self.conversation_id = api.to_id(conversation_id, name="conversation_id")
@@ -81,6 +86,7 @@ class NewMessageTrigger(BaseEventTrigger):
         self.overlap = overlap
         self.max_failures = max_failures
         self.state = state
+        self.timeout_at = None if timeout_at is None else float(timeout_at)
         if self.start is not None:
             self._new_watch(self.start)  # validate min_messages / overlap now, not in the triggerer
 
@@ -97,6 +103,7 @@ class NewMessageTrigger(BaseEventTrigger):
                 "overlap": self.overlap,
                 "max_failures": self.max_failures,
                 "state": self.state,
+                "timeout_at": self.timeout_at,
             },
         )
 
@@ -119,7 +126,10 @@ class NewMessageTrigger(BaseEventTrigger):
     async def _load_watch(self) -> api.MessageWatch:
         stored = None
         if self._state_store is not None:
-            stored = await self._state_store.aget(self._state_key)
+            try:
+                stored = await self._state_store.aget(self._state_key)
+            except Exception as err:  # a store problem must not stop the watcher
+                self.log.warning("Could not read the watch cursor from the asset state store: %r", err)
         state = stored if isinstance(stored, dict) else self.state
         start = self.start
         if start is None:
@@ -137,7 +147,10 @@ class NewMessageTrigger(BaseEventTrigger):
             return
         self.state = state
         if self._state_store is not None:
-            await self._state_store.aset(self._state_key, state)
+            try:
+                await self._state_store.aset(self._state_key, state)
+            except Exception as err:  # keep watching; the cursor lives on in memory
+                self.log.warning("Could not save the watch cursor to the asset state store: %r", err)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Inside the loop each request is tried once: the poll interval (with backoff) is the retry.
@@ -181,7 +194,22 @@ class NewMessageTrigger(BaseEventTrigger):
                         return
                 # Saved after the event is handed over: a restart before this re-reports, never loses.
                 await self._save_watch(watch)
+            if self.timeout_at is not None and not self.is_watcher:
+                remaining = self.timeout_at - time.time()
+                if remaining <= 0:
+                    yield self._timeout_event()
+                    return
+                delay = min(delay, remaining)  # one last poll at the deadline, like poke mode
             await asyncio.sleep(delay)
+
+    def _timeout_event(self) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "timeout",
+                "conversation_id": self.conversation_id,
+                "error": f"No new Doto messages in conversation {self.conversation_id} before the timeout.",
+            }
+        )
 
     def _error_event(self, err: DotoError, *, failures: int = 1) -> TriggerEvent:
         return TriggerEvent(
@@ -193,3 +221,15 @@ class NewMessageTrigger(BaseEventTrigger):
                 + (f" (after {failures} consecutive failed polls)" if failures > 1 else ""),
             }
         )
+
+
+def messages_from_event(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The messages (JSON-safe dicts, oldest first) of a :class:`NewMessageTrigger` event payload.
+
+    Works on the sensor's resumed event and on a watcher's asset event, whose
+    ``triggering_asset_events[asset][i].extra["payload"]`` is that payload. An error event raises
+    :class:`~airflow_provider_doto.exceptions.DotoTriggerError` carrying the typed error's text.
+    """
+    if payload.get("status") != "success":
+        raise DotoTriggerError(payload.get("error") or f"Doto trigger ended without messages: {dict(payload)!r}")
+    return list(payload.get("messages") or [])
