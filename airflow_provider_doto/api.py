@@ -661,6 +661,9 @@ def delete_message_flow(
         return False
     if error is not None:
         raise error
+    if response.body.strip():
+        # A 2xx that is not JSON (an HTML login page, a proxy) is not Doto's answer: nothing was deleted.
+        parse_json(request, response)
     return True
 
 

@@ -91,8 +91,9 @@ class DotoHook(BaseHook):
 
         session = requests.Session()
         session.headers.update(api.headers(self.settings.token))
-        # Never follow redirects: requests would carry our custom token header to any host.
-        session.max_redirects = 0
+        # Redirects are never followed (requests would carry our custom token header to any host):
+        # every request passes allow_redirects=False. Not max_redirects=0: requests then raises
+        # TooManyRedirects for any 3xx even when not following, hiding the status.
         return session
 
     @property

@@ -28,6 +28,7 @@ class DotoNotifier(BaseNotifier):
     :param content: the text (templated).
     :param private: private note (default True) or a message the customer sees.
     :param doto_conn_id: the ``doto`` connection.
+    :param context: set by Airflow when it awaits the notifier (Deadline Alerts); leave it out.
     """
 
     template_fields: Sequence[str] = ("conversation_id", "content")
@@ -39,8 +40,10 @@ class DotoNotifier(BaseNotifier):
         content: str = "Airflow task {{ ti.task_id }} in run {{ run_id }} of {{ dag.dag_id }} ended {{ ti.state }}.",
         private: bool = True,
         doto_conn_id: str = "doto_default",
+        context: Context | None = None,
     ) -> None:
-        super().__init__()
+        # ``context`` is how Airflow's triggerer hands a Deadline Alert's context to an async notifier.
+        super().__init__(context=context)
         self.conversation_id = conversation_id
         self.content = content
         self.private = private

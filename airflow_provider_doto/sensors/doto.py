@@ -12,7 +12,6 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_doto import api
-from airflow_provider_doto.exceptions import DotoTriggerError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:

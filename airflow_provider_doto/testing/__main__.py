@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
+    from airflow_provider_doto.testing import stack
+
+    stack.add_arguments(
+        commands.add_parser("stack", help="run Airflow (scheduler, triggerer, UI...) + emulator until Ctrl-C")
+    )
     return parser
 
 
@@ -55,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "stack":
+        from airflow_provider_doto.testing.stack import run
+
+        return run(args)
     try:
         emulator = DotoEmulator(
             token=args.token,

@@ -12,6 +12,7 @@ Polls exactly like :class:`~airflow_provider_doto.sensors.doto.NewMessageSensor`
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -157,6 +158,7 @@ class NewMessageTrigger(BaseEventTrigger):
         hook = DotoAsyncHook(self.doto_conn_id, retry_policy=api.RetryPolicy(attempts=1))
         watch = await self._load_watch()
         failures = 0
+        first = True
         while True:
             delay = self.poll_interval
             try:
@@ -194,6 +196,10 @@ class NewMessageTrigger(BaseEventTrigger):
                         return
                 # Saved after the event is handed over: a restart before this re-reports, never loses.
                 await self._save_watch(watch)
+                if first:
+                    # Triggers often start together (a triggerer restart, a burst of deferrals): a random
+                    # first pause spreads their polls over the interval instead of all at once, forever.
+                    delay, first = random.uniform(0.0, delay), False
             if self.timeout_at is not None and not self.is_watcher:
                 remaining = self.timeout_at - time.time()
                 if remaining <= 0:
@@ -231,5 +237,7 @@ def messages_from_event(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     :class:`~airflow_provider_doto.exceptions.DotoTriggerError` carrying the typed error's text.
     """
     if payload.get("status") != "success":
-        raise DotoTriggerError(payload.get("error") or f"Doto trigger ended without messages: {dict(payload)!r}")
+        raise DotoTriggerError(
+            payload.get("error") or f"Doto trigger ended without messages: {dict(payload)!r}"
+        )
     return list(payload.get("messages") or [])

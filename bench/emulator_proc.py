@@ -1,0 +1,146 @@
+"""The emulator in a child process, so its CPU never counts as the client's.
+
+The child runs :class:`~airflow_provider_doto.testing.DotoEmulator` (uvicorn, backlog 2048) and
+answers a few commands over a pipe: seeding, scheduled messages (for latency), request counts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from typing import Any
+
+from bench.machine import proc_cpu_seconds
+
+TOKEN = "bench-token"
+
+
+def _child(conn: Any) -> None:
+    from airflow_provider_doto.testing import DotoEmulator
+    from airflow_provider_doto.testing.seed import seed_conversation
+
+    emu = DotoEmulator(token=TOKEN, account_id=1, max_recorded_requests=10_000)
+    emu.start()
+    created: dict[int, list[float]] = {}
+    lock = threading.Lock()
+
+    def add_later(schedule: list[tuple[int, float]]) -> None:
+        # (conversation, wall-clock time) pairs: add an incoming message then, note when it landed.
+        for cid, when in sorted(schedule, key=lambda item: item[1]):
+            pause = when - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            emu.add_message(cid, "ping", message_type="incoming")
+            with lock:
+                created.setdefault(cid, []).append(time.time())
+
+    def handle(cmd: str, args: tuple[Any, ...]) -> Any:
+        if cmd == "info":
+            return {"base_url": emu.base_url, "token": emu.token, "account_id": emu.account_id}
+        if cmd == "add_conversations":
+            return [emu.add_conversation() for _ in range(args[0])]
+        if cmd == "seed":  # count, ending ``age`` seconds ago
+            count, age = args
+            cid = emu.add_conversation()
+            now = emu.clock.now() - age
+            for i in range(count):
+                emu.add_message(cid, "Hello, I need help with my order.", created_at=now - (count - 1 - i) * 20)
+            return cid
+        if cmd == "page_cap":
+            emu.page_cap = args[0]
+            return None
+        if cmd == "request_count":
+            return len(emu.requests)
+        if cmd == "clear_requests":
+            emu.clear_requests()
+            return None
+        if cmd == "schedule":
+            threading.Thread(target=add_later, args=(args[0],), daemon=True).start()
+            return None
+        if cmd == "created":
+            with lock:
+                return {cid: list(times) for cid, times in created.items()}
+        if cmd == "count_messages":
+            return len(emu.messages(args[0]))
+        raise ValueError(cmd)
+
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            cmd, args = conn.recv()
+        except EOFError:
+            break
+        if cmd == "stop":
+            break
+        try:
+            conn.send(("ok", handle(cmd, args)))
+        except Exception as err:  # report, keep serving
+            conn.send(("error", repr(err)))
+    emu.stop()
+    conn.send(("ok", None))
+
+
+class EmulatorProcess:
+    """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self._proc = ctx.Process(target=_child, args=(child_conn,), name="doto-emulator", daemon=True)
+        self.pid = 0
+        self.base_url = ""
+        self.token = TOKEN
+        self.account_id = 1
+
+    def __enter__(self) -> EmulatorProcess:
+        self._proc.start()
+        status, self.pid = self._conn.recv()
+        info = self.call("info")
+        self.base_url, self.account_id = info["base_url"], info["account_id"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._conn.send(("stop", ()))
+            self._conn.recv()
+        except (OSError, EOFError):
+            pass
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+
+    def call(self, cmd: str, *args: Any) -> Any:
+        self._conn.send((cmd, args))
+        status, value = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"emulator command {cmd} failed: {value}")
+        return value
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.base_url.split("://", 1)[1].rsplit(":", 1)
+        return host, int(port)
+
+    def connection_json(self, base_url: str | None = None) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "conn_type": "doto",
+                "host": base_url or self.base_url,
+                "password": self.token,
+                "extra": {"account_id": self.account_id},
+            }
+        )
+
+    def http_connection_json(self, base_url: str | None = None) -> str:
+        """The same server as a generic ``http`` connection, for the http provider's baseline."""
+        import json
+
+        host, port = (base_url or self.base_url).split("://", 1)[1].rsplit(":", 1)
+        return json.dumps({"conn_type": "http", "host": host, "port": int(port), "schema": "http"})

@@ -1,0 +1,123 @@
+"""Helpers for tests that run real DAGs with ``dag.test()``: load a DAG file, read XComs and task
+instances from the metadata DB, and drive the emulator from a background thread."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_doto.testing import DotoEmulator
+
+
+def dags_folder() -> Path:
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def load_dags(relative_path: str) -> dict[str, Any]:
+    """Import a DAG file from the dags folder (``example_dags/x.py`` or ``test_dags/x.py``)."""
+    from airflow.sdk import DAG
+
+    path = dags_folder() / relative_path
+    name = "dagfile_" + relative_path.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {v.dag_id: v for v in vars(module).values() if isinstance(v, DAG)}
+
+
+def load_dag(relative_path: str, dag_id: str | None = None) -> Any:
+    """The DAG of a file; ``dag_id`` defaults to the file name, as for the example DAGs."""
+    dags = load_dags(relative_path)
+    return dags[dag_id or Path(relative_path).stem]
+
+
+def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+    """A task's XCom value as stored in the metadata DB (what downstream tasks would pull)."""
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == key,
+            )
+        ).one()
+        return XComModel.deserialize_value(row)
+
+
+def has_xcom(dag_run: Any, task_id: str, map_index: int = -1) -> bool:
+    try:
+        xcom(dag_run, task_id, map_index)
+    except Exception:
+        return False
+    return True
+
+
+def task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
+    """``{(task_id, map_index): TaskInstance}`` of a finished run, fresh from the DB."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ).all()
+        session.expunge_all()
+        return {(ti.task_id, ti.map_index): ti for ti in tis}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``condition`` until true (a deadline for background helpers, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def list_requests(emulator: DotoEmulator, conversation_id: int) -> int:
+    """How many GET lists of a conversation the emulator has served (one per sensor poll)."""
+    suffix = f"/conversations/{conversation_id}/messages"
+    return sum(1 for r in emulator.requests if r.method == "GET" and r.path.endswith(suffix))
+
+
+class Background:
+    """Run ``target`` in a thread while a DAG runs; ``join()`` re-raises its exception."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(target,), daemon=True)
+
+    def _run(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as err:
+            self._error = err
+
+    def __enter__(self) -> Background:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.join()
+
+    def join(self) -> None:
+        self._thread.join(timeout=120)
+        if self._error is not None:
+            raise self._error

@@ -1,0 +1,54 @@
+"""NewMessageSensor in poke, reschedule and deferrable mode, one conversation each (see
+tests/integration/test_deferrable_and_watcher.py). Conversation ids come from the run's conf."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_doto.sensors.doto import NewMessageSensor
+
+MODES = {"poke": {"mode": "poke"}, "reschedule": {"mode": "reschedule"}, "deferrable": {"deferrable": True}}
+
+with DAG(
+    "deferrable_sensor_modes",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as dag:
+    for name, mode in MODES.items():
+        NewMessageSensor(
+            task_id=f"wait_{name}",
+            conversation_id=f"{{{{ dag_run.conf['{name}'] }}}}",
+            content_pattern="refund",
+            min_messages=2,
+            poke_interval=0.3,
+            timeout=120,
+            **mode,
+        )
+
+with DAG(
+    "deferrable_sensor_failures",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as failures_dag:
+    # Nothing matching arrives: the deferred wait must end with a sensor timeout (no retry).
+    NewMessageSensor(
+        task_id="wait_timeout",
+        conversation_id="{{ dag_run.conf['timeout'] }}",
+        content_pattern="refund",
+        deferrable=True,
+        poke_interval=0.2,
+        timeout=2,
+        retries=1,
+        retry_delay=0,
+    )
+    # The token is refused once the sensor has deferred: the trigger's error fails the task.
+    NewMessageSensor(
+        task_id="wait_unauthorized",
+        conversation_id="{{ dag_run.conf['unauthorized'] }}",
+        deferrable=True,
+        poke_interval=0.2,
+        timeout=120,
+    )

@@ -1,0 +1,332 @@
+"""End to end in real Airflow (``dag.test()``) against the emulator over real HTTP.
+
+* The sensor in poke, reschedule and deferrable mode, each on its own conversation fed the same
+  data while it waits, returns the same messages; the deferrable one gets them through the
+  trigger (the messages land only after its first, synchronous check).
+* A deferred wait with nothing matching times out (no retry: a sensor timeout), and a token refused
+  after deferral fails the task through the trigger's error event.
+* ``example_dags/doto_new_message_watcher.py``: the asset's own watcher trigger, rebuilt from the
+  trigger row Airflow registered for the asset, runs against the emulator; its event goes through
+  ``Trigger.submit_event`` (the triggerer's own call, which creates the asset event) and is handed
+  to a ``dag.test()`` run as its consumed asset event; the DAG posts one private note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import importlib.util
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_provider_doto.testing import DotoEmulator
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+GUARD = 60.0  # hang protection only
+
+
+def load_dag_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def gets(emu: DotoEmulator, cid: int) -> int:
+    return sum(1 for r in emu.requests if r.method == "GET" and f"/conversations/{cid}/" in r.path + "/")
+
+
+class Feeder:
+    """Adds messages to conversations once they have been polled a given number of times.
+
+    Each conversation gets ``steps``: ``(polls_seen, action)``; the action runs once the emulator
+    has answered that many list requests for the conversation. Waits on events, not on a clock.
+    """
+
+    def __init__(self, emu: DotoEmulator, plan: dict[int, list[tuple[int, Callable[[int], Any]]]]) -> None:
+        self.emu, self.plan = emu, {cid: list(steps) for cid, steps in plan.items()}
+        self.done: dict[int, list[Any]] = {cid: [] for cid in plan}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="doto-feeder", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and any(self.plan.values()):
+            for cid, steps in self.plan.items():
+                while steps and gets(self.emu, cid) >= steps[0][0]:
+                    self.done[cid].append(steps.pop(0)[1](cid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, key=key, task_ids=task_id, dag_ids=dag_run.dag_id)
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def task_instances(dag_run: Any) -> dict[str, Any]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ).all()
+        session.expunge_all()
+        return {ti.task_id: ti for ti in tis}
+
+
+def reschedules(ti: Any) -> int:
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).where(TaskReschedule.ti_id == ti.id)) or 0
+
+
+def comparable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without what differs between conversations (ids, timestamps)."""
+    return [{k: v for k, v in m.items() if k not in ("id", "created_at")} for m in messages]
+
+
+# ---- the sensor in its three modes -----------------------------------------------------------
+
+
+def test_sensor_returns_the_same_messages_in_poke_reschedule_and_deferrable_mode(
+    airflow_db: Path, doto_emulator: DotoEmulator
+) -> None:
+    emu = doto_emulator
+    modes = ("poke", "reschedule", "deferrable")
+    cids = {mode: emu.add_conversation() for mode in modes}
+    for cid in cids.values():
+        emu.add_message(cid, "refund from last year", created_at=int(time.time()) - 100_000)
+
+    def first_burst(cid: int) -> list[int]:
+        # A matching message committed late (shows up after two newer ones) among non-matching ones.
+        ids = [emu.add_message(cid, "refund #1", late=2)["id"]]
+        emu.add_message(cid, "hello, anyone there?")
+        emu.add_message(cid, "refund sent", message_type="outgoing")
+        emu.add_message(cid, "refund approved (internal)", message_type="outgoing", private=True)
+        return ids
+
+    def second_burst(cid: int) -> list[int]:
+        return [emu.add_message(cid, "refund #2 please")["id"]]
+
+    # Poll 1 is the sensor's first check (in deferrable mode the synchronous one, before deferring):
+    # nothing matches then; the first match lands after poll 2, the second after poll 4.
+    plan = {cid: [(2, first_burst), (4, second_burst)] for cid in cids.values()}
+    dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_modes").dag
+    with Feeder(emu, plan) as feeder:
+        dag_run = dag.test(run_conf=cids)
+    assert dag_run.state == "success"
+
+    tis = task_instances(dag_run)
+    results = {mode: xcom(dag_run, f"wait_{mode}") for mode in modes}
+    for mode, cid in cids.items():
+        expected_ids = [i for step in feeder.done[cid] for i in step]
+        assert [m["id"] for m in results[mode]] == expected_ids, mode
+        assert [m["content"] for m in results[mode]] == ["refund #1", "refund #2 please"]
+        assert gets(emu, cid) >= 5  # the second match came after poll 4: found by a later poll
+        assert tis[f"wait_{mode}"].try_number == 1
+        link = xcom(dag_run, f"wait_{mode}", key="_link_DotoConversationLink")
+        assert link == f"{emu.base_url}/app/accounts/{emu.account_id}/conversations/{cid}"
+    assert comparable(results["poke"]) == comparable(results["reschedule"]) == comparable(results["deferrable"])
+    assert reschedules(tis["wait_reschedule"]) >= 2  # it really was rescheduled between pokes
+    assert reschedules(tis["wait_poke"]) == 0
+
+
+def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
+    airflow_db: Path, doto_emulator: DotoEmulator
+) -> None:
+    emu = doto_emulator
+    conf = {"timeout": emu.add_conversation(), "unauthorized": emu.add_conversation()}
+
+    def noise(cid: int) -> None:
+        emu.add_message(cid, "refund", message_type="outgoing")  # wrong type
+        emu.add_message(cid, "refund?", message_type="outgoing", private=True)  # private note
+        emu.add_message(cid, "just saying hi")  # no keyword
+
+    def refuse_token(cid: int) -> None:
+        emu.inject("status", times=1, status=401, path_contains=f"/conversations/{cid}/")
+
+    plan = {conf["timeout"]: [(1, noise)], conf["unauthorized"]: [(1, refuse_token)]}
+    dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_failures")
+    with Feeder(emu, plan):
+        dag_run = dag.failures_dag.test(run_conf=conf)
+    assert dag_run.state == "failed"
+    tis = task_instances(dag_run)
+
+    timed_out = tis["wait_timeout"]
+    assert timed_out.state == "failed"
+    assert timed_out.try_number == 1  # a sensor timeout is final: retries=1 was not used
+    assert gets(emu, conf["timeout"]) >= 3  # the trigger kept polling after the first check
+
+    refused = tis["wait_unauthorized"]
+    assert refused.state == "failed"
+    assert gets(emu, conf["unauthorized"]) == 2  # first check, then the trigger's 401: no more polls
+    assert not emu.faults  # the 401 was spent by the trigger
+
+
+# ---- event-driven: the example watcher DAG ---------------------------------------------------
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return copy.deepcopy(self.data.get(key, default))
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.data[key] = copy.deepcopy(value)
+
+
+@pytest.fixture
+def watcher_module(doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    cid = doto_emulator.add_conversation()
+    monkeypatch.setenv("DOTO_WATCH_CONVERSATION_ID", str(cid))
+    monkeypatch.setenv("DOTO_WATCH_POLL_INTERVAL", "0.1")
+    # Airflow registers a watcher's trigger only for an unpaused DAG.
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    yield load_dag_module(REPO / "example_dags/doto_new_message_watcher.py", "doto_new_message_watcher")
+
+
+def unpause(dag_id: str) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+
+
+def run_registered_watcher(
+    emu: DotoEmulator, trigger_row: Any, cid: int
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Inflate the trigger Airflow registered (as the triggerer does) and run it to its first event."""
+    from airflow.serialization.decoders import smart_decode_trigger_kwargs
+
+    module, _, name = trigger_row.classpath.rpartition(".")
+    kwargs = {k: smart_decode_trigger_kwargs(v) for k, v in trigger_row.kwargs.items()}
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)
+    trigger.trigger_id = trigger_row.id
+    trigger.task_instance = None
+    trigger.asset_state_store = MemoryStore()
+
+    async def first_event() -> tuple[Any, list[dict[str, Any]]]:
+        gen = trigger.run()
+        pending = asyncio.ensure_future(anext(gen))
+        while gets(emu, cid) < 1:
+            await asyncio.sleep(0.01)
+        sent = [
+            emu.add_message(cid, "Where is my order #1234?", late=1),
+            emu.add_message(cid, "noted", message_type="outgoing", private=True),  # not counted
+        ]
+        event = await pending
+        await gen.aclose()
+        return event, [sent[0]]
+
+    return asyncio.run(asyncio.wait_for(first_event(), GUARD))
+
+
+def test_watcher_dag_runs_on_the_asset_event_and_posts_one_note(
+    airflow_db: Path, doto_emulator: DotoEmulator, watcher_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.models.dagrun as dagrun_module
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.trigger import Trigger
+    from sqlalchemy import select
+
+    emu = doto_emulator
+    asset = watcher_module.incoming_messages
+    cid = int(asset.uri.split("/")[3])
+    dag = watcher_module.dag
+    unpause(dag.dag_id)  # in case an earlier test's parse created the DAG paused
+    seen: dict[str, Any] = {}
+    real_get_or_create_dagrun = dagrun_module.get_or_create_dagrun
+
+    def with_asset_event(**kwargs: Any) -> Any:
+        """dag.test() has synced the DAG (and its watcher) by now: fire the watcher, consume its event."""
+        dag_run = real_get_or_create_dagrun(**kwargs)
+        session = kwargs["session"]
+        session.expire_all()  # the sync wrote the asset's trigger through another session
+        asset_model = session.scalar(select(AssetModel).where(AssetModel.name == asset.name))
+        assert asset_model is not None
+        assert [t.classpath for t in asset_model.triggers] == [
+            "airflow_provider_doto.triggers.doto.NewMessageTrigger"
+        ]
+        trigger_row = asset_model.triggers[0]
+        event, sent = run_registered_watcher(emu, trigger_row, cid)
+        Trigger.submit_event(trigger_row.id, event, session=session)
+        asset_event = session.scalars(
+            select(AssetEvent).where(AssetEvent.asset_id == asset_model.id).order_by(AssetEvent.id.desc())
+        ).first()
+        dag_run.consumed_asset_events.append(asset_event)
+        session.commit()
+        seen.update(event=event, sent=sent, extra=asset_event.extra)
+        return dag_run
+
+    monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", with_asset_event)
+    dag_run = dag.test()
+    assert dag_run.state == "success"
+
+    # The shape Airflow gives a watcher's asset event, and what the task read from it.
+    event, sent = seen["event"], seen["sent"]
+    assert seen["extra"] == {"from_trigger": True, "payload": event.payload}
+    assert event.payload["status"] == "success" and event.payload["conversation_id"] == cid
+    assert [m["id"] for m in event.payload["messages"]] == [m["id"] for m in sent]
+    summary = xcom(dag_run, "read_messages")
+    assert summary["message_ids"] == [m["id"] for m in sent]
+
+    notes = [m for m in emu.messages(cid) if m["private"] and m["content"].startswith("1 new message")]
+    assert len(notes) == 1
+    assert f"#{sent[0]['id']}: Where is my order #1234?" in notes[0]["content"]
+    assert notes[0]["message_type"] == "outgoing"
+
+
+def test_watcher_dag_fails_on_an_error_event(watcher_module: ModuleType) -> None:
+    """A watcher's error event (bad token, missing conversation) makes the run fail with its text."""
+    from airflow_provider_doto.exceptions import DotoTriggerError
+
+    payload = {"status": "error", "error_type": "DotoAuthError", "error": "DotoAuthError: HTTP 401"}
+    with pytest.raises(DotoTriggerError, match="HTTP 401"):
+        watcher_module.summarise([payload])
+
+
+def test_watcher_dag_parses_to_a_stable_trigger(watcher_module: ModuleType) -> None:
+    """Every parse yields the same trigger kwargs, so Airflow keeps a single trigger for the asset."""
+    from airflow.triggers.base import BaseEventTrigger
+
+    again = load_dag_module(REPO / "example_dags/doto_new_message_watcher.py", "doto_new_message_watcher_2")
+    hashes = {
+        BaseEventTrigger.hash(*module.incoming_messages.watchers[0].trigger.serialize())
+        for module in (watcher_module, again)
+    }
+    assert len(hashes) == 1
+    assert watcher_module.dag.timetable.asset_condition is not None
