@@ -6,7 +6,7 @@ for: paging a capped server (:func:`list_messages_flow`), polling with an overla
 de-duplicating cursor (:class:`MessageWatch`), duplicate-safe sending (:func:`delivery_key`) and
 the retry policy (:func:`is_retryable`, :func:`retry_wait`).
 
-The sync hook (requests) and the async trigger (httpx) only move bytes: they drive the
+The sync hook (requests) and the async hook (aiohttp) only move bytes: they drive the
 generator "flows" here with :func:`run_flow` / their async twin, sending each yielded request and
 feeding back the response. Nothing about the API is written twice. See ``../shared/doto-api``.
 """
@@ -722,21 +722,31 @@ class RetryPolicy:
 class MessageFilter:
     """Which new messages count. Defaults: incoming, public, any sender, any text."""
 
-    message_types: tuple[str, ...] = ("incoming",)
+    message_types: Sequence[str] = ("incoming",)  # stored as a tuple
     include_private: bool = False
-    sender_types: tuple[str, ...] | None = None
+    sender_types: Sequence[str] | None = None  # stored as a tuple; a bare string is one type
     content_pattern: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.message_types, str) or not all(t in MESSAGE_TYPES for t in self.message_types):
+        types = self.message_types
+        if (
+            isinstance(types, str)
+            or not isinstance(types, Iterable)
+            or not (types := tuple(types))
+            or not all(isinstance(t, str) and t in MESSAGE_TYPES for t in types)
+        ):
             raise DotoConfigError(
-                f"message_types must be a list drawn from {', '.join(MESSAGE_TYPES)}, got {self.message_types!r}."
+                f"message_types must be a non-empty list drawn from {', '.join(MESSAGE_TYPES)}, got {self.message_types!r}."
             )
-        object.__setattr__(self, "message_types", tuple(self.message_types))
+        object.__setattr__(self, "message_types", types)
         if self.sender_types is not None:
-            if isinstance(self.sender_types, str):
-                object.__setattr__(self, "sender_types", (self.sender_types,))
-            object.__setattr__(self, "sender_types", tuple(self.sender_types))
+            senders = (self.sender_types,) if isinstance(self.sender_types, str) else self.sender_types
+            senders = tuple(senders) if isinstance(senders, Iterable) else (None,)
+            if not senders or not all(isinstance(s, str) and s for s in senders):
+                raise DotoConfigError(
+                    f"sender_types must be a list of sender types such as ['Contact'], got {self.sender_types!r}."
+                )
+            object.__setattr__(self, "sender_types", senders)
         if not isinstance(self.include_private, bool):
             raise DotoConfigError(f"include_private must be True or False, got {self.include_private!r}.")
         if self.content_pattern is not None:

@@ -47,6 +47,17 @@ class DotoError(Exception):
         self.method = method
         self.path = path
 
+    def __reduce__(self):
+        # Errors cross process boundaries (task runner, triggerer); keep keyword-only fields.
+        return _rebuild, (type(self), str(self), self.__dict__)
+
+
+def _rebuild(cls: type[DotoError], message: str, state: dict) -> DotoError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class DotoConfigError(DotoError, ValueError):
     """A connection or argument is missing or invalid; nothing was sent."""

@@ -19,7 +19,6 @@ TOKEN = "bench-token"
 
 def _child(conn: Any) -> None:
     from airflow_provider_doto.testing import DotoEmulator
-    from airflow_provider_doto.testing.seed import seed_conversation
 
     emu = DotoEmulator(token=TOKEN, account_id=1, max_recorded_requests=10_000)
     emu.start()
@@ -46,7 +45,9 @@ def _child(conn: Any) -> None:
             cid = emu.add_conversation()
             now = emu.clock.now() - age
             for i in range(count):
-                emu.add_message(cid, "Hello, I need help with my order.", created_at=now - (count - 1 - i) * 20)
+                emu.add_message(
+                    cid, "Hello, I need help with my order.", created_at=now - (count - 1 - i) * 20
+                )
             return cid
         if cmd == "page_cap":
             emu.page_cap = args[0]
@@ -96,7 +97,7 @@ class EmulatorProcess:
 
     def __enter__(self) -> EmulatorProcess:
         self._proc.start()
-        status, self.pid = self._conn.recv()
+        _status, self.pid = self._conn.recv()
         info = self.call("info")
         self.base_url, self.account_id = info["base_url"], info["account_id"]
         return self

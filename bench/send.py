@@ -16,7 +16,12 @@ from typing import Any
 from bench.emulator_proc import EmulatorProcess
 from bench.machine import median, proc_cpu_seconds
 
-BODY = {"content": "Your order #48213 has shipped.", "message_type": "outgoing", "private": False, "content_type": "text"}
+BODY: dict[str, Any] = {
+    "content": "Your order #48213 has shipped.",
+    "message_type": "outgoing",
+    "private": False,
+    "content_type": "text",
+}
 
 
 def _clients(emu: EmulatorProcess, cids: dict[str, int]) -> dict[str, Callable[[], Any]]:
@@ -47,6 +52,24 @@ def _clients(emu: EmulatorProcess, cids: dict[str, int]) -> dict[str, Callable[[
     return {"doto": doto, "raw": raw, "http": http}
 
 
+def _profile(send: Callable[[], Any], n: int) -> list[str]:
+    """cProfile's top entries (own time) for ``n`` sends: where a client's time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        send()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("ncalls"))
+    return [line.replace(sys.prefix, "<venv>") for line in lines[start : start + 9] if line.strip()]
+
+
 def measure(messages: int = 200, rounds: int = 5) -> dict[str, Any]:
     with EmulatorProcess() as emu:
         os.environ["AIRFLOW_CONN_DOTO_DEFAULT"] = emu.connection_json()
@@ -72,6 +95,7 @@ def measure(messages: int = 200, rounds: int = 5) -> dict[str, Any]:
                 cpu[name].append((c1 - c0) * 1000 / messages)
                 emu_share[name].append((e1 - e0) / (t1 - t0))
         stored = {name: emu.call("count_messages", cid) for name, cid in cids.items()}
+        profiles = {name: _profile(send, 100) for name, send in clients.items()}
     expected = 10 + rounds * messages
     return {
         "messages_per_round": messages,
@@ -83,6 +107,7 @@ def measure(messages: int = 200, rounds: int = 5) -> dict[str, Any]:
                 "client_cpu_ms_per_msg": median(cpu[name]),
                 "emulator_cpu_share": median(emu_share[name]),
                 "stored_ok": stored[name] == expected,
+                "profile": profiles[name],
             }
             for name in clients
         },

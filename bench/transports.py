@@ -60,7 +60,11 @@ TRANSPORTS = {"httpx": _httpx, "httpcore": _httpcore, "aiohttp": _aiohttp}
 
 
 async def _poll_all(
-    emu: EmulatorProcess, make: Callable[[], Awaitable[Any]], cids: list[int], interval: float, duration: float
+    emu: EmulatorProcess,
+    make: Callable[[], Awaitable[Any]],
+    cids: list[int],
+    interval: float,
+    duration: float,
 ) -> dict[str, float]:
     get, close = await make()
     headers = {"api_access_token": emu.token, "Accept": "application/json"}
@@ -105,11 +109,19 @@ def measure(
     return asyncio.run(_poll_all(emu, TRANSPORTS[name], cids, interval, duration))
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    import argparse
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    parser = argparse.ArgumentParser(prog="python -m bench.transports")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=15.0)
+    args = parser.parse_args(argv)
     with EmulatorProcess() as emu:
-        cids = emu.call("add_conversations", n)
-        for name in sys.argv[2:] or list(TRANSPORTS):
-            print(name, measure(emu, name, cids, 5.0, 18.0), flush=True)
+        cids = emu.call("add_conversations", args.n)
+        result = {name: measure(emu, name, cids, args.interval, args.duration) for name in TRANSPORTS}
+    print(json.dumps({"pollers": args.n, "interval_s": args.interval, **result}))
+
+
+if __name__ == "__main__":
+    main()

@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["doto", "http"])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=5.0)
-    parser.add_argument("--duration", type=float, default=40.0, help="seconds from start to the end of the window")
+    parser.add_argument(
+        "--duration", type=float, default=40.0, help="seconds from start to the end of the window"
+    )
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the window opens")
     parser.add_argument("--sample", type=int, default=100, help="conversations that get a message")
     parser.add_argument("--profile", help="write a cProfile of the loop to this file")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["AIRFLOW_CONN_DOTO_DEFAULT"] = emu.connection_json()
         os.environ["AIRFLOW_CONN_DOTO_HTTP"] = emu.http_connection_json()
         # Import what the triggerer would have loaded before the triggers arrive.
-        import airflow.triggers.base  # noqa: F401
+        import airflow.triggers.base
 
         if args.kind == "doto":
             import aiohttp  # noqa: F401

@@ -2,9 +2,9 @@
 
 What it does
     1. ``wait_for_message`` (:class:`NewMessageSensor`) waits for a new *incoming, public* message
-       in the conversation whose text matches ``pattern`` (a regular expression). Messages from
-       the team, private notes, deleted messages and text that does not match are ignored, and so
-       is anything older than the run. Deferrable by default: the wait happens in the triggerer.
+       from the customer (sender type ``Contact``) whose text matches ``pattern`` (a regular
+       expression). Messages from the team or bots, private notes, deleted messages and text that
+       does not match are ignored, and so is anything older than the run. Deferrable by default: the wait happens in the triggerer.
     2. ``post_team_note`` posts a **private note** for the team quoting the matching message(s)
        (template ``templates/escalation_note.md.j2``, fed from the sensor's XCom).
     3. ``acknowledge_customer`` posts an **outgoing** message telling the customer we are on it.
@@ -82,6 +82,7 @@ with DAG(
         conversation_id="{{ params.conversation_id }}",
         content_pattern="{{ params.pattern }}",
         message_types=["incoming"],
+        sender_types=["Contact"],  # the customer, not a bot posting into the conversation
         include_private=False,
         deferrable=True,
         poke_interval=5,

@@ -39,10 +39,9 @@ def load_dag(relative_path: str, dag_id: str | None = None) -> Any:
 
 def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
     """A task's XCom value as stored in the metadata DB (what downstream tasks would pull)."""
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         row = session.scalars(
@@ -67,10 +66,9 @@ def has_xcom(dag_run: Any, task_id: str, map_index: int = -1) -> bool:
 
 def task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
     """``{(task_id, map_index): TaskInstance}`` of a finished run, fresh from the DB."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         tis = session.scalars(

@@ -1110,6 +1110,14 @@ class TestMessageWatch:
         assert watch.restore(None).seen == {}
         assert watch.restore({}).position == T0 - 1
 
+    def test_cursor_never_moves_back(self):
+        watch = api.MessageWatch(start=T0)
+        watch.feed([api.parse_message(msg(1, T0 + 10))])
+        watch.feed([api.parse_message(msg(2, T0 + 3))])
+        assert watch.position == T0 + 10
+        watch.feed([])
+        assert watch.position == T0 + 10
+
     def test_seen_stays_bounded(self):
         conv, watch = Conversation(), api.MessageWatch(start=T0, overlap=5)
         for i in range(200):
@@ -1133,7 +1141,7 @@ class TestMessageWatch:
         with pytest.raises(DotoConfigError):
             api.MessageWatch(start=T0, **kwargs)
 
-    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=st.data(), overlap=st.integers(1, 12))
     def test_property_each_new_message_reported_exactly_once(self, data, overlap):
         """Messages arrive over many polls, some committed late (up to overlap-1 seconds behind the

@@ -128,11 +128,6 @@ def test_simple_errors_pickle(error):
     assert type(again) is type(error) and str(again) == str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exceptions.py bug (not fixed here, outside this change): DotoHTTPError's keyword-only "
-    "'status' makes it and its subclasses unpicklable (BaseException pickles positional args only)",
-)
 @pytest.mark.parametrize(
     "error",
     [

@@ -189,6 +189,8 @@ class ListMessagesOperator(_DotoOperator):
         self.before = before
         self.output_path = output_path
         self.include_deleted = include_deleted
+        if not isinstance(include_deleted, bool):
+            raise api.DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
         for name, value in (("after", after), ("before", before)):
             if value is not None and not _is_template(value):
                 api.to_timestamp(value, name=name)

@@ -67,9 +67,10 @@ class NewMessageSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
         self.start = start
-        self.message_types = list(message_types) if not isinstance(message_types, str) else message_types
+        # Lists are copied; anything else goes to MessageFilter as given, which rejects it by name.
+        self.message_types = list(message_types) if isinstance(message_types, list | tuple) else message_types
         self.include_private = include_private
-        self.sender_types = None if sender_types is None else list(sender_types)
+        self.sender_types = list(sender_types) if isinstance(sender_types, list | tuple) else sender_types
         self.content_pattern = content_pattern
         self.min_messages = min_messages
         self.overlap = overlap
@@ -92,9 +93,9 @@ class NewMessageSensor(BaseSensorOperator):
 
     def _filter(self) -> api.MessageFilter:
         return api.MessageFilter(
-            message_types=tuple(self.message_types),
+            message_types=self.message_types,
             include_private=self.include_private,
-            sender_types=None if self.sender_types is None else tuple(self.sender_types),
+            sender_types=self.sender_types,
             content_pattern=self.content_pattern,
         )
 

@@ -131,7 +131,8 @@ class PostgresCluster:
 
     @property
     def uri(self) -> str:
-        return f"postgresql+psycopg2://airflow@127.0.0.1:{self.port}/airflow"
+        # psycopg 3 serves both Airflow's sync engine and its async one (no psycopg2 + asyncpg pair).
+        return f"postgresql+psycopg://airflow@127.0.0.1:{self.port}/airflow"
 
     def _run(self, argv: Sequence[str], timeout: float = 120) -> None:
         result = subprocess.run(
@@ -388,6 +389,7 @@ class AirflowStack:
         if self.database == "postgres":
             self._say("Starting a throwaway PostgreSQL cluster ...")
             self._postgres = PostgresCluster().start()
+            self._say(f"PostgreSQL on 127.0.0.1:{self._postgres.port} (files in {self._postgres.root})")
             db_uri = self._postgres.uri
         elif self.database == "sqlite":
             db_uri = f"sqlite:///{self.home / 'airflow.db'}"
@@ -459,6 +461,7 @@ class AirflowStack:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_uri,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_uri.replace("sqlite://", "sqlite+aiosqlite://", 1),
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),

@@ -74,13 +74,13 @@ class NewMessageTrigger(BaseEventTrigger):
         self.conversation_id = api.to_id(conversation_id, name="conversation_id")
         self.doto_conn_id = doto_conn_id
         self.start = None if start is None else api.to_timestamp(start, name="start")
-        if poll_interval <= 0:
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
             raise DotoConfigError(f"poll_interval must be positive, got {poll_interval!r}.")
         self.poll_interval = float(poll_interval)
         self.filter = api.MessageFilter(
-            message_types=tuple(message_types),
+            message_types=message_types,
             include_private=include_private,
-            sender_types=None if sender_types is None else tuple(sender_types),
+            sender_types=sender_types,
             content_pattern=content_pattern,
         )
         self.min_messages = min_messages
@@ -88,8 +88,8 @@ class NewMessageTrigger(BaseEventTrigger):
         self.max_failures = max_failures
         self.state = state
         self.timeout_at = None if timeout_at is None else float(timeout_at)
-        if self.start is not None:
-            self._new_watch(self.start)  # validate min_messages / overlap now, not in the triggerer
+        # Validate min_messages / overlap now, not in the triggerer (watchers too: start=None).
+        self._new_watch(self.start or 0)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

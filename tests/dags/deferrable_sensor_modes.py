@@ -3,12 +3,18 @@ tests/integration/test_deferrable_and_watcher.py). Conversation ids come from th
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_doto.sensors.doto import NewMessageSensor
 
-MODES = {"poke": {"mode": "poke"}, "reschedule": {"mode": "reschedule"}, "deferrable": {"deferrable": True}}
+MODES: dict[str, dict[str, Any]] = {
+    "poke": {"mode": "poke"},
+    "reschedule": {"mode": "reschedule"},
+    "deferrable": {"deferrable": True},
+}
 
 with DAG(
     "deferrable_sensor_modes",

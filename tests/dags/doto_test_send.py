@@ -14,7 +14,10 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    params={"conversation_id": Param(type="integer"), "text": Param("Your order has shipped.", type="string")},
+    params={
+        "conversation_id": Param(type="integer"),
+        "text": Param("Your order has shipped.", type="string"),
+    },
 ) as dag:
     SendMessageOperator(
         task_id="send",

@@ -12,8 +12,11 @@ import re
 import pendulum
 import pytest
 import requests
+import requests_mock
 import tenacity
 import urllib3.exceptions
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import (
@@ -598,9 +601,25 @@ class TestErrors:
             one_shot.list_messages(42)
         assert info.value.retry_after is None
 
-    def test_errors_are_doto_errors(self):
-        for cls in (DotoAuthError, DotoServerError, DotoTimeoutError, DotoConnectError, DotoResponseError):
-            assert issubclass(cls, DotoError)
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        status=st.sampled_from([200, 200, 201, 204, 301, 400, 401, 404, 422, 429, 500, 502]),
+        body=st.binary(max_size=120)
+        | st.sampled_from(
+            [b"<html>Sign in</html>", b'{"payload": [{"id": 1, "created_at": NaN}]}', b"[" * 5000]
+        ),
+        retry_after=st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=20),
+    )
+    def test_any_answer_is_a_result_or_a_doto_error(self, one_shot, status, body, retry_after):
+        headers = {} if retry_after is None else {"Retry-After": retry_after}
+        with requests_mock.Mocker() as mock:
+            mock.get(LIST_URL, status_code=status, content=body, headers=headers)
+            try:
+                result = one_shot.list_messages(42)
+            except DotoError as err:
+                assert_clean(err)
+            else:
+                assert 200 <= status < 300 and isinstance(result, list)
 
 
 # --------------------------------------------------------------------------------------------

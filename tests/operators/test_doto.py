@@ -104,7 +104,10 @@ def test_list_messages_rejects_static_mistakes(kwargs: dict[str, Any], match: st
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        ('SendMessageOperator(task_id="t", conversation_id=1, content="hi", message_type="activity")', "message_type"),
+        (
+            'SendMessageOperator(task_id="t", conversation_id=1, content="hi", message_type="activity")',
+            "message_type",
+        ),
         ('SendMessageOperator(task_id="t", conversation_id=1, content="")', "content must be"),
         ('SendMessageOperator(task_id="t", conversation_id="x1", content="hi")', "conversation_id"),
         ('DeleteMessageOperator(task_id="t", conversation_id=1, message_id="last")', "message_id"),

@@ -1,0 +1,74 @@
+"""One real Airflow deployment (scheduler, dag-processor, triggerer, api-server) for these tests.
+
+The stack is started once, on first use, by :class:`AirflowStack` (the same code as the ``stack``
+command) and stopped by PID/process group at the end of the session, also when a test fails.
+Its component logs are copied to ``artifacts/deployment/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_doto.testing.stack import AirflowStack
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+# Recognisable, so a leak into any log is unambiguous.
+TOKEN = "doto-deploy-SECRET-4f1c9e7a2b"
+_TIMINGS: list[tuple[str, float]] = []
+
+
+def record_timing(label: str, seconds: float) -> None:
+    _TIMINGS.append((label, seconds))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """The shared deployment; SQLite unless ``DOTO_STACK_DB=postgres``."""
+    home = tmp_path_factory.mktemp("airflow-stack")
+    deployment = AirflowStack(
+        home=home,
+        dags=[REPO / "example_dags", REPO / "tests" / "dags" / "deployment_failing_task.py"],
+        database=os.environ.get("DOTO_STACK_DB", "sqlite"),
+        token=TOKEN,
+        api_port=0,
+        env={
+            "DOTO_WATCH_POLL_INTERVAL": "1",
+            # A killed triggerer's triggers move to a new one once its heartbeat is this old.
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+        },
+        echo=print,
+    )
+    t0 = time.monotonic()
+    deployment.start()  # stops whatever it started if it fails
+    record_timing("stack start (migrate + 4 components healthy)", time.monotonic() - t0)
+    try:
+        yield deployment
+    finally:
+        t0 = time.monotonic()
+        deployment.stop()
+        record_timing("stack stop", time.monotonic() - t0)
+        target = ARTIFACTS / "deployment" / "logs"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(deployment.log_dir, target, dirs_exist_ok=True)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "tests/deployment/" in report.nodeid:
+        record_timing(f"{report.nodeid} ({report.outcome})", report.duration)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _TIMINGS:
+        return
+    terminalreporter.section("deployment test durations")
+    for label, seconds in _TIMINGS:
+        terminalreporter.write_line(f"{seconds:7.1f} s  {label}")
+    terminalreporter.write_line(f"{sum(s for _, s in _TIMINGS):7.1f} s  total")

@@ -1,0 +1,191 @@
+"""The provider in a real Airflow deployment: DAGs parsed by the dag-processor, run by the scheduler's
+LocalExecutor, deferred into a separate triggerer process, triggered through the REST API, with the
+``doto_default`` connection in the metadata DB and the Doto emulator on loopback.
+
+``dag.test()`` cannot show these: it runs triggers inline without ``serialize()``, never restarts a
+triggerer, and reads connections from the environment. Tests run in file order and share one stack;
+the log check is last so it sees every other test's logs.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_doto.testing.stack import AirflowStack, wait_until
+
+from .conftest import TOKEN
+
+pytestmark = pytest.mark.deployment
+
+ESCALATION = "doto_escalation"
+SENSOR = "wait_for_message"
+WATCHER = "doto_new_message_watcher"
+TRIGGER_CLASSPATH = "airflow_provider_doto.triggers.doto.NewMessageTrigger"
+
+
+def trigger_logs(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dict[int, Path]:
+    """Trigger log files of a task, by triggerer job id (``attempt=N.log.trigger.<job id>.log``)."""
+    assert stack.home is not None
+    folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return {int(p.name.rsplit(".", 2)[-2]): p for p in folder.glob("attempt=*.log.trigger.*.log")}
+
+
+def wait_deferred_in_triggerer(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> int:
+    """Wait until the task is deferred and a triggerer runs its trigger; return that triggerer's job id."""
+
+    def deferred() -> dict[str, Any] | None:
+        stack.check_alive()
+        ti = stack.task_instance(dag_id, run_id, task_id)
+        if ti["state"] in ("success", "failed", "upstream_failed", "skipped"):
+            pytest.fail(f"{task_id} ended {ti['state']} before it was seen deferred: {ti}")
+        if ti["state"] == "deferred" and ti["trigger"] and ti["triggerer_job"]:
+            return ti
+        return None
+
+    ti = wait_until(deferred, 120, f"{task_id} to be deferred and picked up by a triggerer", interval=0.3)
+    assert ti["trigger"]["classpath"] == TRIGGER_CLASSPATH
+    job_id = int(ti["triggerer_job"]["id"])
+    assert ti["triggerer_job"]["job_type"] == "TriggererJob"
+    # The triggerer rebuilt the trigger from serialize() and started it: it writes this log.
+    wait_until(
+        lambda: trigger_logs(stack, dag_id, run_id, task_id).get(job_id),
+        60,
+        f"the trigger log of triggerer job {job_id}",
+    )
+    return job_id
+
+
+def messages(stack: AirflowStack, cid: int) -> list[dict[str, Any]]:
+    assert stack.emulator is not None
+    return stack.emulator.messages(cid)
+
+
+def public_outgoing(stack: AirflowStack, cid: int) -> list[dict[str, Any]]:
+    return [m for m in messages(stack, cid) if m["message_type"] == "outgoing" and not m["private"]]
+
+
+def private_notes(stack: AirflowStack, cid: int) -> list[dict[str, Any]]:
+    return [m for m in messages(stack, cid) if m["private"]]
+
+
+def assert_run_succeeded(stack: AirflowStack, dag_id: str, run_id: str, timeout: float = 180) -> None:
+    run = stack.wait_for_run(dag_id, run_id, timeout)
+    if run["state"] != "success":
+        tis = [(t["task_id"], t["state"], t["try_number"]) for t in stack.task_instances(dag_id, run_id)]
+        pytest.fail(f"{dag_id} run {run_id} ended {run['state']}: {tis}")
+
+
+def test_escalation_defers_into_the_triggerer_and_replies_once(stack: AirflowStack) -> None:
+    assert stack.emulator is not None
+    stack.wait_for_dag(ESCALATION)
+    cid = stack.emulator.add_conversation()
+    run_id = stack.trigger_dag(
+        ESCALATION, {"conversation_id": cid, "pattern": "(?i)refund", "poke_interval": 1}
+    )
+
+    wait_deferred_in_triggerer(stack, ESCALATION, run_id, SENSOR)
+    stack.emulator.add_message(cid, "Nothing to see here", message_type="incoming")  # does not match
+    message = stack.emulator.add_message(cid, "I would like a refund, please", message_type="incoming")
+
+    assert_run_succeeded(stack, ESCALATION, run_id)
+    assert [m["id"] for m in stack.xcom(ESCALATION, run_id, SENSOR)] == [message["id"]]
+    replies = public_outgoing(stack, cid)
+    assert len(replies) == 1, replies
+    notes = private_notes(stack, cid)
+    assert len(notes) == 1, notes  # the team note; no failure note
+    assert "I would like a refund, please" in notes[0]["content"]
+
+
+def test_asset_watcher_runs_the_dag_on_a_new_message(stack: AirflowStack) -> None:
+    assert stack.emulator is not None
+    stack.wait_for_dag(WATCHER)
+    cid = stack.conversation_id  # the stack points DOTO_WATCH_CONVERSATION_ID at its seeded conversation
+    path = stack.emulator.messages_url(cid).split(stack.emulator.base_url, 1)[1]
+
+    # The watcher's trigger starts from "now" on its first poll: wait until it polls in the triggerer.
+    wait_until(
+        lambda: any(r.method == "GET" and r.path == path for r in stack.emulator.requests),  # type: ignore[union-attr]
+        120,
+        "the asset watcher's trigger to poll the conversation",
+    )
+    assert stack.dag_runs(WATCHER) == []  # nothing happened before a customer wrote
+    message = stack.emulator.add_message(cid, "Where is my parcel?", message_type="incoming")
+
+    def event_with_run() -> dict[str, Any] | None:
+        stack.check_alive()
+        for event in stack.api("GET", "/assets/events?limit=100")["asset_events"]:
+            payload = (event.get("extra") or {}).get("payload") or {}
+            ids = [m["id"] for m in payload.get("messages", [])]
+            if message["id"] in ids and event["created_dagruns"]:
+                return event
+        return None
+
+    event = wait_until(event_with_run, 120, "an asset event that created a DAG run", interval=0.5)
+    assert event["uri"] == f"doto://conversations/{cid}/incoming"
+    assert [m["id"] for m in event["extra"]["payload"]["messages"]] == [message["id"]]
+    [created] = event["created_dagruns"]
+    assert created["dag_id"] == WATCHER
+    run = stack.dag_run(WATCHER, created["run_id"])
+    assert run["run_type"] == "asset_triggered"
+    assert_run_succeeded(stack, WATCHER, created["run_id"])
+    summaries = [m for m in private_notes(stack, cid) if f"#{message['id']}" in (m["content"] or "")]
+    assert len(summaries) == 1, summaries
+
+
+def test_failing_task_notifier_posts_its_note_once(stack: AirflowStack) -> None:
+    assert stack.emulator is not None
+    stack.wait_for_dag("deployment_failing_task")
+    cid = stack.emulator.add_conversation()
+    run_id = stack.trigger_dag("deployment_failing_task", {"conversation_id": cid})
+
+    run = stack.wait_for_run("deployment_failing_task", run_id)
+    assert run["state"] == "failed"
+    expected = f"Task always_fails failed in run {run_id}."
+    # The callback runs in the task's process as the task fails; the run state may be set first.
+    wait_until(lambda: private_notes(stack, cid), 60, "the notifier's private note")
+    ti = stack.task_instance("deployment_failing_task", run_id, "always_fails")
+    assert (ti["state"], ti["try_number"]) == ("failed", 1)
+    assert [m["content"] for m in private_notes(stack, cid)] == [expected]
+    assert public_outgoing(stack, cid) == []
+
+
+def test_sensor_survives_a_triggerer_restart(stack: AirflowStack) -> None:
+    assert stack.emulator is not None
+    stack.wait_for_dag(ESCALATION)
+    cid = stack.emulator.add_conversation()
+    run_id = stack.trigger_dag(
+        ESCALATION, {"conversation_id": cid, "pattern": "(?i)cancel", "poke_interval": 1}
+    )
+    first_job = wait_deferred_in_triggerer(stack, ESCALATION, run_id, SENSOR)
+
+    stack.kill_component("triggerer", signal.SIGKILL)  # a crash: no graceful hand-over
+    stack.emulator.add_message(cid, "hello?", message_type="incoming")
+    message = stack.emulator.add_message(cid, "Please cancel my order", message_type="incoming")
+    stack.start_component("triggerer")
+
+    assert_run_succeeded(stack, ESCALATION, run_id, timeout=240)
+    jobs = set(trigger_logs(stack, ESCALATION, run_id, SENSOR))
+    assert first_job in jobs and len(jobs) >= 2, jobs  # the trigger ran again in the new triggerer
+    returned = [m["id"] for m in stack.xcom(ESCALATION, run_id, SENSOR)]
+    assert returned == [message["id"]]  # not lost, not twice
+    assert len(public_outgoing(stack, cid)) == 1
+    stack.wait_healthy()
+
+
+def test_no_log_contains_the_token(stack: AirflowStack) -> None:
+    assert stack.emulator is not None and stack.home is not None
+    assert stack.emulator.token == TOKEN
+    assert any(r.authorized for r in stack.emulator.requests)  # the components did use the token
+    files = stack.log_files()
+    names = {p.name for p in files}
+    assert {"api-server.log", "scheduler.log", "dag-processor.log", "triggerer.log"} <= names
+    assert any(".log.trigger." in name for name in names)  # trigger logs
+    assert any(name.startswith("attempt=") and ".trigger." not in name for name in names)  # task logs
+    leaks = [str(p) for p in files if TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
+    if stack.database == "sqlite":  # stored encrypted with the Fernet key, not in clear text
+        assert TOKEN.encode() not in (stack.home / "airflow.db").read_bytes()

@@ -1,0 +1,130 @@
+"""DotoNotifier: task callbacks in a real DAG run, the async path Airflow uses for Deadline Alerts,
+and construction-time checks. All posts go over real HTTP to the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_doto.exceptions import DotoConfigError
+from airflow_provider_doto.notifications.doto import DotoNotifier, send_doto_notification
+from airflow_provider_doto.testing import DotoEmulator
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def posts(emu: DotoEmulator) -> list[Any]:
+    return [r for r in emu.requests if r.method == "POST"]
+
+
+@pytest.mark.integration
+def test_task_callbacks_post_one_note_per_outcome(airflow_db: Path, doto_emulator: DotoEmulator) -> None:
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    spec = importlib.util.spec_from_file_location(
+        "notifier_callbacks", REPO / "tests/dags/notifier_callbacks.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    dag_run = module.dag.test(run_conf={"cid": cid})
+    assert dag_run.state == "failed"  # "breaks" failed after its retry; "works" succeeded
+    messages = emu.messages(cid)
+
+    failure_notes = [m for m in messages if "breaks" in (m["content"] or "")]
+    assert len(failure_notes) == 1  # one note for the task's final failure, none for its retry
+    note = failure_notes[0]
+    assert note["private"] is True and note["message_type"] == "outgoing"
+    assert note["content"] == f"Airflow task breaks failed in run {dag_run.run_id} (try 2)."
+
+    success_posts = [m for m in messages if "works" in (m["content"] or "")]
+    assert len(success_posts) == 1
+    assert success_posts[0]["private"] is False
+    assert success_posts[0]["content"] == f"Your export works is ready (run {dag_run.run_id})."
+    assert len(messages) == 2 and len(posts(emu)) == 2
+
+
+def test_awaiting_the_notifier_posts_through_the_async_hook(doto_emulator: DotoEmulator) -> None:
+    """``await Notifier(..., context=...)``: how Airflow runs an async notifier (Deadline Alerts)."""
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    notifier = DotoNotifier(
+        conversation_id=str(cid),
+        content="Deadline missed: {{ dag_run.dag_id }} / {{ dag_run.run_id }}",
+        context={"dag_run": {"dag_id": "nightly_export", "run_id": "scheduled__2026-01-01"}},  # type: ignore[arg-type]
+    )
+
+    async def notify() -> None:
+        await notifier
+
+    asyncio.run(notify())
+    [message] = emu.messages(cid)
+    assert message["content"] == "Deadline missed: nightly_export / scheduled__2026-01-01"
+    assert message["private"] is True and message["message_type"] == "outgoing"
+
+
+def test_async_notify_via_airflows_callback_trigger(doto_emulator: DotoEmulator) -> None:
+    """The triggerer's CallbackTrigger imports the notifier by path and awaits it with the context."""
+    from airflow.triggers.callback import CallbackTrigger
+
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    trigger = CallbackTrigger(
+        callback_path="airflow_provider_doto.notifications.doto.DotoNotifier",
+        callback_kwargs={
+            "conversation_id": cid,
+            "content": "Run {{ dag_run.run_id }} of {{ dag_run.dag_id }} missed its deadline.",
+            "context": {"dag_run": {"dag_id": "nightly_export", "run_id": "r42"}},
+        },
+    )
+
+    async def run() -> list[Any]:
+        return [event.payload async for event in trigger.run()]
+
+    payloads = asyncio.run(run())
+    assert [p["state"] for p in payloads] == ["running", "success"]
+    [message] = emu.messages(cid)
+    assert message["content"] == "Run r42 of nightly_export missed its deadline."
+    assert message["private"] is True
+
+
+def test_async_notify_reports_doto_errors(doto_emulator: DotoEmulator) -> None:
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    emu.inject("status", status=401)
+    notifier = DotoNotifier(conversation_id=cid, content="hello")
+    from airflow_provider_doto.exceptions import DotoAuthError
+
+    with pytest.raises(DotoAuthError):
+        asyncio.run(notifier.async_notify({}))  # type: ignore[arg-type]
+    assert emu.messages(cid) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"conversation_id": 1, "content": ""},
+        {"conversation_id": 1, "content": "   "},
+        {"conversation_id": 1, "content": None},
+        {"conversation_id": "abc", "content": "hi"},
+        {"conversation_id": 0, "content": "hi"},
+        {"conversation_id": -3, "content": "hi"},
+        {"conversation_id": True, "content": "hi"},
+        {"conversation_id": 1, "content": "hi", "private": "yes"},
+    ],
+)
+def test_bad_static_input_fails_at_construction(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(DotoConfigError):
+        DotoNotifier(**kwargs)
+
+
+def test_templated_input_is_checked_when_rendered_not_at_construction() -> None:
+    notifier = DotoNotifier(conversation_id="{{ dag_run.conf['cid'] }}", content="{{ ti.task_id }}")
+    assert notifier.private is True  # a note for the team unless asked otherwise
+    assert set(notifier.template_fields) == {"conversation_id", "content"}
+    assert send_doto_notification is DotoNotifier
