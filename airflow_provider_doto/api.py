@@ -201,7 +201,9 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
         return int(value.timestamp())
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        # At most 30 digits: int() refuses more than 4,300 with a bare ValueError, and no
+        # timestamp needs more than 12 (longer ones still end up refused as out of range).
+        if re.fullmatch(r"-?\d{1,30}(\.\d+)?", text):
             return int(text.split(".")[0])  # truncates like int(float), without overflow
         try:
             return to_timestamp(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), name=name)
@@ -736,7 +738,7 @@ class MessageFilter:
             or not all(isinstance(t, str) and t in MESSAGE_TYPES for t in types)
         ):
             raise DotoConfigError(
-                f"message_types must be a non-empty list drawn from {', '.join(MESSAGE_TYPES)}, got {self.message_types!r}."
+                f"message_types must be a list drawn from {', '.join(MESSAGE_TYPES)} (at least one), got {self.message_types!r}."
             )
         object.__setattr__(self, "message_types", types)
         if self.sender_types is not None:

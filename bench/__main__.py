@@ -94,16 +94,27 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
     if "imports" in r:
         imp = r["imports"]
         ours, http = imp["doto"], imp["http"]
-        met = ours["ms"] <= 15
+        met = ours["cpu_ms"] <= 15
         missed += [] if met else ["1"]
         rows.append(
             [
-                "1 DAG-parse import: extra ms after `import airflow.sdk` (operators + sensors)",
-                f"{_fmt(ours['ms'])} ms",
-                f"{_fmt(http['ms'])} ms (http provider)",
-                _ratio(ours["ms"], http["ms"]),
+                "1 DAG-parse import after `import airflow.sdk` (operators + sensors): extra CPU ms",
+                f"{_fmt(ours['cpu_ms'])} ms",
+                f"{_fmt(http['cpu_ms'])} ms (http provider)",
+                _ratio(ours["cpu_ms"], http["cpu_ms"]),
                 "<= 15 ms",
                 _ok(met),
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                "1 DAG-parse import: extra wall-clock ms (includes waiting for a busy CPU)",
+                f"{_fmt(ours['ms'])} ms",
+                f"{_fmt(http['ms'])} ms",
+                _ratio(ours["ms"], http["ms"]),
+                "-",
+                "-",
                 "-",
             ]
         )
@@ -322,12 +333,14 @@ def render(
             "**1. DAG-parse import cost.** A fresh interpreter per sample imports `airflow.sdk`, then times "
             "importing `airflow_provider_doto.operators.doto` + `airflow_provider_doto.sensors.doto`, vs "
             "`airflow.providers.http.operators.http` + `airflow.providers.http.sensors.http`, and counts the "
-            f"`sys.modules` added. Median of {imp['reps']} samples each, sides alternating. Bytecode is "
+            f"`sys.modules` added. Median of {imp['reps']} samples each, sides alternating. The target is "
+            "checked on the importing process's CPU time (`time.process_time()`), which other work on a shared "
+            "machine does not inflate; wall-clock time is given too. Bytecode is "
             "cached (a private `PYTHONPYCACHEPREFIX`, warmed first) for both, as for any installed package. "
             "The provider imports `requests`, `tenacity`, `aiohttp` and the trigger module only where they "
             f"are used, so none of them load at parse time (heavy modules seen: doto {imp['doto']['heavy'] or 'none'}; "
-            f"http provider {imp['http']['heavy'][:4]}...). Samples, ms: doto {imp['doto']['ms_all']}; "
-            f"http {imp['http']['ms_all']}.\n"
+            f"http provider {imp['http']['heavy'][:4]}...). Samples, CPU ms: doto {imp['doto']['cpu_ms_all']}; "
+            f"http {imp['http']['cpu_ms_all']}; wall ms: doto {imp['doto']['ms_all']}; http {imp['http']['ms_all']}.\n"
         )
     if "send" in r:
         s = r["send"]
@@ -382,7 +395,7 @@ def render(
             "emulator in another process. The trigger does not use `shared_stream_key` (each conversation is "
             "its own stream), so that path does not apply. "
             f"{d['sampled']} conversations get one incoming message each at a random moment after a "
-            f"{'warm-up'}; latency runs from the emulator storing the message to the trigger's event leaving "
+            f"{d['warmup_s']:g} s warm-up; latency runs from the emulator storing the message to the trigger's event leaving "
             f"`run()`. CPU and polls are counted over a {d['window_s']:.0f} s window after the warm-up; RSS is "
             "`VmRSS`/`VmHWM` from `/proc/self/status` at the end "
             f"(the same process held {d['rss_before_triggers_mb']:.0f} MB with Airflow, aiohttp and the "

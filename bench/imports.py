@@ -24,12 +24,12 @@ PROBE = """
 import importlib, json, sys, time
 import airflow.sdk
 before = set(sys.modules)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
-elapsed = time.perf_counter() - t
+elapsed, cpu = time.perf_counter() - t, time.process_time() - c
 added = set(sys.modules) - before
-print(json.dumps({"ms": elapsed * 1000, "modules": len(added),
+print(json.dumps({"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "modules": len(added),
                   "heavy": sorted(m for m in added if m.split(".")[0] in ("requests", "aiohttp", "httpx", "tenacity", "urllib3"))[:8]}))
 """
 
@@ -61,7 +61,9 @@ def measure(reps: int = 10) -> dict[str, Any]:
     for side, runs in samples.items():
         result[side] = {
             "ms": median([r["ms"] for r in runs]),
-            "ms_all": [round(r["ms"], 2) for r in runs],
+            "ms_all": [round(r["ms"], 1) for r in runs],
+            "cpu_ms": median([r["cpu_ms"] for r in runs]),
+            "cpu_ms_all": [round(r["cpu_ms"], 1) for r in runs],
             "modules": median([r["modules"] for r in runs]),
             "heavy": runs[-1]["heavy"],
         }

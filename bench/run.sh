@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Run every benchmark and write BENCHMARKS.md: bash bench/run.sh [--quick] [--only imports,send,...]
-# Installs the project (scripts/bootstrap.sh) and the bench extra (the http provider as baseline,
-# httpx/httpcore as the transports compared) into .venv first. Takes about 5 minutes.
+# Creates .venv if missing (scripts/bootstrap.sh), then installs the bench extra into it (the http
+# provider as the baseline, httpx/httpcore as the transports compared). Takes about 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-.venv/bin/uv pip install -q -p .venv/bin/python -c constraints.txt -e ".[dev,bench]"
+if [ ! -x .venv/bin/python ]; then
+  bash scripts/bootstrap.sh
+fi
+if [ -x .venv/bin/uv ]; then UV=.venv/bin/uv; else UV=$(command -v uv || true); fi
+if [ -n "$UV" ]; then
+  "$UV" pip install -q -p .venv/bin/python -c constraints.txt -e ".[dev,bench]"
+else
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+fi
 BENCH_COMMAND="bash bench/run.sh${*:+ $*}" exec .venv/bin/python -m bench "$@"

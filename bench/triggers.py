@@ -85,6 +85,7 @@ async def _run(args: argparse.Namespace, emu: EmulatorProcess) -> dict[str, Any]
         "triggers": args.n,
         "interval_s": args.interval,
         "window_s": w1 - w0,
+        "warmup_s": warm,
         "rss_mb": rss_kb / 1024,
         "hwm_mb": hwm_kb / 1024,
         "rss_before_triggers_mb": rss_before_kb / 1024,

@@ -97,7 +97,9 @@ class SendMessageOperator(_DotoOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         conversation_id = api.to_id(self.conversation_id, name="conversation_id")
         ti = context["ti"]
-        key = api.delivery_key(ti.dag_id, ti.task_id, ti.run_id, ti.map_index or -1, conversation_id)
+        key = api.delivery_key(
+            ti.dag_id, ti.task_id, ti.run_id, -1 if ti.map_index is None else ti.map_index, conversation_id
+        )
         attributes = {**(self.content_attributes or {}), api.DELIVERY_KEY_ATTRIBUTE: key}
         if ti.try_number > 1:
             dag_run = context["dag_run"]

@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             conversation = seed(emulator)
             print(f"  [2/4] Doto emulator at {emulator.base_url}: conversation {conversation} seeded")
             for line in format_conversation(emulator.messages(conversation)):
-                print("    " + line)
+                print(("    " + line).rstrip())
 
             conf = json.dumps({"conversation_id": conversation, "poke_interval": 1})
             print(f"  [3/4] airflow dags test {DAG_ID} -c '{conf}'")
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(f"  [4/4] Conversation {conversation} as it now stands:")
             for line in format_conversation(emulator.messages(conversation)):
-                print("    " + line)
+                print(("    " + line).rstrip())
             if code != 0:
                 print("\nLast lines of Airflow's output:\n" + _tail(log, token))
                 return 1

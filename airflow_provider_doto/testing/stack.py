@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
 from airflow_provider_doto.testing.seed import seed_conversation
 
 T = TypeVar("T")
@@ -73,6 +73,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
@@ -373,6 +382,10 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.keep_home is None:
             self.keep_home = not self._own_home
+        if not self.api_port:
+            self.api_port = free_port()
+        elif not port_free(self.api_port):
+            raise StackError(f"port {self.api_port} on 127.0.0.1 is in use: pick another (0 = any free port)")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._link_dags()
 
@@ -395,8 +408,6 @@ class AirflowStack:
             db_uri = f"sqlite:///{self.home / 'airflow.db'}"
         else:
             raise ValueError(f"database must be 'sqlite' or 'postgres', not {self.database!r}")
-        if not self.api_port:
-            self.api_port = free_port()
         self._base_env = self._environment(db_uri)
 
         self._say("Migrating the metadata DB ...")
@@ -413,7 +424,9 @@ class AirflowStack:
         try:
             t0 = time.monotonic()
             running = {c.name: c.process for c in self.components.values() if c.process is not None}
-            took = stop_groups(running.values())
+            # Workers and triggers talk to the api-server while they shut down: stop it last.
+            took = stop_groups(p for name, p in running.items() if name != "api-server")
+            took.update(stop_groups(p for name, p in running.items() if name == "api-server"))
             if running:
                 detail = ", ".join(
                     f"{name} {'killed' if took[p.pid] is None else f'{took[p.pid]:.1f} s'}"
@@ -461,7 +474,9 @@ class AirflowStack:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_uri,
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_uri.replace("sqlite://", "sqlite+aiosqlite://", 1),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_uri.replace(
+                    "sqlite://", "sqlite+aiosqlite://", 1
+                ),
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
@@ -538,6 +553,7 @@ class AirflowStack:
         component = existing or Component(name, self._argv(name), self.log_dir / f"{name}.log")
         if existing is not None:
             component.restarts += 1
+        self.components[name] = component  # registered first, so stop() sees it whatever happens next
         with component.log_path.open("ab") as log:
             log.write(f"\n=== starting {name} (start #{component.restarts + 1}) ===\n".encode())
             log.flush()
@@ -550,7 +566,6 @@ class AirflowStack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop it and all its children by pgid
             )
-        self.components[name] = component
         self._say(f"  {name}: pid {component.pid}, log {component.log_path}")
         return component
 
@@ -665,20 +680,6 @@ class AirflowStack:
 
         return wait_until(finished, timeout, f"run {run_id} of {dag_id} to finish", interval=0.5)
 
-    def wait_for_task_state(
-        self, dag_id: str, run_id: str, task_id: str, states: Sequence[str], timeout: float = 120
-    ) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            self.check_alive()
-            ti = self.task_instance(dag_id, run_id, task_id)
-            if ti["state"] in states:
-                return ti
-            return None
-
-        return wait_until(
-            reached, timeout, f"{dag_id}.{task_id} in {run_id} to reach {list(states)}", interval=0.3
-        )
-
     # -- logs --------------------------------------------------------------------------------------
 
     def log_files(self) -> list[Path]:
@@ -704,7 +705,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=8080, help="api-server / UI port on 127.0.0.1; 0 picks a free one"
     )
-    parser.add_argument("--token", default=None, help="emulator API token (default: a random one)")
+    parser.add_argument(
+        "--token", default=DEFAULT_TOKEN, help=f"the emulator's API token (default {DEFAULT_TOKEN})"
+    )
     parser.add_argument("--seed", type=int, default=12, help="messages seeded in the demo conversation")
     parser.add_argument(
         "--dags",

@@ -74,7 +74,11 @@ class NewMessageTrigger(BaseEventTrigger):
         self.conversation_id = api.to_id(conversation_id, name="conversation_id")
         self.doto_conn_id = doto_conn_id
         self.start = None if start is None else api.to_timestamp(start, name="start")
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, int | float)
+            or poll_interval <= 0
+        ):
             raise DotoConfigError(f"poll_interval must be positive, got {poll_interval!r}.")
         self.poll_interval = float(poll_interval)
         self.filter = api.MessageFilter(

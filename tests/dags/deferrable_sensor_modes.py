@@ -50,6 +50,16 @@ with DAG(
         retries=1,
         retry_delay=0,
     )
+    # The same with soft_fail: the timeout skips the task instead.
+    NewMessageSensor(
+        task_id="wait_timeout_soft",
+        conversation_id="{{ dag_run.conf['timeout'] }}",
+        content_pattern="refund",
+        deferrable=True,
+        poke_interval=0.2,
+        timeout=1,
+        soft_fail=True,
+    )
     # The token is refused once the sensor has deferred: the trigger's error fails the task.
     NewMessageSensor(
         task_id="wait_unauthorized",

@@ -39,5 +39,12 @@ with DAG(
     def works() -> int:
         return 1
 
+    @task(
+        on_success_callback=DotoNotifier(conversation_id=987654, content="This conversation does not exist.")
+    )
+    def unnoticed() -> int:
+        return 2
+
     breaks()
     works()
+    unnoticed()

@@ -52,21 +52,35 @@ class Feeder:
 
     Each conversation gets ``steps``: ``(polls_seen, action)``; the action runs once the emulator
     has answered that many list requests for the conversation. Waits on events, not on a clock.
+    Hang protection: if the run is still going after ``guard`` seconds, every request to those
+    conversations is refused (401), which ends any wait, and ``gave_up`` is set.
     """
 
     def __init__(
-        self, emu: DotoEmulator, plan: Mapping[int, Sequence[tuple[int, Callable[[int], object]]]]
+        self,
+        emu: DotoEmulator,
+        plan: Mapping[int, Sequence[tuple[int, Callable[[int], object]]]],
+        guard: float = GUARD,
     ) -> None:
         self.emu, self.plan = emu, {cid: list(steps) for cid, steps in plan.items()}
         self.done: dict[int, list[Any]] = {cid: [] for cid in plan}
+        self.gave_up = False
+        self._guard = guard
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="doto-feeder", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set() and any(self.plan.values()):
+        deadline = time.monotonic() + self._guard
+        while not self._stop.is_set():
             for cid, steps in self.plan.items():
                 while steps and gets(self.emu, cid) >= steps[0][0]:
                     self.done[cid].append(steps.pop(0)[1](cid))
+            if not self.gave_up and time.monotonic() > deadline:
+                self.gave_up = True
+                for cid in self.plan:
+                    self.emu.inject(
+                        "status", times=10_000, status=401, path_contains=f"/conversations/{cid}/"
+                    )
             time.sleep(0.02)
 
     def __enter__(self) -> Feeder:
@@ -147,6 +161,7 @@ def test_sensor_returns_the_same_messages_in_poke_reschedule_and_deferrable_mode
     dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_modes").dag
     with Feeder(emu, plan) as feeder:
         dag_run = dag.test(run_conf=cids)
+    assert not feeder.gave_up
     assert dag_run.state == "success"
 
     tis = task_instances(dag_run)
@@ -182,8 +197,9 @@ def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
 
     plan = {conf["timeout"]: [(1, noise)], conf["unauthorized"]: [(1, refuse_token)]}
     dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_failures")
-    with Feeder(emu, plan):
+    with Feeder(emu, plan) as feeder:
         dag_run = dag.failures_dag.test(run_conf=conf)
+    assert not feeder.gave_up
     assert dag_run.state == "failed"
     tis = task_instances(dag_run)
 
@@ -191,6 +207,8 @@ def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
     assert timed_out.state == "failed"
     assert timed_out.try_number == 1  # a sensor timeout is final: retries=1 was not used
     assert gets(emu, conf["timeout"]) >= 3  # the trigger kept polling after the first check
+
+    assert tis["wait_timeout_soft"].state == "skipped"
 
     refused = tis["wait_unauthorized"]
     assert refused.state == "failed"

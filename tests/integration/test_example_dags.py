@@ -46,8 +46,10 @@ def test_follow_up_is_sent_only_where_the_customer_went_quiet(airflow_db: Path, 
     )
     replied = conversation(("it ships today", "outgoing", 30, False), ("thanks!", "incoming", 29, False))
     too_recent = conversation(("it ships today", "outgoing", 2, False))
-    quiet_with_note = conversation(
-        ("it ships today", "outgoing", 30, False), ("customer may call", "outgoing", 1, True)
+    quiet_with_note = conversation(  # neither a private note nor an activity is a reply or our message
+        ("it ships today", "outgoing", 30, False),
+        ("customer may call", "outgoing", 1, True),
+        ("Conversation assigned to Sam", "activity", 1, False),
     )
     never_answered = conversation(("hello?", "incoming", 50, False))
     before = {cid: _contents(emu, cid) for cid in (replied, too_recent, never_answered)}
@@ -79,7 +81,7 @@ def test_follow_up_is_sent_only_where_the_customer_went_quiet(airflow_db: Path, 
     assert again.state == "success"
     assert xcom(again, "find_due_conversations") == []
     assert not has_xcom(again, "send_follow_up", 0)
-    assert len(emu.messages(quiet)) == 3 and len(emu.messages(quiet_with_note)) == 3
+    assert len(emu.messages(quiet)) == 3 and len(emu.messages(quiet_with_note)) == 4
 
 
 def test_follow_up_hours_param_decides_what_is_too_recent(airflow_db: Path, doto_emulator: Any) -> None:
@@ -103,9 +105,9 @@ def test_follow_up_hours_param_decides_what_is_too_recent(airflow_db: Path, doto
 def _seed_escalation(emu: Any, start: int) -> tuple[int, int]:
     """A conversation whose only escalation-worthy message is the last one; returns (cid, its id)."""
     cid = emu.add_conversation()
-    emu.add_message(cid, "I wanted a refund last week", created_at=start - 60)  # before the run
-    emu.add_message(cid, "We can refund you if needed", message_type="outgoing", created_at=start + 1)
-    emu.add_message(cid, "refund? cancel?", message_type="outgoing", private=True, created_at=start + 2)
+    emu.add_message(cid, "I wanted to cancel last week", created_at=start - 60)  # before the run
+    emu.add_message(cid, "You can cancel any time", message_type="outgoing", created_at=start + 1)
+    emu.add_message(cid, "cancel? refund?", message_type="outgoing", private=True, created_at=start + 2)
     emu.add_message(cid, "Hello, where is my parcel?", created_at=start + 3)
     emu.add_message(cid, "Cancel this, I am ANGRY", sender_type="AgentBot", created_at=start + 4)
     match = emu.add_message(cid, "Still nothing.\nPlease cancel my order.", created_at=start + 5)

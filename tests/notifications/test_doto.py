@@ -46,7 +46,23 @@ def test_task_callbacks_post_one_note_per_outcome(airflow_db: Path, doto_emulato
     assert len(success_posts) == 1
     assert success_posts[0]["private"] is False
     assert success_posts[0]["content"] == f"Your export works is ready (run {dag_run.run_id})."
-    assert len(messages) == 2 and len(posts(emu)) == 2
+    assert len(messages) == 2
+
+    # A post that fails (no such conversation: 404) is logged; the task's outcome stands.
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        states = dict(
+            session.execute(
+                select(TaskInstance.task_id, TaskInstance.state).where(
+                    TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+                )
+            ).all()
+        )
+    assert states == {"breaks": "failed", "works": "success", "unnoticed": "success"}
+    assert len(posts(emu)) == 3 and any("/conversations/987654/" in r.path for r in posts(emu))
 
 
 def test_awaiting_the_notifier_posts_through_the_async_hook(doto_emulator: DotoEmulator) -> None:

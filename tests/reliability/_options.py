@@ -10,6 +10,7 @@ the option twice is harmless. ``DOTO_SOAK=1`` in the environment also turns soak
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -19,7 +20,7 @@ SOAK_OPTION = "--soak"
 
 def add_soak_option(parser: pytest.Parser) -> None:
     """Register ``--soak`` unless another conftest already did."""
-    try:
+    with contextlib.suppress(ValueError):  # "option names {'--soak'} already added"
         parser.addoption(
             SOAK_OPTION,
             action="store_true",
@@ -27,8 +28,6 @@ def add_soak_option(parser: pytest.Parser) -> None:
             help="Doto reliability suite: run the long soak (1,000 duplicate trials, 10,000 messages) "
             "and write its figures into RELIABILITY.md.",
         )
-    except ValueError:  # "option names {'--soak'} already added"
-        pass
 
 
 def soak_enabled(config: pytest.Config) -> bool:

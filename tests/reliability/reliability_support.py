@@ -35,7 +35,9 @@ class Hung(AssertionError):
     pass
 
 
-def bounded(fn: Callable[[], T], limit: float, what: str = "call") -> tuple[T | None, BaseException | None, float]:
+def bounded(
+    fn: Callable[[], T], limit: float, what: str = "call"
+) -> tuple[T | None, BaseException | None, float]:
     """Run ``fn`` in a thread; fail if it is still running after ``limit`` s (a hang check, not a speed goal).
 
     Returns ``(result, error, elapsed)``.
@@ -164,7 +166,10 @@ def write_reliability_md(duration: float) -> None:
     loss = f.values.get("no_loss", {})
     matrix = f.values.get("fault_matrix", {})
     rows = [
-        ("Duplicate trials (server commits the POST, then drops the connection or answers 5xx; task retried)", dup.get("trials", 0)),
+        (
+            "Duplicate trials (server commits the POST, then drops the connection or answers 5xx; task retried)",
+            dup.get("trials", 0),
+        ),
         ("… of which whole DAG runs through Airflow's own task retry (`dag.test()`)", dup.get("dag_runs", 0)),
         ("Duplicates", dup.get("duplicates", 0)),
         ("Missing (a retry that should have sent and did not)", dup.get("missing", 0)),
@@ -173,7 +178,7 @@ def write_reliability_md(duration: float) -> None:
         ("… consumer polls", loss.get("polls", 0)),
         ("Lost", loss.get("lost", 0)),
         ("Repeated", loss.get("repeated", 0)),
-        ("Fault-matrix cases (method × client × fault)", matrix.get("cases", 0)),
+        ("Fault-matrix cases (method, client, fault)", matrix.get("cases", 0)),
         ("Faults tried (applied by the emulator, whole run)", f.faults_tried),
         ("Duration of the soak run", f"{duration:.0f} s"),
     ]
@@ -184,7 +189,10 @@ def write_reliability_md(duration: float) -> None:
         "",
         "| figure | value |",
         "|---|---:|",
-        *[f"| {name} | {value:,} |" if isinstance(value, int) else f"| {name} | {value} |" for name, value in rows],
+        *[
+            f"| {name} | {value:,} |" if isinstance(value, int) else f"| {name} | {value} |"
+            for name, value in rows
+        ],
         FIGURES_END,
     ]
     text = RELIABILITY_MD.read_text() if RELIABILITY_MD.exists() else f"{FIGURES_BEGIN}\n{FIGURES_END}\n"
@@ -210,7 +218,9 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(handler: type[http.server.BaseHTTPRequestHandler], host: str) -> Iterator[http.server.ThreadingHTTPServer]:
+def serve(
+    handler: type[http.server.BaseHTTPRequestHandler], host: str
+) -> Iterator[http.server.ThreadingHTTPServer]:
     server = http.server.ThreadingHTTPServer((host, 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import assert_no_token, load_dag
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.notifications.doto import DotoNotifier
-from airflow_provider_doto.operators.doto import DeleteMessageOperator, ListMessagesOperator, SendMessageOperator
+from airflow_provider_doto.operators.doto import (
+    DeleteMessageOperator,
+    ListMessagesOperator,
+    SendMessageOperator,
+)
 from airflow_provider_doto.sensors.doto import NewMessageSensor
 from airflow_provider_doto.testing import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
+
+from .reliability_support import assert_no_token, load_dag
 
 
 def send(**kw: Any) -> Callable[[], Any]:
@@ -112,7 +117,9 @@ STATIC: list[tuple[str, Callable[[], Any], str]] = [
 
 
 @pytest.mark.parametrize(("what", "build", "names"), STATIC, ids=[row[0] for row in STATIC])
-def test_static_value_fails_at_parse(what: str, build: Callable[[], Any], names: str, emu: DotoEmulator) -> None:
+def test_static_value_fails_at_parse(
+    what: str, build: Callable[[], Any], names: str, emu: DotoEmulator
+) -> None:
     with pytest.raises(DotoConfigError) as raised:
         build()
     assert names in str(raised.value), f"{what}: the error does not name {names!r}: {raised.value}"
@@ -162,8 +169,10 @@ CONNECTION_IDS = [
 
 @pytest.mark.parametrize("row", CONNECTION_IDS)
 @pytest.mark.parametrize("client", ["sync hook", "async hook", "operator"])
-def test_bad_connection_fails_before_sending(row: str, client: str, emu: DotoEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    name, conn, word = next(c for c in connections(emu) if c[0] == row)
+def test_bad_connection_fails_before_sending(
+    row: str, client: str, emu: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, conn, word = next(c for c in connections(emu) if c[0] == row)
     conn_id = "doto_missing" if conn is None else "doto_bad"
     if conn is not None:
         monkeypatch.setenv("AIRFLOW_CONN_DOTO_BAD", json.dumps(conn))
@@ -173,7 +182,9 @@ def test_bad_connection_fails_before_sending(row: str, client: str, emu: DotoEmu
         elif client == "async hook":
             asyncio.run(DotoAsyncHook(conn_id).send_message(1, "hello"))
         else:
-            SendMessageOperator(task_id="send", conversation_id=1, content="hello", doto_conn_id=conn_id).hook.send_message(1, "hello")
+            SendMessageOperator(
+                task_id="send", conversation_id=1, content="hello", doto_conn_id=conn_id
+            ).hook.send_message(1, "hello")
     assert word in str(raised.value) and conn_id in str(raised.value), str(raised.value)
     assert_no_token(str(raised.value), repr(raised.value))
     assert emu.requests == []

@@ -22,16 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from reliability_support import (
-    FIGURES,
-    HANG_SLACK,
-    POLICY,
-    TIMEOUT,
-    assert_no_token,
-    bounded,
-    error_texts,
-    wait_until,
-)
 
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
@@ -49,6 +39,17 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing import DotoEmulator
+
+from .reliability_support import (
+    FIGURES,
+    HANG_SLACK,
+    POLICY,
+    TIMEOUT,
+    assert_no_token,
+    bounded,
+    error_texts,
+    wait_until,
+)
 
 DELAY = 0.6  # server-side delay for the timeout rows (> TIMEOUT)
 
@@ -88,21 +89,41 @@ def http_error(status: int, cls: type[DotoError], text: str) -> Expect:
 RETRIED_OK = Expect(2)
 LOST = ("the connection broke",)
 CASES = [
-    Case("401", {"kind": "status", "status": 401}, **same(http_error(401, DotoAuthError, "Invalid Access Token"))),
-    Case("404", {"kind": "status", "status": 404}, **same(http_error(404, DotoNotFoundError, "Resource could not be found"))),
+    Case(
+        "401",
+        {"kind": "status", "status": 401},
+        **same(http_error(401, DotoAuthError, "Invalid Access Token")),
+    ),
+    Case(
+        "404",
+        {"kind": "status", "status": 404},
+        **same(http_error(404, DotoNotFoundError, "Resource could not be found")),
+    ),
     Case(
         "422",
-        {"kind": "status", "status": 422, "body": json.dumps({"error": "Content is too long (maximum is 150000 characters)"})},
+        {
+            "kind": "status",
+            "status": 422,
+            "body": json.dumps({"error": "Content is too long (maximum is 150000 characters)"}),
+        },
         **same(http_error(422, DotoValidationError, "Content is too long (maximum is 150000 characters)")),
     ),
-    Case("429 Retry-After: 1", {"kind": "status", "status": 429, "retry_after": 1}, **same(Expect(2, waited=1.0), committed=1)),
+    Case(
+        "429 Retry-After: 1",
+        {"kind": "status", "status": 429, "retry_after": 1},
+        **same(Expect(2, waited=1.0), committed=1),
+    ),
     Case("429 without Retry-After", {"kind": "status", "status": 429}, **same(Expect(2), committed=1)),
     Case(
         "429 on every attempt",
         {"kind": "status", "status": 429, "times": POLICY.attempts},
         **same(Expect(POLICY.attempts, DotoRateLimitError, ("HTTP 429", "Too Many Requests"), status=429)),
     ),
-    Case("500", {"kind": "status", "status": 500}, **same(http_error(500, DotoServerError, "Internal Server Error"))),
+    Case(
+        "500",
+        {"kind": "status", "status": 500},
+        **same(http_error(500, DotoServerError, "Internal Server Error")),
+    ),
     Case(
         "502",
         {"kind": "status", "status": 502},
@@ -171,7 +192,9 @@ METHODS = ("GET", "POST", "DELETE")
 CLIENTS = ("sync", "async")
 
 
-def make_call(client: str, method: str, conversation_id: int, message_id: int, content: str) -> Callable[[], Any]:
+def make_call(
+    client: str, method: str, conversation_id: int, message_id: int, content: str
+) -> Callable[[], Any]:
     """The hook call for one cell. The sync hook gets its timeout as an argument, the async hook
     from the connection's ``timeout`` extra (both ways are covered)."""
     if client == "sync":
@@ -194,7 +217,9 @@ def retry_lines(caplog: pytest.LogCaptureFixture, method: str) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith("airflow_provider_doto.hooks") and f"Doto {method} " in r.getMessage() and "; retry " in r.getMessage()
+        if r.name.startswith("airflow_provider_doto.hooks")
+        and f"Doto {method} " in r.getMessage()
+        and "; retry " in r.getMessage()
     ]
 
 
@@ -226,7 +251,9 @@ def test_fault(
     result, error, elapsed = bounded(call, limit, f"{client} {method} under fault {case.name!r}")
 
     recorded = [r for r in emu.requests if r.method == method and r.path == path]
-    assert len(recorded) == expect.requests, f"expected {expect.requests} {method} request(s), server saw {len(recorded)}"
+    assert len(recorded) == expect.requests, (
+        f"expected {expect.requests} {method} request(s), server saw {len(recorded)}"
+    )
     # aiohttp itself re-sends an idempotent request once when the server drops the connection
     # (RFC 9112 9.3.1.1), below the provider's retry policy: that retry is not in the provider's log.
     transport_retry = client == "async" and method != "POST" and case.fault["kind"].startswith("drop")
@@ -261,7 +288,9 @@ def test_fault(
         if expect.committed:
             wait_until(lambda: any(m["content"] == content for m in emu.messages(cid)))
         stored = [m for m in emu.messages(cid) if m["content"] == content]
-        assert len(stored) == expect.committed, f"{len(stored)} message(s) stored, expected {expect.committed}"
+        assert len(stored) == expect.committed, (
+            f"{len(stored)} message(s) stored, expected {expect.committed}"
+        )
     FIGURES.add("fault_matrix", cases=1)
 
 
@@ -280,7 +309,14 @@ def test_connection_refused_is_retried_even_for_post(
     (POST included) up to the policy's attempts, then DotoConnectError names method and path."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_DOTO_DEFAULT",
-        json.dumps({"conn_type": "doto", "host": f"http://127.0.0.1:{closed_port()}", "password": "x", "extra": {"account_id": 7, "timeout": TIMEOUT}}),
+        json.dumps(
+            {
+                "conn_type": "doto",
+                "host": f"http://127.0.0.1:{closed_port()}",
+                "password": "x",
+                "extra": {"account_id": 7, "timeout": TIMEOUT},
+            }
+        ),
     )
     caplog.set_level(logging.INFO)
     call = make_call(client, method, 3, 4, "never delivered")

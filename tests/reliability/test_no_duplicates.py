@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import FIGURES, load_dag
 
 from airflow_provider_doto.api import DELIVERY_KEY_ATTRIBUTE
 from airflow_provider_doto.testing import DotoEmulator
+
+from .reliability_support import FIGURES, load_dag
 
 FAST_TRIALS = 20
 SOAK_TRIALS = 1_000
@@ -45,7 +46,9 @@ def send_dag(reliability_dags: Path) -> Any:
     return load_dag(reliability_dags, "reliability_send_retry")
 
 
-def test_retried_send_task_delivers_exactly_once(send_dag: Any, emu: DotoEmulator, faults: Any, soak: bool) -> None:
+def test_retried_send_task_delivers_exactly_once(
+    send_dag: Any, emu: DotoEmulator, faults: Any, soak: bool
+) -> None:
     trials = SOAK_TRIALS if soak else FAST_TRIALS
     duplicates = missing = committed_first = 0
     problems: list[str] = []

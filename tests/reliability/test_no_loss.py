@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from reliability_support import FIGURES, POLICY, FaultCounter, bounded
 
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.testing import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
+
+from .reliability_support import FIGURES, POLICY, FaultCounter, bounded
 
 FAST_MESSAGES = 300
 SOAK_MESSAGES = 10_000

@@ -460,9 +460,12 @@ def test_restarted_watcher_resumes_from_the_stored_cursor(doto_emulator: DotoEmu
         await until(lambda: sent[0] in saved_ids(store))
         await a.stop()
 
-        # While the triggerer is down, two messages arrive (one committed late).
-        sent.append(emu.add_message(cid, "while down 1", late=1)["id"])
-        sent.append(emu.add_message(cid, "while down 2")["id"])
+        # While the triggerer is down, two messages arrive (one committed late); the new instance
+        # starts after them, so only the stored cursor (not "now") can find them.
+        down_at = int(time.time()) + 1
+        await until(lambda: time.time() >= down_at + 1)
+        sent.append(emu.add_message(cid, "while down 1", late=1, created_at=down_at)["id"])
+        sent.append(emu.add_message(cid, "while down 2", created_at=down_at)["id"])
 
         second = as_watcher(rebuild(first), store, trigger_id=2)
         b = EventCollector(second)
@@ -527,6 +530,27 @@ def test_watcher_without_store_starts_from_now_and_misses_messages_while_down(
     assert a_ids == [m1]
     assert b_ids == [m3]
     assert missed not in a_ids + b_ids
+
+
+def test_watcher_outlasts_max_failures_of_transient_errors(doto_emulator: DotoEmulator, cid: int) -> None:
+    """A deferred wait gives up after max_failures; a watcher backs off and keeps going."""
+    emu = doto_emulator
+    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=0.01, max_failures=2), MemoryStore())
+
+    async def scenario() -> TriggerEvent:
+        gen = events_of(trigger)
+        pending = asyncio.ensure_future(anext(gen))
+        await until(lambda: gets(emu, cid) >= 1)
+        emu.inject("status", times=4, status=503)
+        message = emu.add_message(cid, "after the outage")
+        event = await pending
+        await gen.aclose()
+        assert ids(event) == [message["id"]]
+        return event
+
+    event = run(scenario())
+    assert event.payload["status"] == "success"
+    assert gets(emu, cid) >= 6  # the first poll, four failures, then the good one
 
 
 def test_watcher_keeps_going_when_the_state_store_fails(doto_emulator: DotoEmulator, cid: int) -> None:

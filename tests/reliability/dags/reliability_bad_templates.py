@@ -5,7 +5,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_provider_doto.operators.doto import DeleteMessageOperator, ListMessagesOperator, SendMessageOperator
+from airflow_provider_doto.operators.doto import (
+    DeleteMessageOperator,
+    ListMessagesOperator,
+    SendMessageOperator,
+)
 from airflow_provider_doto.sensors.doto import NewMessageSensor
 
 with DAG(
@@ -19,5 +23,9 @@ with DAG(
     DeleteMessageOperator(task_id="delete_bad_message", conversation_id=1, message_id="{{ 'x' }}")
     ListMessagesOperator(task_id="list_bad_after", conversation_id=1, after="{{ 'yesterday' }}")
     NewMessageSensor(
-        task_id="wait_bad_pattern", conversation_id=1, content_pattern="{{ '(' }}", poke_interval=0.2, timeout=5
+        task_id="wait_bad_pattern",
+        conversation_id=1,
+        content_pattern="{{ '(' }}",
+        poke_interval=0.2,
+        timeout=5,
     )
