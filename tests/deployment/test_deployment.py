@@ -101,37 +101,33 @@ def test_escalation_defers_into_the_triggerer_and_replies_once(stack: AirflowSta
 
 
 def test_asset_watcher_runs_the_dag_on_a_new_message(stack: AirflowStack) -> None:
-    assert stack.emulator is not None
+    emulator = stack.emulator
+    assert emulator is not None
     stack.wait_for_dag(WATCHER)
     cid = stack.conversation_id  # the stack points DOTO_WATCH_CONVERSATION_ID at its seeded conversation
-    path = stack.emulator.messages_url(cid).split(stack.emulator.base_url, 1)[1]
+    path = emulator.messages_url(cid).split(emulator.base_url, 1)[1]
 
     # The watcher's trigger starts from "now" on its first poll: wait until it polls in the triggerer.
     wait_until(
-        lambda: any(r.method == "GET" and r.path == path for r in stack.emulator.requests),  # type: ignore[union-attr]
+        lambda: any(r.method == "GET" and r.path == path for r in emulator.requests),
         120,
         "the asset watcher's trigger to poll the conversation",
     )
     assert stack.dag_runs(WATCHER) == []  # nothing happened before a customer wrote
-    message = stack.emulator.add_message(cid, "Where is my parcel?", message_type="incoming")
+    message = emulator.add_message(cid, "Where is my parcel?", message_type="incoming")
 
-    def event_with_run() -> dict[str, Any] | None:
-        stack.check_alive()
-        for event in stack.api("GET", "/assets/events?limit=100")["asset_events"]:
-            payload = (event.get("extra") or {}).get("payload") or {}
-            ids = [m["id"] for m in payload.get("messages", [])]
-            if message["id"] in ids and event["created_dagruns"]:
-                return event
-        return None
-
-    event = wait_until(event_with_run, 120, "an asset event that created a DAG run", interval=0.5)
-    assert event["uri"] == f"doto://conversations/{cid}/incoming"
-    assert [m["id"] for m in event["extra"]["payload"]["messages"]] == [message["id"]]
-    [created] = event["created_dagruns"]
-    assert created["dag_id"] == WATCHER
-    run = stack.dag_run(WATCHER, created["run_id"])
+    # A run appears by itself. (Poll the runs, not /assets/events: Airflow 3.3.2 answers that with
+    # a 500 while an asset-triggered run is still queued, its start_date being null.)
+    runs = wait_until(lambda: stack.dag_runs(WATCHER), 120, "a run of the asset-watcher DAG", interval=0.5)
+    [run] = runs
     assert run["run_type"] == "asset_triggered"
-    assert_run_succeeded(stack, WATCHER, created["run_id"])
+    assert_run_succeeded(stack, WATCHER, run["dag_run_id"])
+    [event] = stack.api("GET", f"/dags/{WATCHER}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")[
+        "asset_events"
+    ]
+    assert event["uri"] == f"doto://conversations/{cid}/incoming"
+    assert event["extra"]["from_trigger"] is True
+    assert [m["id"] for m in event["extra"]["payload"]["messages"]] == [message["id"]]
     summaries = [m for m in private_notes(stack, cid) if f"#{message['id']}" in (m["content"] or "")]
     assert len(summaries) == 1, summaries
 
