@@ -486,8 +486,8 @@ class AirflowStack:
             }
         )
         # The asset-watcher example DAG watches the seeded conversation, polling every 5 s.
-        env.setdefault("DOTO_WATCH_CONVERSATION_ID", str(self.conversation_id))
-        env.setdefault("DOTO_WATCH_POLL_INTERVAL", "5")
+        env["DOTO_WATCH_CONVERSATION_ID"] = str(self.conversation_id)
+        env["DOTO_WATCH_POLL_INTERVAL"] = "5"
         env.update(self.env)
         return env
 

@@ -165,17 +165,17 @@ def write_reliability_md(duration: float) -> None:
     dup = f.values.get("no_duplicates", {})
     loss = f.values.get("no_loss", {})
     matrix = f.values.get("fault_matrix", {})
+    committed = dup.get("committed_then_dropped", 0)
     rows = [
-        (
-            "Duplicate trials (server commits the POST, then drops the connection or answers 5xx; task retried)",
-            dup.get("trials", 0),
-        ),
-        ("… of which whole DAG runs through Airflow's own task retry (`dag.test()`)", dup.get("dag_runs", 0)),
+        ("Duplicate trials (the first try's POST fails, Airflow retries the task)", dup.get("trials", 0)),
+        ("… whole DAG runs through Airflow's own task retry (`dag.test()`)", dup.get("dag_runs", 0)),
+        ("… POST committed, then the connection dropped", committed),
+        ("… failed before committing (drop before commit, 500, 503)", dup.get("trials", 0) - committed),
         ("Duplicates", dup.get("duplicates", 0)),
         ("Missing (a retry that should have sent and did not)", dup.get("missing", 0)),
         ("No-loss messages written (all consumer variants)", loss.get("messages", 0)),
         ("… committed late (`late=N` or hidden, then revealed)", loss.get("late", 0)),
-        ("… consumer polls", loss.get("polls", 0)),
+        ("… consumer polls (sensor) and events (trigger)", loss.get("polls", 0)),
         ("Lost", loss.get("lost", 0)),
         ("Repeated", loss.get("repeated", 0)),
         ("Fault-matrix cases (method, client, fault)", matrix.get("cases", 0)),
