@@ -36,7 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "account_id": {
                         "label": "Account ID",
-                        "schema": {"type": ["string", "integer"]},
+                        "schema": {"type": "integer"},
                         "description": "Your Doto account id (the number in /app/accounts/<id>/).",
                     },
                     "timeout": {

@@ -69,7 +69,7 @@ def test_conn_fields(conn_type):
     fields = conn_type["conn-fields"]
     assert {"account_id", "timeout"} <= set(fields)
     assert fields["account_id"]["label"] == "Account ID"
-    assert "integer" in fields["account_id"]["schema"]["type"]
+    assert fields["account_id"]["schema"]["type"] == "integer"
     timeout = fields["timeout"]["schema"]
     assert timeout["default"] == 30 and timeout["minimum"] == 1 and "integer" in timeout["type"]
 
