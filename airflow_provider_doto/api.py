@@ -337,6 +337,8 @@ def error_for_status(request: DotoRequest, response: DotoResponse) -> DotoHTTPEr
         "status": status,
         "doto_error": doto_error,
     }
+    if 300 <= status < 400:
+        return DotoHTTPError(message + " (a redirect; never followed, so the token cannot leave)", **kwargs)
     if status in (401, 403):
         return DotoAuthError(message + " (check the connection's API Token)", **kwargs)
     if status == 404:
@@ -543,7 +545,11 @@ def parse_message_list(request: DotoRequest, response: DotoResponse) -> list[Mes
             method=request.method,
             path=request.path,
         )
-    return [parse_message(item, where=f"message in {request.describe()}") for item in payload]
+    try:
+        return [parse_message(item, where=f"message in {request.describe()}") for item in payload]
+    except DotoResponseError as error:
+        error.method, error.path = request.method, request.path
+        raise
 
 
 def parse_single_message(request: DotoRequest, response: DotoResponse) -> Message:

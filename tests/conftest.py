@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .reliability._options import add_soak_option
+
 _HOME = Path(tempfile.mkdtemp(prefix="doto-airflow-home-"))
 REPO = Path(__file__).resolve().parents[1]
 os.environ["AIRFLOW_HOME"] = str(_HOME)
@@ -29,3 +31,8 @@ def airflow_db():
 
     db.initdb()
     return _HOME / "airflow.db"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Registered here too so `pytest --soak` works from the repository root.
+    add_soak_option(parser)
