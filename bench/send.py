@@ -20,7 +20,7 @@ from typing import Any
 from bench.emulator_proc import EmulatorProcess
 from bench.machine import median, proc_cpu_seconds
 
-CLIENTS = ("doto", "raw", "http", "urllib3")
+CLIENTS = ("doto", "raw", "http", "urllib3", "raw_noenv")
 BODY: dict[str, Any] = {
     "content": "Your order #48213 has shipped.",
     "message_type": "outgoing",
@@ -65,7 +65,17 @@ def _clients(emu: EmulatorProcess, cids: dict[str, int]) -> dict[str, Callable[[
             raise RuntimeError(response.status)
         return json.loads(response.data)
 
-    return {"doto": doto, "raw": raw, "http": http, "urllib3": u3}
+    quiet = requests.Session()
+    quiet.headers.update(session.headers)
+    quiet.trust_env = False  # no proxy / CA-bundle / netrc lookups in the environment per request
+    quiet_url = f"{emu.base_url}/api/v1/accounts/{emu.account_id}/conversations/{cids['raw_noenv']}/messages"
+
+    def raw_noenv() -> Any:
+        response = quiet.post(quiet_url, json=BODY, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    return {"doto": doto, "raw": raw, "http": http, "urllib3": u3, "raw_noenv": raw_noenv}
 
 
 def _profile(send: Callable[[], Any], n: int) -> list[str]:
@@ -116,9 +126,20 @@ def measure(block: int = 50, blocks: int = 30) -> dict[str, Any]:
         profiles = {name: _profile(send, 100) for name, send in clients.items()}
     expected = 10 + blocks * block
     sent = blocks * block
+
+    def paired(a: str, b: str) -> float:
+        # Each round runs every client back to back: the ratio within a round compares like with like.
+        return median([x / y for x, y in zip(rates[a], rates[b], strict=True)])
+
     return {
         "block": block,
         "blocks": blocks,
+        "ratio_doto_raw": paired("doto", "raw"),
+        "ratio_doto_http": paired("doto", "http"),
+        "ratio_urllib3_raw": paired("urllib3", "raw"),
+        "ratio_raw_http": paired("raw", "http"),
+        "ratio_urllib3_http": paired("urllib3", "http"),
+        "ratio_noenv_raw": paired("raw_noenv", "raw"),
         **{
             name: {
                 "msgs_per_s": median(rates[name]),

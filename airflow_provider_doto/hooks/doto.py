@@ -7,6 +7,7 @@ operator pay for neither at parse time.
 from __future__ import annotations
 
 import logging
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,12 @@ class DotoHook(BaseHook):
 
         session = requests.Session()
         session.headers.update(api.headers(self.settings.token))
+        # The environment's proxy and CA-bundle settings are read once, here: with trust_env requests
+        # re-reads them on every call, ~0.15 ms a request (BENCHMARKS.md). ~/.netrc is not consulted:
+        # the token header is the only credential Doto takes.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.settings.base_url))
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         # Redirects are never followed (requests would carry our custom token header to any host):
         # every request passes allow_redirects=False. Not max_redirects=0: requests then raises
         # TooManyRedirects for any 3xx even when not following, hiding the status.

@@ -1,16 +1,12 @@
-"""DotoAsyncHook's transport choices (aiohttp): one pooled session per event loop, closed with the
-loop; proxy variables honoured like the sync hook's requests. Against the emulator over real HTTP.
+"""DotoAsyncHook's transport (aiohttp): one pooled session per event loop, closed with the loop.
+Against the emulator over real HTTP. (Proxy settings: test_doto_proxy.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import socket
-import threading
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,60 +44,3 @@ def test_hooks_share_one_session_per_loop_and_it_closes_with_the_loop(
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert "Unclosed" not in caplog.text
     assert [r.method for r in doto_emulator.requests] == ["GET", "POST", "GET", "POST"]
-
-
-class PassThrough:
-    """A TCP pass-through standing in for an HTTP proxy (the emulator accepts absolute-form targets)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            server = socket.create_connection(self.upstream)
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-
-@pytest.fixture
-def proxy(doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[PassThrough]:
-    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    p = PassThrough((doto_emulator.host, doto_emulator.port))
-    monkeypatch.setenv("http_proxy", p.url)
-    yield p
-    p.listener.close()
-
-
-def test_http_proxy_from_the_environment_carries_the_requests(
-    doto_emulator: DotoEmulator, cid: int, proxy: PassThrough
-) -> None:
-    asyncio.run(DotoAsyncHook().list_messages(cid))
-    assert proxy.connections == 1
-    assert [r.method for r in doto_emulator.requests] == ["GET"]
-
-
-def test_no_proxy_from_the_environment_bypasses_the_proxy(
-    doto_emulator: DotoEmulator, cid: int, proxy: PassThrough, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    asyncio.run(DotoAsyncHook().list_messages(cid))
-    assert proxy.connections == 0
-    assert [r.method for r in doto_emulator.requests] == ["GET"]

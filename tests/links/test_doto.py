@@ -104,9 +104,13 @@ def test_link_is_empty_without_a_conversation(doto_emulator: DotoEmulator) -> No
     assert DotoConversationLink().get_link(operator=operator, ti_key=KEY) == ""
 
 
-def test_serialised_dag_keeps_the_link_for_the_ui() -> None:
+def test_serialised_dag_keeps_the_link_for_the_ui(monkeypatch: pytest.MonkeyPatch) -> None:
     """The UI reads links from the serialised DAG: the link must survive serialisation."""
     from airflow.serialization.serialized_objects import DagSerialization
+
+    # Airflow's scheduler-side code (run earlier in this process by dag.test()) switches link loading
+    # off globally; the API server runs with it on.
+    monkeypatch.setattr(DagSerialization, "_load_operator_extra_links", True)
 
     with DAG("links", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
         SendMessageOperator(task_id="send", conversation_id=1, content="hi")
