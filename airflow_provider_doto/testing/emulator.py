@@ -292,6 +292,15 @@ class DotoEmulator:
     def soft_delete(self, value: bool) -> None:
         self._store.soft_delete = value
 
+    @property
+    def drop_content_attributes(self) -> bool:
+        """Store POSTed messages without their ``content_attributes`` (a server that keeps none)."""
+        return self._store.drop_content_attributes
+
+    @drop_content_attributes.setter
+    def drop_content_attributes(self, value: bool) -> None:
+        self._store.drop_content_attributes = value
+
     # -- faults --------------------------------------------------------------------------------------
 
     def inject(

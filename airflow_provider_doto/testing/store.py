@@ -71,6 +71,7 @@ class Store:
             self.page_cap: int | None = None
             self.int_message_types = False
             self.soft_delete = False
+            self.drop_content_attributes = False
             self._accounts = {self.default_account_id}
             self._conversations: dict[tuple[int, int], _Conversation] = {}
             self._records: dict[int, _Record] = {}
@@ -196,6 +197,8 @@ class Store:
         with self.lock:
             conversation = self._conversation(account_id, conversation_id)
             fields = _validate_post(body)
+            if self.drop_content_attributes:
+                fields["content_attributes"] = {}
             if fields["message_type"] == "incoming" and not conversation.api_inbox:
                 raise Invalid("Incoming messages are only allowed in Api inboxes")
             record = self._create(conversation, created_at=None, sender_type=None, sender_name=None, **fields)

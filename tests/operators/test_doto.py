@@ -190,6 +190,28 @@ def test_retry_after_commit_then_dropped_connection_does_not_post_twice(
     assert xcom(dr, "send")["id"] == messages[0]["id"]
 
 
+def test_retry_matches_by_content_when_the_server_drops_content_attributes(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """Without the echoed delivery key, the retry falls back to identical content, type and privacy."""
+    cid = doto_emulator.add_conversation()
+    doto_emulator.drop_content_attributes = True
+    doto_emulator.add_message(cid, "Your refund is on its way.", message_type="outgoing", created_at=1)
+    doto_emulator.inject("drop_after", method="POST")
+    dag = load_dag("test_dags/doto_test_send.py")
+
+    dr = dag.test(run_conf={"conversation_id": cid, "text": "Your refund is on its way."})
+
+    assert dr.state == "success"
+    assert task_instances(dr)[("send", -1)].try_number == 2
+    messages = doto_emulator.messages(cid)
+    # The old message (before this run) stays; the run's own message exists once, without a key.
+    assert [m["content"] for m in messages] == ["Your refund is on its way."] * 2
+    assert messages[1]["content_attributes"] == {}
+    assert len(_posts(doto_emulator)) == 1
+    assert xcom(dr, "send")["id"] == messages[1]["id"]
+
+
 def test_retry_after_connection_dropped_before_commit_posts_once(
     airflow_db: Path, doto_emulator: Any
 ) -> None:
