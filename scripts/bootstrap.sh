@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if [ ! -x .venv/bin/uv ]; then
+  # A venv made by another tool (e.g. `uv venv`) may lack pip.
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
 fi
 # uv resolves against the lock-like constraints file, so a new release elsewhere cannot break us.
