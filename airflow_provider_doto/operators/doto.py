@@ -96,6 +96,10 @@ class SendMessageOperator(_DotoOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         conversation_id = api.to_id(self.conversation_id, name="conversation_id")
+        # Rendered values, checked before anything is read or sent.
+        api.validate_send(
+            self.content, self.message_type, self.private, self.content_type, self.content_attributes
+        )
         ti = context["ti"]
         key = api.delivery_key(
             ti.dag_id, ti.task_id, ti.run_id, -1 if ti.map_index is None else ti.map_index, conversation_id
