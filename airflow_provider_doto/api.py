@@ -117,6 +117,13 @@ class DotoSettings:
         )
         return cls(base_url=base_url, token=password, account_id=account_id, timeout=timeout, conn_id=conn_id)
 
+    @classmethod
+    def from_connection(cls, conn_id: str, conn: Any, extra: Mapping[str, Any] | None) -> DotoSettings:
+        """From an Airflow ``Connection`` and its decoded extra (read sync or async by the caller)."""
+        return cls.from_connection_fields(
+            conn_id, host=conn.host, password=conn.password, extra=extra, schema=conn.schema, port=conn.port
+        )
+
     def conversation_url(self, conversation_id: int) -> str:
         """Where a person sees the conversation in Doto's web app."""
         return f"{self.base_url}/app/accounts/{self.account_id}/conversations/{conversation_id}"
@@ -212,6 +219,11 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
     raise DotoConfigError(
         f"{name} must be a Unix timestamp, a datetime or an ISO-8601 string, got {value!r}."
     )
+
+
+def is_template(value: Any) -> bool:
+    """A Jinja template string: its value is only known, and checked, after rendering."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def to_id(value: Any, *, name: str) -> int:
@@ -367,6 +379,33 @@ def _error_text(body: bytes) -> str | None:
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 return "; ".join(value)[:300]
     return None
+
+
+def connect_error(request: DotoRequest, base_url: str, timeout: float | None = None) -> DotoConnectError:
+    """The connection could not be opened (so the request never reached Doto)."""
+    why = (
+        f"could not connect within {timeout:g} s"
+        if timeout is not None
+        else f"could not connect to {base_url}"
+    )
+    return DotoConnectError(f"Doto {request.describe()}: {why}", method=request.method, path=request.path)
+
+
+def timeout_error(request: DotoRequest, timeout: float) -> DotoTimeoutError:
+    return DotoTimeoutError(
+        f"Doto {request.describe()}: no answer within {timeout:g} s", method=request.method, path=request.path
+    )
+
+
+def connection_lost_error(
+    request: DotoRequest, cause: BaseException | None = None
+) -> DotoConnectionLostError:
+    detail = f" ({type(cause).__name__})" if cause is not None else ""
+    return DotoConnectionLostError(
+        f"Doto {request.describe()}: the connection broke before an answer arrived{detail}",
+        method=request.method,
+        path=request.path,
+    )
 
 
 def parse_json(request: DotoRequest, response: DotoResponse) -> Any:
@@ -594,10 +633,10 @@ async def arun_flow(flow: Flow, send: Callable[[DotoRequest], Awaitable[DotoResp
 
 def list_messages_flow(
     account_id: int,
-    conversation_id: int,
+    conversation_id: int | str,
     *,
-    before: int | None = None,
-    after: int | None = None,
+    before: Timestamp | None = None,
+    after: Timestamp | None = None,
     page_full_at: int = PAGE_FULL_AT,
     max_pages: int = 100_000,
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
@@ -610,6 +649,9 @@ def list_messages_flow(
     that second (going backwards, after reading it forwards, where Chatwoot's pages are larger).
     Paging stops at a short page.
     """
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    before = None if before is None else to_timestamp(before, name="before")
+    after = None if after is None else to_timestamp(after, name="after")
     by_id: dict[int, Message] = {}
     forward = after is not None
     page_before, page_after = before, after
@@ -652,17 +694,19 @@ def list_messages_flow(
 
 
 def send_message_flow(
-    account_id: int, conversation_id: int, content: str, **options: Any
+    account_id: int, conversation_id: int | str, content: str, **options: Any
 ) -> Generator[DotoRequest, DotoResponse, Message]:
-    request = send_request(account_id, conversation_id, content, **options)
+    request = send_request(account_id, to_id(conversation_id, name="conversation_id"), content, **options)
     return parse_single_message(request, (yield request))
 
 
 def delete_message_flow(
-    account_id: int, conversation_id: int, message_id: int, *, missing_ok: bool = False
+    account_id: int, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
 ) -> Generator[DotoRequest, DotoResponse, bool]:
     """True if deleted now; False if it was already gone and ``missing_ok``."""
-    request = delete_request(account_id, conversation_id, message_id)
+    request = delete_request(
+        account_id, to_id(conversation_id, name="conversation_id"), to_id(message_id, name="message_id")
+    )
     response = yield request
     error = error_for_status(request, response)
     if isinstance(error, DotoNotFoundError) and missing_ok:
@@ -833,7 +877,7 @@ class MessageWatch:
         return self.position - self.overlap
 
     def poll_flow(
-        self, account_id: int, conversation_id: int
+        self, account_id: int, conversation_id: int | str
     ) -> Generator[DotoRequest, DotoResponse, list[Message] | None]:
         """One poll: list from ``poll_after`` (paging if needed) and :meth:`feed` the result."""
         page = yield from list_messages_flow(account_id, conversation_id, after=self.poll_after)

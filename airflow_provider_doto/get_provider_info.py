@@ -6,6 +6,29 @@ from typing import Any
 
 from airflow_provider_doto import __version__
 
+# The connection form, declared once: Airflow 3.2+ reads it from here, and DotoHook's 3.1-era
+# get_connection_form_widgets() / get_ui_field_behaviour() are built from the same data.
+CONN_FIELDS: dict[str, Any] = {
+    "account_id": {
+        "label": "Account ID",
+        "schema": {"type": "integer"},
+        "description": "Your Doto account id (the number in /app/accounts/<id>/).",
+    },
+    "timeout": {
+        "label": "Request timeout (seconds)",
+        "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
+    },
+}
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "login", "extra"],
+    "relabeling": {"host": "Base URL", "password": "API Token"},
+    "placeholders": {
+        "host": "https://app.usendoto.com",
+        "password": "Doto API access token",
+        "account_id": "1",
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -33,26 +56,8 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_doto.hooks.doto.DotoHook",
                 "hook-name": "Doto",
                 "connection-type": "doto",
-                "conn-fields": {
-                    "account_id": {
-                        "label": "Account ID",
-                        "schema": {"type": "integer"},
-                        "description": "Your Doto account id (the number in /app/accounts/<id>/).",
-                    },
-                    "timeout": {
-                        "label": "Request timeout (seconds)",
-                        "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
-                    "relabeling": {"host": "Base URL", "password": "API Token"},
-                    "placeholders": {
-                        "host": "https://app.usendoto.com",
-                        "password": "Doto API access token",
-                        "account_id": "1",
-                    },
-                },
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
     }

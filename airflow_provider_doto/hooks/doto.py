@@ -17,10 +17,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
-    DotoConnectError,
-    DotoConnectionLostError,
     DotoError,
-    DotoTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -29,11 +26,6 @@ if TYPE_CHECKING:
     from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message, Timestamp
 
 log = logging.getLogger(__name__)
-
-# Connection form: declared once here; provider info and the 3.1 hook methods both read it.
-CONN_FIELD_LABELS = {"host": "Base URL", "password": "API Token"}
-HIDDEN_FIELDS = ["schema", "port", "login", "extra"]
-PLACEHOLDERS = {"host": api.DEFAULT_BASE_URL, "password": "Doto API access token", "account_id": "1"}
 
 
 class DotoHook(BaseHook):
@@ -76,14 +68,7 @@ class DotoHook(BaseHook):
             raise DotoConfigError(
                 f"Doto connection {self.doto_conn_id!r} could not be loaded: {err}"
             ) from None
-        return api.DotoSettings.from_connection_fields(
-            self.doto_conn_id,
-            host=conn.host,
-            password=conn.password,
-            extra=conn.extra_dejson,
-            schema=conn.schema,
-            port=conn.port,
-        )
+        return api.DotoSettings.from_connection(self.doto_conn_id, conn, conn.extra_dejson)
 
     @cached_property
     def session(self) -> requests.Session:
@@ -123,12 +108,7 @@ class DotoHook(BaseHook):
 
         Pages through a capped server and de-duplicates by id, so each message comes once.
         """
-        flow = api.list_messages_flow(
-            self.settings.account_id,
-            api.to_id(conversation_id, name="conversation_id"),
-            before=None if before is None else api.to_timestamp(before, name="before"),
-            after=None if after is None else api.to_timestamp(after, name="after"),
-        )
+        flow = api.list_messages_flow(self.settings.account_id, conversation_id, before=before, after=after)
         return api.run_flow(flow, self.send)
 
     def send_message(
@@ -144,7 +124,7 @@ class DotoHook(BaseHook):
         """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure."""
         flow = api.send_message_flow(
             self.settings.account_id,
-            api.to_id(conversation_id, name="conversation_id"),
+            conversation_id,
             content,
             message_type=message_type,
             private=private,
@@ -158,16 +138,13 @@ class DotoHook(BaseHook):
     ) -> bool:
         """Delete a message. True if deleted now, False if already gone and ``missing_ok``."""
         flow = api.delete_message_flow(
-            self.settings.account_id,
-            api.to_id(conversation_id, name="conversation_id"),
-            api.to_id(message_id, name="message_id"),
-            missing_ok=missing_ok,
+            self.settings.account_id, conversation_id, message_id, missing_ok=missing_ok
         )
         return api.run_flow(flow, self.send)
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
-        flow = watch.poll_flow(self.settings.account_id, api.to_id(conversation_id, name="conversation_id"))
+        flow = watch.poll_flow(self.settings.account_id, conversation_id)
         return api.run_flow(flow, self.send)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -206,7 +183,6 @@ class DotoHook(BaseHook):
         """One HTTP exchange; requests' exceptions become the provider's typed transport errors."""
         import requests
 
-        where = {"method": request.method, "path": request.path}
         try:
             response = self.session.request(
                 request.method,
@@ -218,25 +194,15 @@ class DotoHook(BaseHook):
             )
             body = response.content
         except requests.ConnectTimeout:
-            raise DotoConnectError(
-                f"Doto {request.describe()}: could not connect within {self.timeout:g} s", **where
-            ) from None
+            raise api.connect_error(request, self.settings.base_url, self.timeout) from None
         except requests.ReadTimeout:
-            raise DotoTimeoutError(
-                f"Doto {request.describe()}: no answer within {self.timeout:g} s", **where
-            ) from None
+            raise api.timeout_error(request, self.timeout) from None
         except requests.ConnectionError as err:
             if _never_connected(err):
-                raise DotoConnectError(
-                    f"Doto {request.describe()}: could not connect to {self.settings.base_url}", **where
-                ) from None
-            raise DotoConnectionLostError(
-                f"Doto {request.describe()}: the connection broke before an answer arrived", **where
-            ) from None
+                raise api.connect_error(request, self.settings.base_url) from None
+            raise api.connection_lost_error(request) from None
         except requests.RequestException as err:
-            raise DotoConnectionLostError(
-                f"Doto {request.describe()}: transport failed ({type(err).__name__})", **where
-            ) from None
+            raise api.connection_lost_error(request, err) from None
         return api.DotoResponse(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
@@ -257,12 +223,16 @@ class DotoHook(BaseHook):
         from wtforms import IntegerField, StringField
         from wtforms.validators import InputRequired, NumberRange, Optional
 
+        from airflow_provider_doto.get_provider_info import CONN_FIELDS
+
         return {
             "account_id": StringField(
-                lazy_gettext("Account ID"), validators=[InputRequired()], widget=BS3TextFieldWidget()
+                lazy_gettext(CONN_FIELDS["account_id"]["label"]),
+                validators=[InputRequired()],
+                widget=BS3TextFieldWidget(),
             ),
             "timeout": IntegerField(
-                lazy_gettext("Request timeout (seconds)"),
+                lazy_gettext(CONN_FIELDS["timeout"]["label"]),
                 validators=[Optional(), NumberRange(min=1)],
                 widget=BS3TextFieldWidget(),
                 default=int(api.DEFAULT_TIMEOUT),
@@ -271,11 +241,9 @@ class DotoHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": HIDDEN_FIELDS,
-            "relabeling": CONN_FIELD_LABELS,
-            "placeholders": PLACEHOLDERS,
-        }
+        from airflow_provider_doto.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
 
 
 def _never_connected(err: Exception) -> bool:

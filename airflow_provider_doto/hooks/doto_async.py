@@ -21,10 +21,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
-    DotoConnectError,
-    DotoConnectionLostError,
     DotoError,
-    DotoTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -112,14 +109,7 @@ class DotoAsyncHook:
                 raise DotoConfigError(
                     f"Doto connection {self.doto_conn_id!r} could not be loaded: {err}"
                 ) from None
-            self._settings = api.DotoSettings.from_connection_fields(
-                self.doto_conn_id,
-                host=conn.host,
-                password=conn.password,
-                extra=extra,
-                schema=conn.schema,
-                port=conn.port,
-            )
+            self._settings = api.DotoSettings.from_connection(self.doto_conn_id, conn, extra)
             self._proxy = env_proxy(self._settings.base_url)
         return self._settings
 
@@ -131,19 +121,12 @@ class DotoAsyncHook:
         after: api.Timestamp | None = None,
     ) -> list[Message]:
         settings = await self.get_settings()
-        flow = api.list_messages_flow(
-            settings.account_id,
-            api.to_id(conversation_id, name="conversation_id"),
-            before=None if before is None else api.to_timestamp(before, name="before"),
-            after=None if after is None else api.to_timestamp(after, name="after"),
-        )
+        flow = api.list_messages_flow(settings.account_id, conversation_id, before=before, after=after)
         return await api.arun_flow(flow, self.send)
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
-        flow = api.send_message_flow(
-            settings.account_id, api.to_id(conversation_id, name="conversation_id"), content, **options
-        )
+        flow = api.send_message_flow(settings.account_id, conversation_id, content, **options)
         return await api.arun_flow(flow, self.send)
 
     async def delete_message(
@@ -151,16 +134,13 @@ class DotoAsyncHook:
     ) -> bool:
         settings = await self.get_settings()
         flow = api.delete_message_flow(
-            settings.account_id,
-            api.to_id(conversation_id, name="conversation_id"),
-            api.to_id(message_id, name="message_id"),
-            missing_ok=missing_ok,
+            settings.account_id, conversation_id, message_id, missing_ok=missing_ok
         )
         return await api.arun_flow(flow, self.send)
 
     async def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         settings = await self.get_settings()
-        flow = watch.poll_flow(settings.account_id, api.to_id(conversation_id, name="conversation_id"))
+        flow = watch.poll_flow(settings.account_id, conversation_id)
         return await api.arun_flow(flow, self.send)
 
     async def send(self, request: DotoRequest) -> DotoResponse:
@@ -181,7 +161,6 @@ class DotoAsyncHook:
 
         settings = await self.get_settings()
         timeout = self._timeout if self._timeout is not None else settings.timeout
-        where = {"method": request.method, "path": request.path}
         try:
             async with shared_session().request(
                 request.method,
@@ -197,22 +176,13 @@ class DotoAsyncHook:
             ) as response:
                 body = await response.read()
         except aiohttp.ConnectionTimeoutError:
-            raise DotoConnectError(
-                f"Doto {request.describe()}: could not connect within {timeout:g} s", **where
-            ) from None
+            raise api.connect_error(request, settings.base_url, timeout) from None
         except aiohttp.ClientConnectorError:
-            raise DotoConnectError(
-                f"Doto {request.describe()}: could not connect to {settings.base_url}", **where
-            ) from None
+            raise api.connect_error(request, settings.base_url) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise DotoTimeoutError(
-                f"Doto {request.describe()}: no answer within {timeout:g} s", **where
-            ) from None
+            raise api.timeout_error(request, timeout) from None
         except aiohttp.ClientError as err:
-            raise DotoConnectionLostError(
-                f"Doto {request.describe()}: the connection broke before an answer arrived ({type(err).__name__})",
-                **where,
-            ) from None
+            raise api.connection_lost_error(request, err) from None
         return api.DotoResponse(
             status=response.status,
             headers={k.lower(): v for k, v in response.headers.items()},

@@ -48,7 +48,7 @@ class DotoNotifier(BaseNotifier):
         self.content = content
         self.private = private
         self.doto_conn_id = doto_conn_id
-        if not (isinstance(conversation_id, str) and "{{" in conversation_id):
+        if not api.is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
         api.validate_send(content, "outgoing", private, "text", None)
 

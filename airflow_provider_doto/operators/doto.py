@@ -21,10 +21,6 @@ if TYPE_CHECKING:
 TEMPLATE_EXTENSIONS = (".txt", ".md", ".j2")
 
 
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 class _DotoOperator(BaseOperator):
     """Shared plumbing: the connection id, a lazily built hook and the "View in Doto" link."""
 
@@ -35,7 +31,7 @@ class _DotoOperator(BaseOperator):
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
         self.doto_conn_id = doto_conn_id
-        if not _is_template(conversation_id):
+        if not api.is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
 
     @cached_property
@@ -87,11 +83,11 @@ class SendMessageOperator(_DotoOperator):
         self.content_attributes = content_attributes
         # Check what is static now (DAG parse); templated values are checked after rendering.
         api.validate_send(
-            "x" if _is_template(content) or _is_template_file(content) else content,
+            "x" if api.is_template(content) or _is_template_file(content) else content,
             message_type,
             private,
             content_type,
-            None if _is_template(content_attributes) else content_attributes,
+            None if api.is_template(content_attributes) else content_attributes,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -149,7 +145,7 @@ class DeleteMessageOperator(_DotoOperator):
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.message_id = message_id
         self.missing_ok = missing_ok
-        if not _is_template(message_id):
+        if not api.is_template(message_id):
             api.to_id(message_id, name="message_id")
         if not isinstance(missing_ok, bool):
             raise api.DotoConfigError(f"missing_ok must be True or False, got {missing_ok!r}.")
@@ -198,7 +194,7 @@ class ListMessagesOperator(_DotoOperator):
         if not isinstance(include_deleted, bool):
             raise api.DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
         for name, value in (("after", after), ("before", before)):
-            if value is not None and not _is_template(value):
+            if value is not None and not api.is_template(value):
                 api.to_timestamp(value, name=name)
 
     def execute(self, context: Context) -> Any:

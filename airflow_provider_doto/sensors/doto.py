@@ -77,11 +77,11 @@ class NewMessageSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.doto_conn_id = doto_conn_id
         # Static values are checked now, at DAG parse; templated ones again after rendering.
-        if not _is_template(conversation_id):
+        if not api.is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
-        if start is not None and not _is_template(start):
+        if start is not None and not api.is_template(start):
             api.to_timestamp(start, name="start")
-        if content_pattern is None or not _is_template(content_pattern):
+        if content_pattern is None or not api.is_template(content_pattern):
             self._watch_for(0)
         self._watch: api.MessageWatch | None = None
 
@@ -175,7 +175,3 @@ class NewMessageSensor(BaseSensorOperator):
         messages = messages_from_event(event)
         self.log.info("%d new message(s) in conversation %s", len(messages), event.get("conversation_id"))
         return messages
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)

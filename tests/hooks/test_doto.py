@@ -560,7 +560,11 @@ class TestErrors:
             (requests.ConnectTimeout("connect timed out"), DotoConnectError, "could not connect within 30 s"),
             (connect_refused(), DotoConnectError, f"could not connect to {BASE}"),
             (connection_dropped(), DotoConnectionLostError, "the connection broke before an answer arrived"),
-            (requests.exceptions.ChunkedEncodingError("broken"), DotoConnectionLostError, "transport failed"),
+            (
+                requests.exceptions.ChunkedEncodingError("broken"),
+                DotoConnectionLostError,
+                "the connection broke before an answer arrived (ChunkedEncodingError)",
+            ),
         ],
     )
     def test_transport_errors(self, one_shot, requests_mock, exc, cls, text):
