@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
-from airflow_provider_doto.testing.seed import seed_conversation
+from airflow_provider_doto.testing.seed import seed_conversations
+from airflow_provider_doto.testing.store import FLAVORS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
     serve.add_argument("--token", default=DEFAULT_TOKEN, help="the api_access_token clients must send")
     serve.add_argument("--account", type=int, default=1, help="account id (default 1)")
-    serve.add_argument("--seed", type=int, default=0, help="messages to seed in one conversation")
+    serve.add_argument("--seed", type=int, default=0, help="messages to seed in each conversation")
+    serve.add_argument(
+        "--flavor", choices=FLAVORS, default="doto", help="server personality: doto (default) or chatwoot"
+    )
+    serve.add_argument(
+        "--conversations", type=int, default=1, help="conversations to create and seed (default 1)"
+    )
+    serve.add_argument(
+        "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
+    )
     serve.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
@@ -34,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(emulator: DotoEmulator, seed: int) -> int:
+def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
     """Serve until SIGINT or SIGTERM, after printing how to reach the emulator."""
     stop = threading.Event()
 
@@ -44,10 +54,12 @@ def serve(emulator: DotoEmulator, seed: int) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     with emulator:  # already started by main(); stops on the way out
-        conversation = seed_conversation(emulator, seed)
+        ids = seed_conversations(emulator, seed, conversations)
         print(f"base_url={emulator.base_url}")
         print(f"account_id={emulator.account_id}")
-        print(f"conversation_id={conversation}")
+        print(f"flavor={emulator.flavor}")
+        print(f"conversation_id={ids[0]}")
+        print(f"conversation_ids={','.join(str(i) for i in ids)}")
         print(f"AIRFLOW_CONN_DOTO_DEFAULT={shlex.quote(emulator.connection_json())}")
         print("Doto emulator running; press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
@@ -71,14 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             allow_non_loopback=args.allow_non_loopback,
+            flavor=args.flavor,
+            first_message_id=args.first_message_id,
         )
+        if args.conversations < 1:
+            raise ValueError("--conversations must be at least 1")
     except ValueError as exc:
         parser.error(str(exc))
     try:
         emulator.start()
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc}\n")
-    return serve(emulator, args.seed)
+    return serve(emulator, args.seed, args.conversations)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_doto.testing.store import Invalid, NotFound, Store
+from airflow_provider_doto.testing.middleware import BOT_SCOPE_KEY, rails_not_found
+from airflow_provider_doto.testing.store import Invalid, NotFound, Store, ruby_to_i
 
-MESSAGES_PATH = "/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
+CONVERSATIONS_PATH = "/api/v1/accounts/{account_id}/conversations"
+MESSAGES_PATH = CONVERSATIONS_PATH + "/{conversation_id}/messages"
+PROFILE_PATH = "/api/v1/profile"
 NOT_FOUND = "Resource could not be found"
 
 
@@ -38,7 +41,10 @@ def _timestamp(name: str, value: str | None) -> float | None:
 
 
 def build_app(store: Store) -> FastAPI:
-    """The three Messages API endpoints; auth and faults live in the ASGI layer outside this app."""
+    """The Messages API endpoints, profile and conversation list; auth and faults live outside.
+
+    The store's ``flavor`` picks, per request, Doto's reference semantics or Chatwoot's.
+    """
     app = FastAPI(title="Doto Messages API emulator", openapi_url=None, docs_url=None, redoc_url=None)
 
     @app.exception_handler(NotFound)
@@ -50,13 +56,33 @@ def build_app(store: Store) -> FastAPI:
         return error(422, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, NOT_FOUND if exc.status_code == 404 else str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405):  # no route matched: Rails' own 404, never Chatwoot's
+            body, content_type = rails_not_found(request.headers.get("accept"))
+            return Response(body, status_code=404, media_type=content_type.decode())
+        return error(exc.status_code, str(exc.detail))
+
+    @app.get(PROFILE_PATH)
+    async def profile() -> JSONResponse:
+        return JSONResponse(store.profile())
+
+    @app.get(CONVERSATIONS_PATH)
+    async def list_conversations(account_id: str, page: str | None = None) -> JSONResponse:
+        return JSONResponse(store.list_conversations(_path_int(account_id), ruby_to_i(page) or 1))
 
     @app.get(MESSAGES_PATH)
     async def list_messages(
-        account_id: str, conversation_id: str, before: str | None = None, after: str | None = None
+        request: Request,
+        account_id: str,
+        conversation_id: str,
+        before: str | None = None,
+        after: str | None = None,
     ) -> JSONResponse:
+        if store.flavor == "chatwoot":
+            params = dict(request.query_params)
+            return JSONResponse(
+                store.list_chatwoot(_path_int(account_id), _path_int(conversation_id), params)
+            )
         page = store.list_page(
             _path_int(account_id),
             _path_int(conversation_id),
@@ -71,7 +97,8 @@ def build_app(store: Store) -> FastAPI:
             body: Any = json.loads(await request.body())
         except ValueError:
             body = None  # the store answers 404 for a missing conversation first, else 422
-        return JSONResponse(store.post(_path_int(account_id), _path_int(conversation_id), body))
+        bot = bool(request.scope.get(BOT_SCOPE_KEY))
+        return JSONResponse(store.post(_path_int(account_id), _path_int(conversation_id), body, bot=bot))
 
     @app.delete(MESSAGES_PATH + "/{message_id}")
     async def delete_message(account_id: str, conversation_id: str, message_id: str) -> JSONResponse:

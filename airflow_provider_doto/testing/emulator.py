@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from airflow_provider_doto.testing.clock import Clock
 from airflow_provider_doto.testing.faults import Fault, FaultBook, FaultKind
 from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog
-from airflow_provider_doto.testing.store import Store
+from airflow_provider_doto.testing.store import FLAVORS, Flavor, Store
 
 if TYPE_CHECKING:
     import uvicorn
@@ -42,7 +42,14 @@ class DotoEmulator:
     """A local Doto Messages API server with seedable state, knobs and fault injection.
 
     Use as a context manager, or call ``start()`` / ``stop()``. All methods are thread-safe.
+
+    ``flavor`` picks the server's personality: ``"doto"`` (Doto's reference: ``before``/``after``
+    are timestamps, string message types) or ``"chatwoot"`` (Chatwoot's real server: ids, integer
+    types, fixed page caps, soft delete, flood guard). Message ids are one account-wide sequence
+    starting at ``first_message_id`` and growing by ``id_step``; both survive ``reset()``.
     """
+
+    FLAVORS = FLAVORS
 
     def __init__(
         self,
@@ -52,6 +59,9 @@ class DotoEmulator:
         port: int = 0,
         allow_non_loopback: bool = False,
         max_recorded_requests: int | None = 100_000,
+        flavor: Flavor | str = "doto",
+        first_message_id: int = 1,
+        id_step: int = 1,
     ) -> None:
         if not token:
             raise ValueError("token must be a non-empty string")
@@ -61,7 +71,7 @@ class DotoEmulator:
         self.host = "127.0.0.1" if host == "localhost" else host
         self._requested_port = port
         self.clock = Clock()
-        self._store = Store(self.account_id, self.clock)
+        self._store = Store(self.account_id, self.clock, flavor, first_message_id, id_step)
         self._faults = FaultBook()
         self._log = RequestLog(max_recorded_requests)
         self._server: uvicorn.Server | None = None
@@ -89,7 +99,14 @@ class DotoEmulator:
             raise
         self._port = sock.getsockname()[1]
         store = self._store
-        app = FrontDoor(build_app(store), self.token, self._faults, self._log, lambda: store.generation)
+        app = FrontDoor(
+            build_app(store),
+            self.token,
+            self._faults,
+            self._log,
+            lambda: store.generation,
+            bot_tokens=lambda: store.bot_tokens,
+        )
         config = uvicorn.Config(
             app,
             log_config=None,  # leave the host process's logging alone
@@ -251,15 +268,63 @@ class DotoEmulator:
     def clear_requests(self) -> None:
         self._log.clear()
 
-    def reset(self) -> None:
+    def reset(self, flavor: Flavor | str | None = None, first_message_id: int | None = None) -> None:
         """Back to a fresh state (default account only, default knobs, real-time clock); keeps serving.
 
-        Requests still sleeping in a ``delay`` fault are dropped rather than committed afterwards.
+        ``flavor`` switches personality (None keeps the current one); the knobs get that flavor's
+        defaults. ``first_message_id`` (None keeps it) restarts the id sequence there. Bot tokens
+        are forgotten. Requests still sleeping in a ``delay`` fault are dropped, not committed later.
         """
+        if first_message_id is not None:
+            if int(first_message_id) < 1:
+                raise ValueError("first_message_id must be positive")
+            self._store.first_message_id = int(first_message_id)
         self._faults.clear()
-        self._store.reset()
+        self._store.reset(flavor)
         self.clock.reset()
         self._log.clear()
+
+    # -- flavor, tokens, other resources ---------------------------------------------------------------
+
+    @property
+    def flavor(self) -> Flavor:
+        """``"doto"`` or ``"chatwoot"``; setting it keeps the data and sets that flavor's knob defaults."""
+        return self._store.flavor
+
+    @flavor.setter
+    def flavor(self, value: Flavor | str) -> None:
+        self._store.apply_flavor_defaults(value)
+
+    @property
+    def first_message_id(self) -> int:
+        """The id the message sequence starts at after ``reset()``."""
+        return self._store.first_message_id
+
+    @property
+    def id_step(self) -> int:
+        """The gap between consecutive message ids (1 = consecutive)."""
+        return self._store.id_step
+
+    def add_bot_token(self, token: str) -> str:
+        """Accept ``token`` as an agent bot's: it may only create messages (sender type agent bot)."""
+        if not token or token == self.token:
+            raise ValueError("a bot token must be non-empty and differ from the user token")
+        with self._store.lock:
+            self._store.bot_tokens.add(token)
+        return token
+
+    @property
+    def bot_tokens(self) -> frozenset[str]:
+        return frozenset(self._store.bot_tokens)
+
+    def profile_url(self) -> str:
+        """``GET`` this for the token's user and accounts."""
+        return f"{self.base_url}/api/v1/profile"
+
+    def conversations_url(self, account_id: int | None = None) -> str:
+        """The account's conversation list."""
+        account = self.account_id if account_id is None else account_id
+        return f"{self.base_url}/api/v1/accounts/{account}/conversations"
 
     # -- knobs ---------------------------------------------------------------------------------------
 
@@ -300,6 +365,35 @@ class DotoEmulator:
     @drop_content_attributes.setter
     def drop_content_attributes(self, value: bool) -> None:
         self._store.drop_content_attributes = value
+
+    @property
+    def message_rate_limit(self) -> tuple[int, int] | None:
+        """The flood guard as ``(limit, window_seconds)``, or None (off; the doto flavor's default).
+
+        A POST answers 422 ``{"error": "Too many messages"}`` when the conversation already holds
+        ``limit`` messages created in the last ``window`` seconds of the emulator's clock.
+        """
+        return self._store.rate_limit
+
+    def set_message_rate_limit(self, limit: int | None, window: int = 60) -> None:
+        """Turn the flood guard on (``limit`` messages per ``window`` seconds) or off (``None``)."""
+        if limit is None:
+            self._store.rate_limit = None
+            return
+        if not isinstance(limit, int) or limit < 1 or not isinstance(window, int) or window < 1:
+            raise ValueError("limit and window must be positive ints")
+        self._store.rate_limit = (limit, window)
+
+    @property
+    def max_content_length(self) -> int | None:
+        """POSTed content longer than this answers 422 (Chatwoot: 150,000); None = no limit."""
+        return self._store.max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError("max_content_length must be a positive int or None")
+        self._store.max_content_length = value
 
     # -- faults --------------------------------------------------------------------------------------
 

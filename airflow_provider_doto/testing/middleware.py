@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,19 +25,74 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ERRORS = {401: "Invalid Access Token", 404: "Resource could not be found", 429: "Too Many Requests"}
 MALFORMED = b'{"payload": ['
+NO_TOKEN = {"errors": ["You need to sign in or sign up before continuing."]}
+BOT_DENIED = {"error": "Access to this endpoint is not authorized for bots"}
+BOT_ACTIONS = frozenset({"create_message"})  # what an agent-bot token may call
+BOT_SCOPE_KEY = "doto.bot"  # set in the ASGI scope when an agent-bot token made the request
+RAILS_NOT_FOUND_JSON = b'{"status":404,"error":"Not Found"}'
+RAILS_NOT_FOUND_HTML = (
+    b"<!DOCTYPE html>\n<html>\n<head>\n  <title>The page you were looking for doesn't exist (404)</title>\n"
+    b"</head>\n<body>\n  <h1>The page you were looking for doesn't exist.</h1>\n"
+    b"  <p>You may have mistyped the address or the page may have moved.</p>\n</body>\n</html>\n"
+)
+
+_SEGMENT = r"[^/]+"
+# (method, path pattern, action): the routes the app serves; anything else is Rails' own 404.
+ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), action)
+    for method, pattern, action in (
+        ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/messages", "list_messages"),
+        ("POST", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/messages", "create_message"),
+        (
+            "DELETE",
+            rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/messages/{_SEGMENT}",
+            "delete_message",
+        ),
+        ("GET", r"/api/v1/profile", "profile"),
+        ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations", "list_conversations"),
+    )
+)
+
+
+def match_route(method: str, path: str) -> str | None:
+    """The action a request routes to, or None when no route matches (Rails answers 404 itself)."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    for route_method, pattern, action in ROUTES:
+        if route_method == method and pattern.fullmatch(path):
+            return action
+    return None
+
+
+def wants_json(accept: str | None) -> bool:
+    """Whether Rails would answer a request with this Accept header in JSON."""
+    return accept is None or accept.strip() == "" or "json" in accept or "*/*" in accept
+
+
+def rails_not_found(accept: str | None) -> tuple[bytes, bytes]:
+    """Rails' own 404 for a path that matches no route: (body, content type)."""
+    if wants_json(accept):
+        return RAILS_NOT_FOUND_JSON, b"application/json; charset=utf-8"
+    return RAILS_NOT_FOUND_HTML, b"text/html; charset=utf-8"
 
 
 class FrontDoor:
     """Wraps the API app; everything here runs on the server's event loop."""
 
     def __init__(
-        self, app: ASGIApp, token: str, faults: FaultBook, log: RequestLog, generation: Callable[[], int]
+        self,
+        app: ASGIApp,
+        token: str,
+        faults: FaultBook,
+        log: RequestLog,
+        generation: Callable[[], int],
+        bot_tokens: Callable[[], Collection[str]] = lambda: (),
     ) -> None:
         self.app = app
         self.token = token
         self.faults = faults
         self.log = log
         self.generation = generation
+        self.bot_tokens = bot_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,12 +103,14 @@ class FrontDoor:
         if not complete:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        authorized = headers.get("api_access_token") == self.token
+        sent_token = headers.get("api_access_token")
+        authorized = sent_token is not None and (sent_token == self.token or sent_token in self.bot_tokens())
         self.log.append(_record(scope, headers, body, authorized, self.token))
         fault = self.faults.take(scope["method"], scope["path"])
         replay = _replay(body, receive)
+        serve_args = (headers, sent_token)
         if fault is None:
-            await self._serve(scope, replay, send, authorized)
+            await self._serve(scope, replay, send, *serve_args)
         elif fault.kind == "delay":
             arrived_in = self.generation()
             await asyncio.sleep(fault.delay or 0)
@@ -60,7 +118,7 @@ class FrontDoor:
                 # The emulator was reset meanwhile (next test): don't commit into the fresh state.
                 await drop_connection(send)
                 return
-            await self._serve(scope, replay, send, authorized)
+            await self._serve(scope, replay, send, *serve_args)
         elif fault.kind == "status":
             await _respond_status(send, fault)
         elif fault.kind == "malformed":
@@ -69,13 +127,29 @@ class FrontDoor:
         elif fault.kind == "drop_before":
             await drop_connection(send)
         elif fault.kind == "drop_after":
-            await self._serve(scope, replay, _discard, authorized)
+            await self._serve(scope, replay, _discard, *serve_args)
             await drop_connection(send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, authorized: bool) -> None:
-        if not authorized:
-            await _respond(send, 401, json.dumps({"error": ERRORS[401]}).encode())
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], token: str | None
+    ) -> None:
+        # Like Rails: routing first (an unknown path is 404 even without a token), then auth.
+        action = match_route(scope["method"], scope["path"])
+        if action is None:
+            body, content_type = rails_not_found(headers.get("accept"))
+            await _respond(send, 404, body, content_type)
             return
+        if token is None:
+            await _respond(send, 401, json.dumps(NO_TOKEN).encode())
+            return
+        if token != self.token:
+            if token not in self.bot_tokens():
+                await _respond(send, 401, json.dumps({"error": ERRORS[401]}).encode())
+                return
+            if action not in BOT_ACTIONS:
+                await _respond(send, 401, json.dumps(BOT_DENIED).encode())
+                return
+            scope = {**scope, BOT_SCOPE_KEY: True}
         await self.app(scope, receive, send)
 
 

@@ -1,4 +1,9 @@
-"""Pytest fixtures: one emulator per session, reset for every test that asks for it."""
+"""Pytest fixtures: one emulator per session, reset for every test that asks for it.
+
+The ``doto_emulator`` fixture resets the server to a flavor chosen by, in order: indirect
+parametrisation (``@pytest.mark.parametrize("doto_emulator", ["chatwoot"], indirect=True)``), the
+marker ``@pytest.mark.doto_flavor("chatwoot")``, else ``"doto"``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,29 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.store import FLAVORS, check_flavor
 
 TEST_TOKEN = "doto-test-token"
+DEFAULT_FLAVOR = "doto"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"doto_flavor(name): reset the doto_emulator fixture to this flavor, one of {', '.join(FLAVORS)}",
+    )
+
+
+def requested_flavor(request: pytest.FixtureRequest) -> str:
+    """The flavor a test asks for: indirect param, else the ``doto_flavor`` marker, else ``doto``."""
+    param = getattr(request, "param", None)
+    if param is not None:
+        return check_flavor(param)
+    marker = request.node.get_closest_marker("doto_flavor")
+    if marker is not None:
+        name = marker.args[0] if marker.args else marker.kwargs.get("name", DEFAULT_FLAVOR)
+        return check_flavor(name)
+    return DEFAULT_FLAVOR
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +46,17 @@ def doto_emulator_server() -> Iterator[DotoEmulator]:
 
 @pytest.fixture
 def doto_emulator(
-    doto_emulator_server: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, doto_emulator_server: DotoEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DotoEmulator]:
-    """The session's emulator, freshly reset, with ``AIRFLOW_CONN_DOTO_DEFAULT`` pointing at it."""
-    doto_emulator_server.reset()
+    """The session's emulator, freshly reset to the test's flavor, with ``AIRFLOW_CONN_DOTO_DEFAULT`` set."""
+    doto_emulator_server.reset(flavor=requested_flavor(request), first_message_id=1)
     monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", doto_emulator_server.connection_json())
     yield doto_emulator_server
-    doto_emulator_server.reset()  # don't leave faults or hidden state for code running after the test
+    # Don't leave faults, hidden state or another flavor for code running after the test.
+    doto_emulator_server.reset(flavor=DEFAULT_FLAVOR, first_message_id=1)
+
+
+@pytest.fixture
+def doto_flavor(doto_emulator: DotoEmulator) -> str:
+    """The flavor the ``doto_emulator`` fixture was reset to for this test."""
+    return doto_emulator.flavor

@@ -32,3 +32,24 @@ def seed_conversation(
             conversation, text, message_type=message_type, created_at=now - (count - 1 - i) * spacing
         )
     return conversation
+
+
+def seed_conversations(
+    emulator: DotoEmulator, count: int, conversations: int = 1, spacing: int = 20
+) -> list[int]:
+    """Create ``conversations`` conversations of ``count`` chat lines each; returns their ids.
+
+    Lines are added round-robin (line 1 of every conversation, then line 2...), so with several
+    conversations each one's message ids are increasing but not consecutive, as on a real server.
+    """
+    if conversations < 1:
+        raise ValueError("conversations must be at least 1")
+    ids = [emulator.add_conversation() for _ in range(conversations)]
+    now = emulator.clock.now()
+    for i in range(count):
+        message_type, text = SUPPORT_CHAT[i % len(SUPPORT_CHAT)]
+        for conversation in ids:
+            emulator.add_message(
+                conversation, text, message_type=message_type, created_at=now - (count - 1 - i) * spacing
+            )
+    return ids

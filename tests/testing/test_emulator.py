@@ -171,7 +171,10 @@ def test_bad_token_is_401(doto_emulator: DotoEmulator, method: str, token: str |
     body = {"content": "x", "message_type": "outgoing"} if method == "POST" else None
     response = requests.request(method, url, headers=sent, json=body, timeout=5)
     assert response.status_code == 401
-    assert response.json() == {"error": "Invalid Access Token"}
+    if token is None:  # Devise's sign-in layer answers before Chatwoot's token check
+        assert response.json() == {"errors": ["You need to sign in or sign up before continuing."]}
+    else:
+        assert response.json() == {"error": "Invalid Access Token"}
     assert len(doto_emulator.messages(cid, include_deleted=False)) == 1
 
 
@@ -184,7 +187,6 @@ def test_bad_token_is_401(doto_emulator: DotoEmulator, method: str, token: str |
         ("POST", "/api/v1/accounts/1/conversations/99/messages"),
         ("DELETE", "/api/v1/accounts/1/conversations/1/messages/999"),
         ("DELETE", "/api/v1/accounts/1/conversations/99/messages/1"),
-        ("GET", "/api/v1/nothing/here"),
     ],
 )
 def test_unknown_resources_are_404(doto_emulator: DotoEmulator, method: str, path: str) -> None:
