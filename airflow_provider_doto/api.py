@@ -49,6 +49,23 @@ PAGE_FULL_AT = 20
 # or commit late (an older ``created_at`` showing up after a newer message).
 DEFAULT_OVERLAP = 10
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
+# How a server reads ``before``/``after``: "doto" as Unix timestamps (Doto's reference), "chatwoot" as
+# message ids (Chatwoot's finder, CHATWOOT.md); "auto" finds out (:func:`detect_flavor_flow`).
+FLAVORS = ("auto", "doto", "chatwoot")
+SERVER_FLAVORS = ("doto", "chatwoot")
+# Chatwoot's page caps: ``after`` alone answers at most 100 messages, ``before_timestamp`` 20.
+CHATWOOT_AFTER_PAGE = 100
+CHATWOOT_BEFORE_PAGE = 20
+# Seconds by which ids and ``created_at`` may disagree on order: both are assigned at insert, but
+# concurrent inserts can take them in different orders. Id cursors step back this far in time.
+ID_ORDER_SLACK = 2
+# Chatwoot refuses longer content (validation, so a 422 after the request went out).
+MAX_CONTENT_LENGTH = 150_000
+# Doto's own 404 text for a record that does not exist; a 404 without it is not Doto's answer.
+DOTO_NOT_FOUND_TEXT = "Resource could not be found"
+PROFILE_PATH = "/api/v1/profile"
+# An ``after`` no message reaches, read as an id (Chatwoot) or as a timestamp (Doto's reference).
+_AFTER_EVERYTHING = 2**31 - 1
 
 MESSAGE_TYPES = ("incoming", "outgoing", "activity", "template")
 SENDABLE_MESSAGE_TYPES = ("outgoing", "incoming")
@@ -74,6 +91,7 @@ class DotoSettings:
     account_id: int
     timeout: float = DEFAULT_TIMEOUT
     conn_id: str = "doto_default"
+    flavor: str = "auto"
 
     @classmethod
     def from_connection_fields(
@@ -115,7 +133,21 @@ class DotoSettings:
         base_url = normalise_base_url(
             conn_id, host, schema=schema, port=port, allow_insecure=_truthy(extra.get("allow_insecure_http"))
         )
-        return cls(base_url=base_url, token=password, account_id=account_id, timeout=timeout, conn_id=conn_id)
+        flavor = extra.get("flavor")
+        flavor = "auto" if flavor in (None, "") else str(flavor).strip().lower()
+        if flavor not in FLAVORS:
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r}: flavor must be one of {', '.join(FLAVORS)}, "
+                f"got {extra.get('flavor')!r}."
+            )
+        return cls(
+            base_url=base_url,
+            token=password,
+            account_id=account_id,
+            timeout=timeout,
+            conn_id=conn_id,
+            flavor=flavor,
+        )
 
     @classmethod
     def from_connection(cls, conn_id: str, conn: Any, extra: Mapping[str, Any] | None) -> DotoSettings:
@@ -243,6 +275,11 @@ def validate_send(
     """Check a message before it is sent; the same rules at DAG parse and at run time."""
     if not isinstance(content, str) or not content.strip():
         raise DotoConfigError(f"content must be a non-empty string, got {content!r}.")
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise DotoConfigError(
+            f"content is {len(content):,} characters long; Doto accepts at most "
+            f"{MAX_CONTENT_LENGTH:,} (MAX_CONTENT_LENGTH)."
+        )
     if message_type not in SENDABLE_MESSAGE_TYPES:
         raise DotoConfigError(
             f"message_type must be one of {', '.join(SENDABLE_MESSAGE_TYPES)}, got {message_type!r}."
@@ -268,7 +305,7 @@ class DotoRequest:
 
     method: str
     path: str
-    params: Mapping[str, int] = field(default_factory=dict)
+    params: Mapping[str, int | str] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
 
     @property
@@ -290,6 +327,8 @@ class DotoResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    # The Base URL the request went to, so errors can name it (a 404 from a wrong path prefix).
+    base_url: str | None = None
 
 
 def headers(token: str) -> dict[str, str]:
@@ -302,9 +341,16 @@ def _messages_path(account_id: int, conversation_id: int) -> str:
 
 
 def list_request(
-    account_id: int, conversation_id: int, *, before: int | None = None, after: int | None = None
+    account_id: int,
+    conversation_id: int,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    before_timestamp: int | None = None,
 ) -> DotoRequest:
-    params = {k: v for k, v in (("before", before), ("after", after)) if v is not None}
+    """A list request; what ``before``/``after`` mean depends on the server's flavor."""
+    given = (("before", before), ("after", after), ("before_timestamp", before_timestamp))
+    params = {k: v for k, v in given if v is not None}
     return DotoRequest("GET", _messages_path(account_id, conversation_id), params)
 
 
@@ -352,9 +398,29 @@ def error_for_status(request: DotoRequest, response: DotoResponse) -> DotoHTTPEr
     if 300 <= status < 400:
         return DotoHTTPError(message + " (a redirect; never followed, so the token cannot leave)", **kwargs)
     if status in (401, 403):
+        if doto_error and "not authorized for bots" in doto_error.lower():
+            return DotoAuthError(
+                message + " (the connection's API Token belongs to an agent bot, and bots may only "
+                "send (create) messages, not list or delete them; use an agent's (user's) access "
+                "token for listing, sensors and deletes)",
+                **kwargs,
+            )
         return DotoAuthError(message + " (check the connection's API Token)", **kwargs)
     if status == 404:
-        return DotoNotFoundError(message, **kwargs)
+        where = response.base_url or "this Base URL"
+        if is_doto_not_found(doto_error):
+            return DotoNotFoundError(message + f" (at {where})", **kwargs)
+        return DotoNotFoundError(
+            message + f" (no Doto API at {where}: check the Base URL (its path))", **kwargs
+        )
+    if status == 422 and doto_error and "too many messages" in doto_error.lower():
+        # Chatwoot's flood guard refuses the message (nothing is created) with 422, never 429.
+        return DotoRateLimitError(
+            message + " (Doto's per-conversation flood guard: too many messages in this "
+            "conversation in the last minute; retried with backoff)",
+            retry_after=None,
+            **kwargs,
+        )
     if status == 422:
         return DotoValidationError(message, **kwargs)
     if status == 429:
@@ -363,6 +429,12 @@ def error_for_status(request: DotoRequest, response: DotoResponse) -> DotoHTTPEr
     if status >= 500:
         return DotoServerError(message, **kwargs)
     return DotoHTTPError(message, **kwargs)
+
+
+def is_doto_not_found(doto_error: str | None) -> bool:
+    """Whether a 404's error text is Doto's own "Resource could not be found" (a record is missing),
+    not a web server's or Rails' routing 404 (no Doto API at that path)."""
+    return bool(doto_error) and DOTO_NOT_FOUND_TEXT.lower() in str(doto_error).lower()
 
 
 def _error_text(body: bytes) -> str | None:
@@ -631,27 +703,174 @@ async def arun_flow(flow: Flow, send: Callable[[DotoRequest], Awaitable[DotoResp
         return done.value
 
 
+@dataclass
+class ServerFlavor:
+    """How a connection's server reads ``before``/``after``: as configured, or as ``auto`` found out.
+
+    The hooks keep one per connection and process, so detection runs once; watches also keep the
+    resolved flavor in their state, so a reschedule or a restarted trigger does not probe again.
+    """
+
+    configured: str = "auto"
+    detected: str | None = None
+    announced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.configured not in FLAVORS:
+            raise DotoConfigError(f"flavor must be one of {', '.join(FLAVORS)}, got {self.configured!r}.")
+
+    @classmethod
+    def of(cls, flavor: str | ServerFlavor) -> ServerFlavor:
+        return flavor if isinstance(flavor, ServerFlavor) else cls(flavor)
+
+    @property
+    def known(self) -> str | None:
+        """``doto`` or ``chatwoot`` once known; None while ``auto`` has not decided."""
+        return self.configured if self.configured != "auto" else self.detected
+
+    def resolve_flow(
+        self, account_id: int, conversation_id: int
+    ) -> Generator[DotoRequest, DotoResponse, str | None]:
+        """The server's flavor, detecting it with this conversation if needed (None: it is empty)."""
+        if self.known is None:
+            self.detected = yield from detect_flavor_flow(account_id, conversation_id)
+        return self.known
+
+    def announce(self) -> str | None:
+        """The detected flavor the first time it is asked after detection, else None (log it once)."""
+        if self.configured != "auto" or self.detected is None or self.announced:
+            return None
+        self.announced = True
+        return self.detected
+
+
+def detect_flavor_flow(
+    account_id: int, conversation_id: int | str
+) -> Generator[DotoRequest, DotoResponse, str | None]:
+    """Whether the server reads ``before``/``after`` as timestamps or as ids; None if the conversation is empty.
+
+    Two requests, the same under both readings until the answer. First the newest messages (no
+    parameters). Then, with the newest id ``i``, ``after=i&before=i+1``: read as ids (Chatwoot's
+    ``after`` is inclusive when both are given) that is message ``i`` itself; read as timestamps it
+    is the open interval between two consecutive seconds, where no whole-second ``created_at`` can
+    lie. So the answer does not depend on how ids compare with Unix timestamps.
+    """
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    request = list_request(account_id, conversation_id)
+    newest = parse_message_list(request, (yield request))
+    if not newest:
+        return None
+    probe = max(m.id for m in newest)
+    request = list_request(account_id, conversation_id, after=probe, before=probe + 1)
+    answer = parse_message_list(request, (yield request))
+    return "chatwoot" if any(m.id == probe for m in answer) else "doto"
+
+
 def list_messages_flow(
     account_id: int,
     conversation_id: int | str,
     *,
     before: Timestamp | None = None,
     after: Timestamp | None = None,
+    flavor: str | ServerFlavor = "doto",
     page_full_at: int = PAGE_FULL_AT,
     max_pages: int = 100_000,
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
-    """Every message in the window exactly once, oldest first, however the server pages.
+    """Every message with ``after < created_at < before`` exactly once, oldest first.
 
-    A capped server (Chatwoot) answers with the oldest page after ``after``, or the newest page
-    before ``before`` when there is no ``after``. A page that could have been cut is followed by
-    the next one, overlapping by one second (timestamps are whole seconds) and de-duplicated by id.
-    A full page that brings nothing new means one second holds a whole page: paging steps past
-    that second (going backwards, after reading it forwards, where Chatwoot's pages are larger).
-    Paging stops at a short page.
+    ``before``/``after`` are always times here; ``flavor`` says how the server is asked for them
+    (``auto`` detects it first, see :class:`ServerFlavor`).
     """
     conversation_id = to_id(conversation_id, name="conversation_id")
     before = None if before is None else to_timestamp(before, name="before")
     after = None if after is None else to_timestamp(after, name="after")
+    server = ServerFlavor.of(flavor)
+    resolved = yield from server.resolve_flow(account_id, conversation_id)
+    if resolved is None:  # auto, and the conversation has no messages yet
+        return []
+    if resolved == "chatwoot":
+        found = yield from id_paged_flow(
+            account_id, conversation_id, after=after, until=before, max_pages=max_pages
+        )
+        return [m for m in found if _in_window(m, after, before)]
+    return (
+        yield from _timestamp_paged_flow(
+            account_id, conversation_id, before, after, page_full_at=page_full_at, max_pages=max_pages
+        )
+    )
+
+
+def _in_window(message: Message, after: int | None, before: int | None) -> bool:
+    return (after is None or message.created_at > after) and (before is None or message.created_at < before)
+
+
+def id_paged_flow(
+    account_id: int,
+    conversation_id: int,
+    *,
+    after: int | None = None,
+    after_id: int | None = None,
+    until: int | None = None,
+    max_pages: int = 100_000,
+) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+    """Chatwoot: every message with an id above ``after_id``, oldest first, paging forwards by id.
+
+    Without ``after_id`` the window's first id is looked up from the time ``after``: the newest
+    messages created before it (``before_timestamp``, one request) end below the window, so a
+    recent window never reads the whole history. Pages answer at most 100 messages ordered by
+    ``created_at``; the next page starts from an id safely behind the page's end
+    (:data:`ID_ORDER_SLACK`), re-reading a little and de-duplicating. Paging stops at a short page,
+    or once a page lies wholly after ``until`` (a time).
+    """
+    if after_id is None:
+        after_id = (
+            0 if after is None else (yield from window_start_id_flow(account_id, conversation_id, after))
+        )
+    by_id: dict[int, Message] = {}
+    for _ in range(max_pages):
+        request = list_request(account_id, conversation_id, after=after_id)
+        page = parse_message_list(request, (yield request))
+        by_id.update((m.id, m) for m in page if m.id > after_id)
+        if len(page) < CHATWOOT_AFTER_PAGE:
+            break
+        if until is not None and min(m.created_at for m in page) > until + ID_ORDER_SLACK:
+            break
+        newest = max(m.created_at for m in page)
+        settled = [m.id for m in page if m.created_at < newest - ID_ORDER_SLACK and m.id > after_id]
+        next_id = max(settled) if settled else max(m.id for m in page)
+        if next_id <= after_id:  # a server that ignores ``after``: stop rather than loop
+            break
+        after_id = next_id
+    return sort_messages(by_id.values())
+
+
+def window_start_id_flow(
+    account_id: int, conversation_id: int, after: int
+) -> Generator[DotoRequest, DotoResponse, int]:
+    """Chatwoot: an id below every message created after ``after`` (0 if none is older)."""
+    request = list_request(account_id, conversation_id, before_timestamp=after - ID_ORDER_SLACK + 1)
+    older = parse_message_list(request, (yield request))
+    return max((m.id for m in older), default=0)
+
+
+def _timestamp_paged_flow(
+    account_id: int,
+    conversation_id: int,
+    before: int | None,
+    after: int | None,
+    *,
+    page_full_at: int,
+    max_pages: int,
+) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+    """Doto's reference: ``before``/``after`` are times; pages through a capped server too.
+
+    A capped server answers with the oldest page after ``after``, or the newest page before
+    ``before`` when there is no ``after``. A page that could have been cut is followed by the
+    next one, overlapping by one second (timestamps are whole seconds) and de-duplicated by id.
+    A full page that brings nothing new means one second holds a whole page: paging steps past
+    that second (going backwards, after reading it forwards, where pages are larger).
+    Paging stops at a short page.
+    """
     by_id: dict[int, Message] = {}
     forward = after is not None
     page_before, page_after = before, after
@@ -703,13 +922,32 @@ def send_message_flow(
 def delete_message_flow(
     account_id: int, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
 ) -> Generator[DotoRequest, DotoResponse, bool]:
-    """True if deleted now; False if it was already gone and ``missing_ok``."""
-    request = delete_request(
-        account_id, to_id(conversation_id, name="conversation_id"), to_id(message_id, name="message_id")
-    )
+    """True if deleted now; False if it was already gone and ``missing_ok``.
+
+    A 404 on DELETE does not say whether the message or the conversation is missing, so with
+    ``missing_ok`` one cheap list request (``after`` beyond every id and timestamp: an empty page
+    for an existing conversation under either server's reading) tells them apart; a missing
+    conversation is always an error. Chatwoot deletes softly: a second DELETE answers 200.
+    """
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    request = delete_request(account_id, conversation_id, to_id(message_id, name="message_id"))
     response = yield request
     error = error_for_status(request, response)
     if isinstance(error, DotoNotFoundError) and missing_ok:
+        check = list_request(account_id, conversation_id, after=_AFTER_EVERYTHING)
+        check_response = yield check
+        check_error = error_for_status(check, check_response)
+        if isinstance(check_error, DotoNotFoundError) and is_doto_not_found(check_error.doto_error):
+            raise DotoNotFoundError(
+                f"Doto conversation {conversation_id} does not exist in account {account_id}"
+                + (f" at {response.base_url}" if response.base_url else "")
+                + f" ({request.describe()} and {check.describe()} both answered HTTP 404)",
+                method=request.method,
+                path=request.path,
+                status=404,
+                doto_error=error.doto_error,
+            )
+        parse_message_list(check, check_response)  # any other failure is raised as it is
         return False
     if error is not None:
         raise error
@@ -717,6 +955,73 @@ def delete_message_flow(
         # A 2xx that is not JSON (an HTML login page, a proxy) is not Doto's answer: nothing was deleted.
         parse_json(request, response)
     return True
+
+
+def profile_request() -> DotoRequest:
+    """``GET /api/v1/profile``: the token's user, with the accounts it belongs to (user tokens only)."""
+    return DotoRequest("GET", PROFILE_PATH)
+
+
+def check_connection_flow(settings: DotoSettings) -> Generator[DotoRequest, DotoResponse, tuple[bool, str]]:
+    """``(ok, text)`` for a connection test: does the token work, and does it belong to the account?
+
+    One ``GET /api/v1/profile``: its ``accounts`` list shows whether the token's user is a member of
+    the connection's account. A 401 names a wrong token or an agent bot's token (bots may only send),
+    a 404 that is not Doto's own means no Doto API at the Base URL. A Doto server without the
+    profile endpoint (its own 404) gets the older probe: a list request that is empty or Doto's 404.
+    The text never contains the token.
+    """
+    where = f"Doto at {settings.base_url}"
+    request = profile_request()
+    try:
+        response = yield request
+        error = error_for_status(request, response)
+        if isinstance(error, DotoNotFoundError) and is_doto_not_found(error.doto_error):
+            return (yield from _check_messages_probe(settings))
+        data = parse_json(request, response)
+    except DotoError as err:
+        return False, str(err)
+    accounts = data.get("accounts") if isinstance(data, Mapping) else None
+    if not isinstance(accounts, list):
+        return False, (
+            f"{where} answered {request.describe()} without an 'accounts' list: no Doto API at "
+            f"{settings.base_url}? Check the Base URL (its path)."
+        )
+    name = data.get("name") if isinstance(data.get("name"), str) and data.get("name") else None
+    user = name or f"user {data.get('id')!r}"
+    members = [a for a in accounts if isinstance(a, Mapping)]
+    for account in members:
+        if str(account.get("id")) == str(settings.account_id):
+            role = account.get("role")
+            return True, (
+                f"Connected to {where} as {user}, account {settings.account_id}"
+                + (f" ({role})" if isinstance(role, str) and role else "")
+                + "."
+            )
+    listed = ", ".join(
+        f"{a.get('id')}" + (f" ({a['name']})" if isinstance(a.get("name"), str) else "") for a in members
+    )
+    return False, (
+        f"{where}: the API Token ({user}) does not belong to account {settings.account_id}; "
+        + (f"it has access to account(s) {listed}." if listed else "it has access to no account.")
+        + " Check the connection's Account ID."
+    )
+
+
+def _check_messages_probe(settings: DotoSettings) -> Generator[DotoRequest, DotoResponse, tuple[bool, str]]:
+    """The fallback probe: the newest second of a conversation that need not exist."""
+    request = list_request(settings.account_id, 1, after=_AFTER_EVERYTHING)
+    response = yield request
+    error = error_for_status(request, response)
+    if error is None:
+        parse_message_list(request, response)  # a Base URL pointing at some other web server can answer 200
+    elif not (isinstance(error, DotoNotFoundError) and is_doto_not_found(error.doto_error)):
+        raise error
+    # Doto's own 404 here means "no such conversation": the token and account were accepted.
+    return True, (
+        f"Connected to Doto at {settings.base_url} (account {settings.account_id}; this server has "
+        f"no {PROFILE_PATH}, so whether the token belongs to the account was not checked)."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -770,6 +1075,12 @@ class RetryPolicy:
 # --------------------------------------------------------------------------------------------
 
 
+def _sender_key(sender_type: str | None) -> str | None:
+    """Doto's reference spells sender types "Contact", "User", "AgentBot"; Chatwoot's push data
+    "contact", "user", "agent_bot". Compared without case and underscores, they are the same."""
+    return None if sender_type is None else sender_type.lower().replace("_", "")
+
+
 @dataclass(frozen=True)
 class MessageFilter:
     """Which new messages count. Defaults: incoming, public, any sender, any text."""
@@ -814,7 +1125,9 @@ class MessageFilter:
             return False
         if message.private and not self.include_private:
             return False
-        if self.sender_types is not None and message.sender_type not in self.sender_types:
+        if self.sender_types is not None and _sender_key(message.sender_type) not in {
+            _sender_key(s) for s in self.sender_types
+        }:
             return False
         if self.content_pattern is not None:
             return re.search(self.content_pattern, message.content or "") is not None
@@ -846,8 +1159,11 @@ class MessageWatch:
     New means ``created_at >= start``, not reported before, not deleted, and matching the filter.
     Each poll asks for ``after = position - overlap``; ``seen`` holds the ids inside that overlap
     so nothing is reported twice, and a message that commits late (an older ``created_at`` after a
-    newer message was seen) is still inside the window and still found. ``to_state()`` is plain
-    JSON, so the watch survives reschedules, trigger restarts and serialisation.
+    newer message was seen) is still inside the window and still found. On a server that reads
+    ``after`` as an id (Chatwoot) the same overlap is kept in ids: ``after_id`` is the newest id
+    that left the overlap window, so a lower id committed late is still above it. ``to_state()``
+    is plain JSON (with the resolved server flavor), so the watch survives reschedules, trigger
+    restarts and serialisation without probing the server again.
     """
 
     start: int
@@ -857,6 +1173,8 @@ class MessageWatch:
     position: int | None = None
     seen: dict[int, int] = field(default_factory=dict)  # id -> created_at
     matched: list[Message] = field(default_factory=list)  # found, not yet reported (< min_messages)
+    flavor: str | None = None  # the server's flavor once known (doto or chatwoot)
+    after_id: int | None = None  # chatwoot: ids at or below this are behind the overlap window
 
     def __post_init__(self) -> None:
         if (
@@ -877,10 +1195,26 @@ class MessageWatch:
         return self.position - self.overlap
 
     def poll_flow(
-        self, account_id: int, conversation_id: int | str
+        self, account_id: int, conversation_id: int | str, flavor: str | ServerFlavor = "doto"
     ) -> Generator[DotoRequest, DotoResponse, list[Message] | None]:
-        """One poll: list from ``poll_after`` (paging if needed) and :meth:`feed` the result."""
-        page = yield from list_messages_flow(account_id, conversation_id, after=self.poll_after)
+        """One poll: list from the cursor (paging if needed) and :meth:`feed` the result."""
+        conversation_id = to_id(conversation_id, name="conversation_id")
+        server = ServerFlavor.of(flavor)
+        if server.configured == "auto" and server.detected is None and self.flavor is not None:
+            server.detected = self.flavor  # found by an earlier try or process: no new probe
+        resolved = yield from server.resolve_flow(account_id, conversation_id)
+        if resolved is None:  # auto, and nothing in the conversation yet: nothing new either
+            return self.feed([])
+        if resolved != self.flavor:
+            self.flavor, self.after_id = resolved, None
+        if resolved == "chatwoot":
+            if self.after_id is None:
+                self.after_id = yield from window_start_id_flow(account_id, conversation_id, self.poll_after)
+            page = yield from id_paged_flow(account_id, conversation_id, after_id=self.after_id)
+        else:
+            page = yield from list_messages_flow(
+                account_id, conversation_id, after=self.poll_after, flavor=resolved
+            )
         return self.feed(page)
 
     def feed(self, messages: Sequence[Message]) -> list[Message] | None:
@@ -895,6 +1229,12 @@ class MessageWatch:
         if messages:
             self.position = max(self.position, max(m.created_at for m in messages))
         horizon = self.position - self.overlap
+        if self.flavor == "chatwoot":
+            # Ids leave ``seen`` only by moving below ``after_id``, so no re-read id is new again.
+            horizon -= ID_ORDER_SLACK
+            left = [mid for mid, ts in self.seen.items() if ts < horizon]
+            if left:
+                self.after_id = max(self.after_id or 0, *left)
         self.seen = {mid: ts for mid, ts in self.seen.items() if ts >= horizon}
         if len(self.matched) >= self.min_messages:
             batch, self.matched = sort_messages(self.matched), []
@@ -907,6 +1247,8 @@ class MessageWatch:
             "position": self.position,
             "seen": [[mid, ts] for mid, ts in self.seen.items()],
             "matched": [m.to_dict() for m in self.matched],
+            "flavor": self.flavor,
+            "after_id": self.after_id,
         }
 
     def restore(self, state: Mapping[str, Any] | None) -> MessageWatch:
@@ -916,6 +1258,10 @@ class MessageWatch:
         self.position = int(state["position"])
         self.seen = {int(mid): int(ts) for mid, ts in state.get("seen", [])}
         self.matched = [Message.from_dict(m) for m in state.get("matched", [])]
+        flavor = state.get("flavor")
+        self.flavor = flavor if flavor in SERVER_FLAVORS else None
+        after_id = state.get("after_id")
+        self.after_id = int(after_id) if self.flavor == "chatwoot" and after_id is not None else None
         return self
 
 
@@ -967,6 +1313,8 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_TIMEOUT",
     "DELIVERY_KEY_ATTRIBUTE",
+    "FLAVORS",
+    "MAX_CONTENT_LENGTH",
     "MESSAGE_TYPES",
     "DotoRequest",
     "DotoResponse",
@@ -976,8 +1324,11 @@ __all__ = [
     "MessageWatch",
     "RetryPolicy",
     "Sender",
+    "ServerFlavor",
+    "check_connection_flow",
     "delete_message_flow",
     "delivery_key",
+    "detect_flavor_flow",
     "find_delivered",
     "headers",
     "is_retryable",

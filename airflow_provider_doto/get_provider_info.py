@@ -18,6 +18,14 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Request timeout (seconds)",
         "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
     },
+    "flavor": {
+        "label": "Server flavor",
+        "schema": {"type": "string", "enum": ["auto", "doto", "chatwoot"], "default": "auto"},
+        "description": (
+            "How the server reads before/after: auto (detect once), doto (Unix timestamps, as Doto's "
+            "reference says) or chatwoot (message ids, as Chatwoot's code does)."
+        ),
+    },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port", "login", "extra"],

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import airflow_provider_doto
+from airflow_provider_doto import api
 from airflow_provider_doto.get_provider_info import get_provider_info
 from airflow_provider_doto.hooks.doto import DotoHook
 
@@ -72,6 +73,9 @@ def test_conn_fields(conn_type):
     assert fields["account_id"]["schema"]["type"] == "integer"
     timeout = fields["timeout"]["schema"]
     assert timeout["default"] == 30 and timeout["minimum"] == 1 and "integer" in timeout["type"]
+    flavor = fields["flavor"]
+    assert flavor["schema"]["enum"] == list(api.FLAVORS) and flavor["schema"]["default"] == "auto"
+    assert "timestamps" in flavor["description"] and "message ids" in flavor["description"]
 
 
 def test_ui_field_behaviour_matches_the_hook(conn_type):

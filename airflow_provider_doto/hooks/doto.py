@@ -27,6 +27,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# One per server, account and configured flavor in this process: ``auto`` detects once, for both hooks.
+_server_flavors: dict[tuple[str, int, str], api.ServerFlavor] = {}
+
+
+def server_flavor(settings: DotoSettings) -> api.ServerFlavor:
+    """The process-wide :class:`~api.ServerFlavor` of a connection's server."""
+    key = (settings.base_url, settings.account_id, settings.flavor)
+    return _server_flavors.setdefault(key, api.ServerFlavor(settings.flavor))
+
+
+def announce_flavor(settings: DotoSettings, server: api.ServerFlavor) -> None:
+    """Log once per process what ``auto`` found."""
+    found = server.announce()
+    if found is not None:
+        log.info(
+            "Doto connection %r: the server at %s reads before/after as %s (flavor %r, detected)",
+            settings.conn_id,
+            settings.base_url,
+            "message ids" if found == "chatwoot" else "Unix timestamps",
+            found,
+        )
+
 
 class DotoHook(BaseHook):
     """Talks to Doto's Messages API through a ``doto`` connection.
@@ -108,8 +130,13 @@ class DotoHook(BaseHook):
 
         Pages through a capped server and de-duplicates by id, so each message comes once.
         """
-        flow = api.list_messages_flow(self.settings.account_id, conversation_id, before=before, after=after)
-        return api.run_flow(flow, self.send)
+        server = server_flavor(self.settings)
+        flow = api.list_messages_flow(
+            self.settings.account_id, conversation_id, before=before, after=after, flavor=server
+        )
+        messages = api.run_flow(flow, self.send)
+        announce_flavor(self.settings, server)
+        return messages
 
     def send_message(
         self,
@@ -144,27 +171,20 @@ class DotoHook(BaseHook):
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
-        flow = watch.poll_flow(self.settings.account_id, conversation_id)
-        return api.run_flow(flow, self.send)
+        server = server_flavor(self.settings)
+        batch = api.run_flow(watch.poll_flow(self.settings.account_id, conversation_id, server), self.send)
+        announce_flavor(self.settings, server)
+        return batch
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated read: the newest second of a conversation that need not exist."""
+        """Whether the token works and belongs to the account (:func:`api.check_connection_flow`).
+
+        One attempt per request, no retry loop; the answer never contains the token.
+        """
         try:
-            settings = self.settings
-            request = api.list_request(settings.account_id, 1, after=2**31 - 1)
-            response = self._send_once(request)
+            return api.run_flow(api.check_connection_flow(self.settings), self._send_once)
         except DotoError as err:
             return False, str(err)
-        error = api.error_for_status(request, response)
-        if error is None:
-            try:  # a Base URL pointing at some other web server can answer 200 too
-                api.parse_message_list(request, response)
-            except DotoError as err:
-                return False, str(err)
-        elif error.status != 404 or error.doto_error is None:
-            return False, str(error)
-        # Doto's own 404 here means "no such conversation": the token and account were accepted.
-        return True, f"Connected to Doto at {settings.base_url} (account {settings.account_id})."
 
     # ---- transport -------------------------------------------------------------------------
 
@@ -207,6 +227,7 @@ class DotoHook(BaseHook):
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
+            base_url=self.settings.base_url,
         )
 
     def close(self) -> None:
@@ -220,7 +241,7 @@ class DotoHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import IntegerField, SelectField, StringField
         from wtforms.validators import InputRequired, NumberRange, Optional
 
         from airflow_provider_doto.get_provider_info import CONN_FIELDS
@@ -236,6 +257,12 @@ class DotoHook(BaseHook):
                 validators=[Optional(), NumberRange(min=1)],
                 widget=BS3TextFieldWidget(),
                 default=int(api.DEFAULT_TIMEOUT),
+            ),
+            "flavor": SelectField(
+                lazy_gettext(CONN_FIELDS["flavor"]["label"]),
+                choices=list(api.FLAVORS),
+                default="auto",
+                description=CONN_FIELDS["flavor"]["description"],
             ),
         }
 

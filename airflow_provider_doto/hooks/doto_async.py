@@ -23,6 +23,7 @@ from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
 )
+from airflow_provider_doto.hooks.doto import announce_flavor, server_flavor
 
 if TYPE_CHECKING:
     import aiohttp
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 200
 # One session per running loop, with the task that closes it when the loop shuts down.
 _sessions: dict[asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]] = {}
+
+
+async def _async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """The connection's extra, read without blocking the loop (``extra_dejson`` masks synchronously)."""
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+    except ImportError:  # common-compat < 1.21: what its helper does below Airflow 3.3.2
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(lambda: conn.extra_dejson)()
+    return await get_async_extra_dejson(conn)
 
 
 def shared_session() -> aiohttp.ClientSession:
@@ -93,16 +105,12 @@ class DotoAsyncHook:
 
     async def get_settings(self) -> DotoSettings:
         if self._settings is None:
-            from airflow_provider_doto.hooks.doto import DotoHook
-
             try:
-                from airflow.providers.common.compat.connection import (
-                    get_async_connection,
-                    get_async_extra_dejson,
-                )
+                from airflow.providers.common.compat.connection import get_async_connection
 
-                conn = await get_async_connection(self.doto_conn_id, hook=DotoHook)
-                extra = await get_async_extra_dejson(conn)
+                # No hook=: common-compat < 1.17 lacks it, and DotoHook reads connections as BaseHook does.
+                conn = await get_async_connection(self.doto_conn_id)
+                extra = await _async_extra_dejson(conn)
             except DotoError:
                 raise
             except Exception as err:
@@ -121,8 +129,13 @@ class DotoAsyncHook:
         after: api.Timestamp | None = None,
     ) -> list[Message]:
         settings = await self.get_settings()
-        flow = api.list_messages_flow(settings.account_id, conversation_id, before=before, after=after)
-        return await api.arun_flow(flow, self.send)
+        server = server_flavor(settings)
+        flow = api.list_messages_flow(
+            settings.account_id, conversation_id, before=before, after=after, flavor=server
+        )
+        messages = await api.arun_flow(flow, self.send)
+        announce_flavor(settings, server)
+        return messages
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
@@ -140,8 +153,18 @@ class DotoAsyncHook:
 
     async def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         settings = await self.get_settings()
-        flow = watch.poll_flow(settings.account_id, conversation_id)
-        return await api.arun_flow(flow, self.send)
+        server = server_flavor(settings)
+        batch = await api.arun_flow(watch.poll_flow(settings.account_id, conversation_id, server), self.send)
+        announce_flavor(settings, server)
+        return batch
+
+    async def test_connection(self) -> tuple[bool, str]:
+        """The async twin of :meth:`DotoHook.test_connection` (one attempt per request)."""
+        try:
+            settings = await self.get_settings()
+            return await api.arun_flow(api.check_connection_flow(settings), self._send_once)
+        except DotoError as err:
+            return False, str(err)
 
     async def send(self, request: DotoRequest) -> DotoResponse:
         if self.retry_policy.attempts <= 1:
@@ -187,4 +210,5 @@ class DotoAsyncHook:
             status=response.status,
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
+            base_url=settings.base_url,
         )

@@ -160,7 +160,7 @@ def test_connection_form_in_chromium(stack: AirflowStack, browser: Any) -> None:
     ).click()
     wait.until(lambda _: displayed(dialog, "element_account_id"))
     labels = visible_labels(dialog)
-    assert {"Account ID", "Request timeout (seconds)"} <= labels, labels
+    assert {"Account ID", "Request timeout (seconds)", "Server flavor"} <= labels, labels
     assert dialog.find_element(By.NAME, "element_timeout").get_attribute("value") == "30"
     dialog.find_element(By.NAME, "element_account_id").send_keys("1")
     extra_png = dialog.screenshot_as_png
@@ -183,6 +183,7 @@ def test_connection_form_in_chromium(stack: AirflowStack, browser: Any) -> None:
     assert saved["password"] == "***"  # stored, and masked by the API
     extra = json.loads(saved["extra"])
     assert (str(extra["account_id"]), extra["timeout"]) == ("1", 30)  # the UI may store the id as a number
+    assert extra.get("flavor", "auto") == "auto"
 
     screenshot = side_by_side(browser, standard_png, extra_png)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -50,6 +50,8 @@ def msg(mid: int, ts: int = T0, message_type="incoming", **extra) -> dict:
 def set_conn(monkeypatch, conn_id: str = CONN_ID, value: str | dict | None = None, **extra) -> None:
     """Define a connection through AIRFLOW_CONN_<ID> (no metadata DB): JSON for dicts, URI for str."""
     if value is None:
+        # requests-mock answers every list alike, so these tests pin Doto's reading (timestamps).
+        extra = {"flavor": "doto", **extra}
         value = {"conn_type": "doto", "host": BASE, "password": TOKEN, "extra": {"account_id": 1, **extra}}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}", value if isinstance(value, str) else json.dumps(value)
@@ -421,6 +423,7 @@ class TestDeleteMessage:
 
     def test_missing_ok(self, hook, requests_mock):
         requests_mock.delete(self.URL, status_code=404, json={"error": "Resource could not be found"})
+        requests_mock.get(LIST_URL, json={"payload": []})  # the conversation exists
         assert hook.delete_message(42, 9, missing_ok=True) is False
         with pytest.raises(
             DotoNotFoundError, match=r"DELETE .*/messages/9 failed with HTTP 404: Resource could"
@@ -428,7 +431,7 @@ class TestDeleteMessage:
             hook.delete_message(42, 9)
         with pytest.raises(DotoNotFoundError):
             hook.delete_message(42, 9, missing_ok=False)
-        assert requests_mock.call_count == 3  # a 404 is an answer, not retried
+        assert requests_mock.call_count == 4  # a 404 is an answer, not retried (+1 list check)
 
     def test_bad_message_id(self, hook, requests_mock):
         with pytest.raises(DotoConfigError, match=r"^message_id"):
@@ -437,46 +440,62 @@ class TestDeleteMessage:
 
 
 class TestTestConnection:
-    URL_RE = re.compile(re.escape(BASE + "/api/v1/accounts/1/conversations/") + r"\d+/messages")
+    URL = BASE + "/api/v1/profile"
+    PROFILE = {"id": 5, "name": "Ada", "accounts": [{"id": 1, "name": "Acme", "role": "administrator"}]}
 
     def test_ok(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, json={"payload": []})
-        assert DotoHook(CONN_ID).test_connection() == (True, f"Connected to Doto at {BASE} (account 1).")
+        requests_mock.get(self.URL, json=self.PROFILE)
+        assert DotoHook(CONN_ID).test_connection() == (
+            True,
+            f"Connected to Doto at {BASE} as Ada, account 1 (administrator).",
+        )
         assert requests_mock.last_request.headers["api_access_token"] == TOKEN
 
-    def test_doto_404_means_the_token_was_accepted(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, status_code=404, json={"error": "Resource could not be found"})
+    def test_wrong_account(self, conn, requests_mock):
+        requests_mock.get(self.URL, json={**self.PROFILE, "accounts": [{"id": 7, "name": "Beta"}]})
+        ok, message = DotoHook(CONN_ID).test_connection()
+        assert not ok
+        assert "does not belong to account 1" in message and "7 (Beta)" in message
+
+    def test_server_without_profile_falls_back_to_the_list_probe(self, conn, requests_mock):
+        requests_mock.get(self.URL, status_code=404, json={"error": "Resource could not be found"})
+        requests_mock.get(
+            re.compile(re.escape(BASE + "/api/v1/accounts/1/conversations/") + r"\d+/messages"),
+            status_code=404,
+            json={"error": "Resource could not be found"},
+        )
         ok, message = DotoHook(CONN_ID).test_connection()
         assert ok, message
+        assert f"Connected to Doto at {BASE} (account 1;" in message
 
     def test_bad_token(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, status_code=401, json={"error": "Invalid Access Token"})
+        requests_mock.get(self.URL, status_code=401, json={"error": "Invalid Access Token"})
         ok, message = DotoHook(CONN_ID).test_connection()
         assert not ok
         assert "HTTP 401" in message and "Invalid Access Token" in message and "API Token" in message
         assert TOKEN not in message
 
     def test_unreachable(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, exc=connect_refused())
+        requests_mock.get(self.URL, exc=connect_refused())
         ok, message = DotoHook(CONN_ID).test_connection()
         assert not ok
         assert f"could not connect to {BASE}" in message
         assert requests_mock.call_count == 1  # a test is one attempt, not a retry loop
 
     def test_timeout(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, exc=requests.ReadTimeout("read timed out"))
+        requests_mock.get(self.URL, exc=requests.ReadTimeout("read timed out"))
         ok, message = DotoHook(CONN_ID).test_connection()
         assert not ok and "no answer within 30 s" in message
 
     @pytest.mark.parametrize("status", [200, 404])
     def test_some_other_web_server_is_not_doto(self, conn, requests_mock, status):
-        requests_mock.get(self.URL_RE, status_code=status, text="<html><body>Welcome to nginx</body></html>")
+        requests_mock.get(self.URL, status_code=status, text="<html><body>Welcome to nginx</body></html>")
         ok, message = DotoHook(CONN_ID).test_connection()
         assert not ok, message
         assert "nginx" not in message
 
     def test_server_error(self, conn, requests_mock):
-        requests_mock.get(self.URL_RE, status_code=503, text="upstream down")
+        requests_mock.get(self.URL, status_code=503, text="upstream down")
         ok, message = DotoHook(CONN_ID).test_connection()
         assert not ok and "HTTP 503" in message
 
@@ -743,10 +762,12 @@ class TestRetries:
     def test_delete_404_after_retry_is_missing_ok(self, hook, requests_mock, sleeps):
         # The first DELETE may have worked before the connection broke; the retry then sees 404.
         requests_mock.delete(
-            LIST_URL + "/9", [{"exc": connection_dropped()}, {"status_code": 404, "json": {}}]
+            LIST_URL + "/9",
+            [{"exc": connection_dropped()}, {"status_code": 404, "json": {"error": "Resource could not be found"}}],
         )
+        requests_mock.get(LIST_URL, json={"payload": []})  # the conversation exists
         assert hook.delete_message(42, 9, missing_ok=True) is False
-        assert requests_mock.call_count == 2
+        assert requests_mock.call_count == 3
 
     def test_retry_after_is_waited_out(self, hook, requests_mock, sleeps):
         requests_mock.get(

@@ -207,7 +207,7 @@ def test_unknown_conversation_is_not_found(doto_emulator: DotoEmulator) -> None:
 
 @pytest.mark.parametrize(("status", "retry_after"), [(503, None), (502, None), (429, 1), (429, None)])
 def test_reads_are_retried_on_transient_status(
-    doto_emulator: DotoEmulator, cid: int, status: int, retry_after: int | None
+    doto_emulator: DotoEmulator, cid: int, status: int, retry_after: int | None, pinned_flavor: str
 ) -> None:
     emu = doto_emulator
     emu.add_message(cid, "hi")

@@ -22,7 +22,7 @@ def cid(doto_emulator: DotoEmulator) -> int:
 
 
 def test_hooks_share_one_session_per_loop_and_it_closes_with_the_loop(
-    doto_emulator: DotoEmulator, cid: int, caplog: pytest.LogCaptureFixture
+    doto_emulator: DotoEmulator, cid: int, caplog: pytest.LogCaptureFixture, pinned_flavor: str
 ) -> None:
     sessions: list[Any] = []
 

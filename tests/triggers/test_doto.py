@@ -345,7 +345,7 @@ def test_fatal_status_ends_at_once_with_an_error_event(
     ("kind", "status"), [("status", 503), ("status", 429), ("status", 502), ("drop_before", None)]
 )
 def test_transient_failures_back_off_and_continue(
-    doto_emulator: DotoEmulator, cid: int, start: int, kind: str, status: int | None
+    doto_emulator: DotoEmulator, cid: int, start: int, kind: str, status: int | None, pinned_flavor: str
 ) -> None:
     emu = doto_emulator
     message = emu.add_message(cid, "refund please")
