@@ -101,8 +101,17 @@ Connect = Callable[..., Client]
 
 
 @pytest.fixture(params=["sync", "async"])
-def connect(request: pytest.FixtureRequest, doto_emulator: DotoEmulator) -> Iterator[Connect]:
-    """Make a client of this test's transport; defaults: ``doto_default`` and the FAST policy."""
+def connect(
+    request: pytest.FixtureRequest, doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Connect]:
+    """Make a client of this test's transport; defaults: ``doto_default`` and the FAST policy.
+
+    The connection names the server's flavor, so the hooks send no probe of their own and the
+    request counts below are the operations' alone.
+    """
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOTO_DEFAULT", doto_emulator.connection_json(flavor=doto_emulator.flavor)
+    )
     made: list[Client] = []
 
     def make(conn_id: str = "doto_default", *, retry_policy: RetryPolicy = FAST, **options: Any) -> Client:
