@@ -4,9 +4,9 @@
     ├── DotoConfigError            bad connection or argument; raised before anything is sent
     ├── DotoHTTPError              the server answered with an error status
     │   ├── DotoAuthError          401 / 403: bad or missing API token
-    │   ├── DotoNotFoundError      404: account, conversation or message does not exist
+    │   ├── DotoNotFoundError      404: account, conversation or message missing, or no Doto API at the URL
     │   ├── DotoValidationError    422: the server refused the input
-    │   ├── DotoRateLimitError     429: slow down (``retry_after`` in seconds when given)
+    │   ├── DotoRateLimitError     429, or 422 "Too many messages" (flood guard): slow down
     │   └── DotoServerError        5xx
     ├── DotoTransportError         no HTTP answer at all
     │   ├── DotoConnectError       the request never reached the server (safe to resend)
@@ -93,7 +93,11 @@ class DotoValidationError(DotoHTTPError):
 
 
 class DotoRateLimitError(DotoHTTPError):
-    """429: too many requests; ``retry_after`` holds the server's wait in seconds, if it gave one."""
+    """429, or Chatwoot's 422 "Too many messages" flood guard: too many requests (nothing was done).
+
+    ``retry_after`` holds the server's wait in seconds, if it gave one (the flood guard never does).
+    Not a :class:`DotoValidationError`: it is retried, and a trigger keeps polling.
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
