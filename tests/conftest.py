@@ -51,6 +51,22 @@ def pinned_flavor(doto_emulator, monkeypatch):
     return flavor
 
 
+# The end-to-end suites run against both server personalities of the emulator, the connection left at
+# ``auto`` (the default), so each also checks that detection picks the right one.
+FLAVORED_SUITES = ("hooks", "integration", "notifications", "operators", "reliability", "sensors", "triggers")
+SERVER_FLAVORS = ("doto", "chatwoot")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = Path(metafunc.definition.path).relative_to(REPO / "tests").parts[0]
+    if suite not in FLAVORED_SUITES or metafunc.definition.get_closest_marker("doto_flavor"):
+        return
+    for fixture in ("doto_emulator", "emu"):  # emu: the reliability suite's emulator
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, SERVER_FLAVORS, indirect=True, ids=lambda f: f"server={f}")
+            return
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Registered here too so `pytest --soak` works from the repository root.
     add_soak_option(parser)

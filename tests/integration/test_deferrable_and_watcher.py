@@ -212,7 +212,9 @@ def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
 
     refused = tis["wait_unauthorized"]
     assert refused.state == "failed"
-    assert gets(emu, conf["unauthorized"]) == 2  # first check, then the trigger's 401: no more polls
+    # First check, then the trigger's 401: no more polls. (On Chatwoot, once auto has found the
+    # flavor through the other conversation, the first check also looks up the window's first id.)
+    assert gets(emu, conf["unauthorized"]) in ({2, 3} if emu.flavor == "chatwoot" else {2})
     assert not emu.faults  # the 401 was spent by the trigger
 
 

@@ -157,7 +157,7 @@ def test_send_renders_content_from_template_file(airflow_db: Path, doto_emulator
     value = xcom(dr, "send_from_file")
     assert _json_safe(value)
     assert value["id"] == message["id"] and value["content"] == message["content"]
-    assert value["sender"]["type"] == "User"
+    assert value["sender"]["type"] == {"doto": "User", "chatwoot": "user"}[doto_emulator.flavor]
 
 
 def test_send_fails_on_content_that_renders_empty(airflow_db: Path, doto_emulator: Any) -> None:

@@ -42,12 +42,15 @@ def secret_emulator() -> Iterator[DotoEmulator]:
 
 
 @pytest.fixture
-def emu(secret_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[DotoEmulator]:
-    """The session's emulator, reset, with ``doto_default`` pointing at it (token: ``TOKEN``)."""
-    secret_emulator.reset()
+def emu(
+    request: pytest.FixtureRequest, secret_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DotoEmulator]:
+    """The session's emulator, reset to the test's server flavor (tests/conftest.py parametrises
+    it), with ``doto_default`` pointing at it (token: ``TOKEN``, flavor ``auto``)."""
+    secret_emulator.reset(flavor=getattr(request, "param", "doto"))
     monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", secret_emulator.connection_json())
     yield secret_emulator
-    secret_emulator.reset()
+    secret_emulator.reset(flavor="doto")
 
 
 @pytest.fixture

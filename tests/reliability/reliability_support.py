@@ -20,6 +20,8 @@ from airflow_provider_doto import api
 TOKEN = "SECRET-TOKEN-d0t0-XYZ"
 REPO = Path(__file__).resolve().parents[2]
 RELIABILITY_MD = REPO / "RELIABILITY.md"
+# Every figure is also kept per server flavor of the emulator (the suite runs against both).
+SERVER_FLAVORS = ("doto", "chatwoot")
 FIGURES_BEGIN = "<!-- soak-figures:begin -->"
 FIGURES_END = "<!-- soak-figures:end -->"
 
@@ -109,13 +111,15 @@ class Figures:
     faults_tried: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def add(self, test: str, **values: Any) -> None:
-        row = self.values.setdefault(test, {})
-        for key, value in values.items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and key in row:
-                row[key] += value
-            else:
-                row[key] = value
+    def add(self, test: str, flavor: str | None = None, **values: Any) -> None:
+        """Add to the test's figures, and to its row for the server flavor (``no_loss[chatwoot]``)."""
+        for name in (test, f"{test}[{flavor}]") if flavor else (test,):
+            row = self.values.setdefault(name, {})
+            for key, value in values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool) and key in row:
+                    row[key] += value
+                else:
+                    row[key] = value
 
     def total(self, key: str) -> int:
         return sum(int(v.get(key, 0)) for v in self.values.values())
@@ -155,6 +159,15 @@ def summary_lines(soak: bool, duration: float) -> list[str]:
         f"{loss.get('polls', 0)}), lost: {loss.get('lost', 0)}, repeated: {loss.get('repeated', 0)}",
         f"fault-matrix cases: {f.values.get('fault_matrix', {}).get('cases', 0)}, "
         f"faults tried (applied by the emulator, all tests): {f.faults_tried}",
+        *[
+            f"server flavor {flavor}: duplicate trials {d.get('trials', 0)}, duplicates "
+            f"{d.get('duplicates', 0)}; no-loss messages {n.get('messages', 0)}, lost {n.get('lost', 0)}, "
+            f"repeated {n.get('repeated', 0)}"
+            for flavor in SERVER_FLAVORS
+            for d, n in [
+                (f.values.get(f"no_duplicates[{flavor}]", {}), f.values.get(f"no_loss[{flavor}]", {}))
+            ]
+        ],
         f"duration: {duration:.1f} s",
     ]
 
@@ -166,6 +179,21 @@ def write_reliability_md(duration: float) -> None:
     loss = f.values.get("no_loss", {})
     matrix = f.values.get("fault_matrix", {})
     committed = dup.get("committed_then_dropped", 0)
+    per_flavor = [
+        row
+        for flavor in SERVER_FLAVORS
+        for d, n in [(f.values.get(f"no_duplicates[{flavor}]", {}), f.values.get(f"no_loss[{flavor}]", {}))]
+        for row in (
+            (
+                f"{flavor} server: duplicate trials / duplicates / missing",
+                f"{d.get('trials', 0):,} / {d.get('duplicates', 0)} / {d.get('missing', 0)}",
+            ),
+            (
+                f"{flavor} server: no-loss messages / lost / repeated",
+                f"{n.get('messages', 0):,} / {n.get('lost', 0)} / {n.get('repeated', 0)}",
+            ),
+        )
+    ]
     rows = [
         ("Duplicate trials (the first try's POST fails, Airflow retries the task)", dup.get("trials", 0)),
         ("… whole DAG runs through Airflow's own task retry (`dag.test()`)", dup.get("dag_runs", 0)),
@@ -180,6 +208,7 @@ def write_reliability_md(duration: float) -> None:
         ("Repeated", loss.get("repeated", 0)),
         ("Fault-matrix cases (method, client, fault)", matrix.get("cases", 0)),
         ("Faults tried (applied by the emulator, whole run)", f.faults_tried),
+        *per_flavor,
         ("Duration of the soak run", f"{duration:.0f} s"),
     ]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

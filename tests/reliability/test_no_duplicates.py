@@ -72,6 +72,7 @@ def test_retried_send_task_delivers_exactly_once(
             problems.append(f"trial {n} ({fault}): {len(posts)} POST(s) reached the server")
     FIGURES.add(
         "no_duplicates",
+        emu.flavor,
         trials=trials,
         dag_runs=trials,
         committed_then_dropped=committed_first,

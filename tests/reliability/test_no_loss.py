@@ -219,6 +219,7 @@ def test_every_message_seen_exactly_once(
     unexpected = set(got.seen) - expected
     FIGURES.add(
         "no_loss",
+        emu.flavor,
         messages=count,
         incoming=len(expected),
         late=written.late,

@@ -268,9 +268,11 @@ def test_sensor_run_loses_and_repeats_nothing(airflow_db: Path, doto_emulator: A
         and "after" in r.query
         and "before" not in r.query  # auto's one-off probe of the server's flavor
     ]
-    assert len(polls) >= 4
+    assert len(polls) >= 2  # (auto asks without a cursor while the conversation is empty)
     # The cursor moved forward (asking with an overlap) and, in reschedule mode, survived between
     # task runs through the task state store: later polls ask from later than the first one.
-    assert polls == sorted(polls) and polls[-1] > polls[0]
+    assert polls == sorted(polls)
+    if doto_emulator.flavor == "doto":  # (a Chatwoot id cursor moves once messages leave the overlap)
+        assert polls[-1] > polls[0]
     if mode == "reschedule":
         assert task_instances(dr)[("wait", -1)].try_number == 1  # rescheduled, not retried
