@@ -49,6 +49,10 @@ PAGE_FULL_AT = 20
 # or commit late (an older ``created_at`` showing up after a newer message).
 DEFAULT_OVERLAP = 10
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
+# Chatwoot's flood guard counts a conversation's messages of the last minute and answers 422 with no
+# Retry-After: waiting a quarter of that minute at a time lets the default retry budget (4 waits)
+# see the whole window slide.
+FLOOD_GUARD_WAIT = 15.0
 # How a server reads ``before``/``after``: "doto" as Unix timestamps (Doto's reference), "chatwoot" as
 # message ids (Chatwoot's finder, CHATWOOT.md); "auto" finds out (:func:`detect_flavor_flow`).
 FLAVORS = ("auto", "doto", "chatwoot")
@@ -417,8 +421,8 @@ def error_for_status(request: DotoRequest, response: DotoResponse) -> DotoHTTPEr
         # Chatwoot's flood guard refuses the message (nothing is created) with 422, never 429.
         return DotoRateLimitError(
             message + " (Doto's per-conversation flood guard: too many messages in this "
-            "conversation in the last minute; retried with backoff)",
-            retry_after=None,
+            f"conversation in the last minute; retried every {FLOOD_GUARD_WAIT:g} s)",
+            retry_after=FLOOD_GUARD_WAIT,
             **kwargs,
         )
     if status == 422:

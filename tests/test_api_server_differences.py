@@ -98,7 +98,7 @@ class TestFloodGuard:
     def test_is_rate_limiting(self):
         error = api.error_for_status(POST, answer({"error": "Too many messages"}, 422))
         assert type(error) is DotoRateLimitError
-        assert (error.status, error.retry_after, error.doto_error) == (422, None, "Too many messages")
+        assert (error.status, error.retry_after, error.doto_error) == (422, 15.0, "Too many messages")
         assert "flood guard" in str(error) and "HTTP 422" in str(error)
 
     def test_other_422s_stay_validation_errors(self):
@@ -111,7 +111,10 @@ class TestFloodGuard:
         error = api.error_for_status(POST, answer({"error": "Validation failed: Too many messages"}, 422))
         assert api.is_retryable(POST, error)
         policy = api.RetryPolicy(backoff=1.0)
-        assert [policy.wait_for(n, error) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]  # backoff, no Retry-After
+        # No Retry-After from Chatwoot: a quarter of its one-minute window each time, so the
+        # default budget's four waits see the window slide (capped by the policy's max_wait).
+        assert [policy.wait_for(n, error) for n in (1, 2, 3)] == [15.0, 15.0, 15.0]
+        assert api.RetryPolicy(max_wait=5).wait_for(1, error) == 5
 
     def test_not_fatal_for_the_trigger(self):
         assert not issubclass(DotoRateLimitError, DotoValidationError)

@@ -157,6 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--delay", type=float, default=3.0, help="seconds before the customer writes again")
     parser.add_argument("--keep", action="store_true", help="keep the temporary AIRFLOW_HOME and its logs")
+    parser.add_argument(
+        "--flavor",
+        choices=("doto", "chatwoot"),
+        default="doto",
+        help="the emulator's server personality (the connection stays on auto and finds it out)",
+    )
     args = parser.parse_args(argv)
     if not (args.dags_folder / f"{DAG_ID}.py").is_file():
         parser.error(
@@ -171,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Doto demo: the {DAG_ID} example DAG in real Airflow, against a local Doto emulator")
     print(f"  AIRFLOW_HOME={home} (temporary), Airflow output in {log.name}")
     try:
-        with DotoEmulator(token=token) as emulator:
+        with DotoEmulator(token=token, flavor=args.flavor) as emulator:
             env = airflow_env(home, args.dags_folder.resolve(), emulator.connection_json())
             print("  [1/4] airflow db migrate ...", end=" ", flush=True)
             step = time.monotonic()

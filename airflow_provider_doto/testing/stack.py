@@ -306,6 +306,8 @@ class AirflowStack:
     :param dags: files or folders linked into the DAGs folder (default: the repo's ``example_dags``).
     :param database: ``"sqlite"`` or ``"postgres"`` (a throwaway loopback cluster).
     :param emulator: a started or unstarted emulator to use; default a new one with ``token``.
+    :param flavor: the server personality of the emulator it makes (``doto`` or ``chatwoot``);
+        the ``doto_default`` connection stays on ``auto``.
     :param env: extra environment for every component (e.g. settings or DAG inputs).
     """
 
@@ -315,6 +317,7 @@ class AirflowStack:
     emulator: DotoEmulator | None = None
     token: str | None = None
     account_id: int = 1
+    flavor: str = "doto"
     seed: int = 12
     parallelism: int = 4
     api_port: int = 0
@@ -391,13 +394,16 @@ class AirflowStack:
 
         if self.emulator is None:
             self.emulator = DotoEmulator(
-                token=self.token or secrets.token_urlsafe(24), account_id=self.account_id
+                token=self.token or secrets.token_urlsafe(24), account_id=self.account_id, flavor=self.flavor
             )
             self._own_emulator = True
         if not self.emulator.running:
             self.emulator.start()
         self.conversation_id = seed_conversation(self.emulator, self.seed)
-        self._say(f"Doto emulator on {self.emulator.base_url}, conversation {self.conversation_id}")
+        self._say(
+            f"Doto emulator ({self.emulator.flavor} flavor) on {self.emulator.base_url}, "
+            f"conversation {self.conversation_id}"
+        )
 
         if self.database == "postgres":
             self._say("Starting a throwaway PostgreSQL cluster ...")
@@ -710,6 +716,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=12, help="messages seeded in the demo conversation")
     parser.add_argument(
+        "--flavor",
+        choices=("doto", "chatwoot"),
+        default="doto",
+        help="the emulator's server personality: doto (the reference) or chatwoot (its finder rules)",
+    )
+    parser.add_argument(
         "--dags",
         type=Path,
         action="append",
@@ -733,6 +745,7 @@ def run(args: argparse.Namespace) -> int:
         dags=args.dags,
         database="postgres" if args.postgres else "sqlite",
         token=args.token,
+        flavor=args.flavor,
         seed=args.seed,
         api_port=args.port,
         echo=lambda line: print(line, flush=True),

@@ -28,12 +28,26 @@ def record_timing(label: str, seconds: float) -> None:
     _TIMINGS.append((label, seconds))
 
 
+# Each server personality gets its own deployment (one after the other); the connection is on auto.
+STACK_FLAVORS = ("doto", "chatwoot")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stack" in metafunc.fixturenames:
+        # The connection form does not depend on the server: one deployment is enough for it.
+        form = metafunc.module.__name__.endswith("test_connection_form")
+        flavors = STACK_FLAVORS[:1] if form else STACK_FLAVORS
+        metafunc.parametrize("stack", flavors, indirect=True, scope="session", ids=lambda f: f"server={f}")
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    """The shared deployment; SQLite unless ``DOTO_STACK_DB=postgres``."""
-    home = tmp_path_factory.mktemp("airflow-stack")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """A shared deployment per server flavor; SQLite unless ``DOTO_STACK_DB=postgres``."""
+    flavor = getattr(request, "param", "doto")
+    home = tmp_path_factory.mktemp(f"airflow-stack-{flavor}")
     deployment = AirflowStack(
         home=home,
+        flavor=flavor,
         dags=[REPO / "example_dags", REPO / "tests" / "dags" / "deployment_failing_task.py"],
         database=os.environ.get("DOTO_STACK_DB", "sqlite"),
         token=TOKEN,
@@ -48,14 +62,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     )
     t0 = time.monotonic()
     deployment.start()  # stops whatever it started if it fails
-    record_timing("stack start (migrate + 4 components healthy)", time.monotonic() - t0)
+    record_timing(f"stack start, {flavor} server (migrate + 4 components healthy)", time.monotonic() - t0)
     try:
         yield deployment
     finally:
         t0 = time.monotonic()
         deployment.stop()
-        record_timing("stack stop", time.monotonic() - t0)
-        target = ARTIFACTS / "deployment" / "logs"
+        record_timing(f"stack stop, {flavor} server", time.monotonic() - t0)
+        target = ARTIFACTS / "deployment" / "logs" / flavor
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(deployment.log_dir, target, dirs_exist_ok=True)
 

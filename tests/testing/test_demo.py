@@ -57,14 +57,15 @@ def test_airflow_env_isolates_the_demo(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 @pytest.mark.deployment
+@pytest.mark.parametrize("flavor", ["doto", "chatwoot"])
 def test_demo_runs_end_to_end_without_printing_the_token(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], flavor: str
 ) -> None:
     """The real demo: airflow db migrate and airflow dags test as subprocesses, the emulator here."""
     token = "demo-token-that-must-not-appear"
     monkeypatch.setattr(demo.secrets, "token_urlsafe", lambda n: token)
 
-    code = demo.main(["--delay", "1"])
+    code = demo.main(["--delay", "1", "--flavor", flavor])
 
     out = capsys.readouterr().out
     assert code == 0, out
