@@ -588,3 +588,69 @@ def test_watcher_reports_a_fatal_error_as_an_event(doto_emulator: DotoEmulator, 
     assert event.payload["status"] == "error" and event.payload["error_type"] == "DotoAuthError"
     with pytest.raises(DotoTriggerError, match="401"):
         messages_from_event(event.payload)
+
+
+# ---- the server's flavor travels with the cursor -------------------------------------------------
+
+
+def probes(emu: DotoEmulator, cid: int) -> int:
+    """auto's flavor probes (``after`` and ``before`` together) for this conversation."""
+    return sum(
+        1
+        for r in emu.requests
+        if r.method == "GET"
+        and f"/conversations/{cid}/" in r.path + "/"
+        and {"after", "before"} <= set(r.query)
+    )
+
+
+def forget_flavors() -> None:
+    """What a new worker or triggerer process starts with: no flavor known for any server."""
+    from airflow_provider_doto.hooks import doto
+
+    doto._server_flavors.clear()
+
+
+def test_a_deferred_sensor_hands_the_detected_flavor_to_its_trigger(
+    doto_emulator: DotoEmulator, cid: int, start: int
+) -> None:
+    emu = doto_emulator
+    emu.add_message(cid, "before the wait", created_at=start - 100)
+    sensor = NewMessageSensor(task_id="wait", conversation_id=cid, start=start, deferrable=True)
+    watch = sensor._load_watch({})
+    assert sensor.hook.poll(watch, cid) is None  # the worker's first check: auto probes once
+    assert probes(emu, cid) == 1 and watch.to_state()["flavor"] == emu.flavor
+    trigger = NewMessageTrigger(cid, start=start, poll_interval=POLL, state=watch.to_state())
+    forget_flavors()  # the triggerer is another process
+    rebuilt = rebuild(trigger)
+    message = emu.add_message(cid, "during the wait")
+    assert ids(run(first_event(rebuilt))) == [message["id"]]
+    assert probes(emu, cid) == 1  # the trigger did not probe again
+
+
+def test_a_restarted_watcher_keeps_the_flavor_in_its_stored_cursor(
+    doto_emulator: DotoEmulator, cid: int
+) -> None:
+    emu = doto_emulator
+    emu.add_message(cid, "history", created_at=emu.clock.now() - 100)
+    store = MemoryStore()
+
+    async def one_event(trigger: NewMessageTrigger, text: str) -> TriggerEvent:
+        collector = EventCollector(as_watcher(trigger, store))
+        await until(lambda: store.writes > 0)  # its cursor is saved after the first poll
+        emu.add_message(cid, text)
+        await collector.wait_events(1)
+        await collector.stop()
+        return collector.events[0]
+
+    first = run(one_event(NewMessageTrigger(cid, poll_interval=POLL), "first"))
+    (state,) = store.data.values()
+    assert state["flavor"] == emu.flavor and probes(emu, cid) == 1
+    forget_flavors()  # a new triggerer process
+    store.writes = 0
+    second = run(one_event(NewMessageTrigger(cid, poll_interval=POLL), "second"))
+    assert [m["content"] for m in first.payload["messages"] + second.payload["messages"]] == [
+        "first",
+        "second",
+    ]
+    assert probes(emu, cid) == 1
