@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -190,7 +191,8 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
         )
 
     if "history" in r:
-        poll = r["history"]["poll"]
+        h = r["history"]
+        poll = h["poll"]
         sizes = sorted({int(k.split(":")[1]) for k in poll})
         ours_bytes = [poll[f"doto:{n}"]["bytes"] for n in sizes]
         constant = max(ours_bytes) - min(ours_bytes) <= 64
@@ -201,7 +203,7 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                 missed.append(f"3 ({n:,} messages)")
             rows.append(
                 [
-                    f"3 Idle poke, {n:,}-message conversation: bytes on the wire (requests)",
+                    f"3 Idle poke, {n:,}-message conversation, doto emulator: bytes on the wire (requests)",
                     f"{ours['bytes']:,.0f} B ({ours['requests']:.0f})",
                     f"{http['bytes']:,.0f} B ({http['requests']:.0f}) HttpSensor",
                     _ratio(ours["bytes"], http["bytes"]),
@@ -210,6 +212,45 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                     f"{_ticks_ms(ours['emulator_cpu_ms'])} / {_ticks_ms(http['emulator_cpu_ms'])} ms per poke",
                 ]
             )
+        flavors = h.get("flavors", {})
+        if "chatwoot" in flavors:
+            cw = flavors["chatwoot"]["poll"]
+            cw_bytes = [cw[f"doto:{n}"]["bytes"] for n in sizes]
+            cw_constant = max(cw_bytes) - min(cw_bytes) <= 64
+            for n in sizes:
+                ours, base = cw[f"doto:{n}"], poll[f"doto:{n}"]
+                met = ours["bytes"] <= KB and cw_constant and ours["requests"] == 1
+                if not met:
+                    missed.append(f"3 (chatwoot, {n:,} messages)")
+                rows.append(
+                    [
+                        f"3 Idle poke, {n:,}-message conversation, chatwoot emulator: bytes on the wire (requests)",
+                        f"{ours['bytes']:,.0f} B ({ours['requests']:.0f})",
+                        f"{base['bytes']:,.0f} B ({base['requests']:.0f}) doto emulator",
+                        _ratio(ours["bytes"], base["bytes"]),
+                        "<= 1 KB, constant",
+                        _ok(met),
+                        f"{_ticks_ms(ours['emulator_cpu_ms'])} / {_ticks_ms(base['emulator_cpu_ms'])} ms per poke",
+                    ]
+                )
+        for name in ("doto", "chatwoot"):
+            if name not in flavors:
+                continue
+            warm = flavors[name]["warmup"]
+            for n in sizes:
+                auto, pinned = warm[f"auto:{n}"], warm[f"pinned:{n}"]
+                rows.append(
+                    [
+                        f"3 First poke on auto (detection + first lookup), {n:,}-message conversation, "
+                        f"{name} emulator: bytes (requests)",
+                        f"{auto['bytes']:,.0f} B ({auto['requests']})",
+                        f"{pinned['bytes']:,.0f} B ({pinned['requests']}) flavor set",
+                        _ratio(auto["bytes"], pinned["bytes"]),
+                        "-",
+                        "-",
+                        "-",
+                    ]
+                )
 
     if "triggers_doto" in r and "triggers_http" in r:
         d, h = r["triggers_doto"], r["triggers_http"]
@@ -295,6 +336,34 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                 "-",
             ]
         )
+        cw = r["history"].get("flavors", {}).get("chatwoot", {}).get("listing")
+        if cw:
+            what = (
+                f"5 List a {cw['size']:,}-message conversation on auto, chatwoot emulator (100 a page, by id) "
+                "vs doto emulator (one answer)"
+            )
+            rows.append(
+                [
+                    f"{what}: seconds (requests)",
+                    f"{_fmt(cw['seconds'], 2)} s ({cw['requests']})",
+                    f"{_fmt(nocap['seconds'], 2)} s ({nocap['requests']})",
+                    _ratio(cw["seconds"], nocap["seconds"]),
+                    "-",
+                    "-",
+                    f"{cw['emulator_cpu_share']:.2f} / {nocap['emulator_cpu_share']:.2f}",
+                ]
+            )
+            rows.append(
+                [
+                    f"{what}: peak MB (tracemalloc)",
+                    _fmt(cw["peak_mb"]),
+                    _fmt(nocap["peak_mb"]),
+                    _ratio(cw["peak_mb"], nocap["peak_mb"]),
+                    "-",
+                    "-",
+                    "-",
+                ]
+            )
     return rows, missed
 
 
@@ -395,17 +464,32 @@ def render(
     if "history" in r:
         h = r["history"]
         poll = h["poll"]
+        flavors = h.get("flavors", {})
         sizes = sorted({int(k.split(":")[1]) for k in poll})
         out.append(
-            "**3. Idle poll cost.** `NewMessageSensor.poke()` on conversations of "
+            "**3. Idle poll cost, per server flavor.** `NewMessageSensor.poke()` on conversations of "
             + ", ".join(f"{n:,}" for n in sizes)
             + " messages (the newest an hour old) with nothing new, vs `HttpSensor` on the list endpoint with "
             "a `response_check` that looks for new incoming messages. Bytes are counted by a TCP proxy between "
             "client and emulator (request + response, headers and bodies, both directions), requests by the "
-            "emulator's request log; medians over several pokes after a warm-up poke. The emulator answers "
-            'like Doto\'s reference ("returns all messages", no page cap). The sensor asks only for the '
-            "overlap window behind its cursor (`after`), so its cost does not grow with history; HttpSensor "
-            "downloads the whole conversation on every poke.\n"
+            "emulator's request log; idle figures are medians over several pokes after a first poke. Each "
+            "server flavor has an emulator process of its own, seeded alike: `doto` answers like Doto's "
+            'reference (`before`/`after` are Unix timestamps, "returns all messages", no page cap), `chatwoot` '
+            "like Chatwoot's `MessageFinder` (`before`/`after` are message ids, pages capped at 100 after an id "
+            "and 20 otherwise)"
+            + (
+                ", and it runs a second time with message ids starting at 2,000,000,000, above every Unix "
+                "timestamp of this century (`DotoEmulator(first_message_id=...)`)"
+                if "chatwoot_big_ids" in flavors
+                else ""
+            )
+            + ". The provider's connection is left on `flavor: auto`, so a conversation's first poke includes "
+            "auto's detection; every size gets a proxy (so a server address) of its own, so detection, which "
+            "runs once per server and process, is measured at each size. The first poke is set beside the "
+            "same poke on a connection that names the flavor (no probe). The sensor asks only for the overlap "
+            "window behind its cursor (`after`, a timestamp or an id), so its idle cost does not grow with "
+            "history; HttpSensor (run on the doto emulator only: on Chatwoot's finder a bare list is just "
+            "the 20 newest messages) downloads the whole conversation on every poke.\n"
         )
         out.append(
             "| messages | doto: request + response, B | HttpSensor, B | HttpSensor with a hand-written "
@@ -423,6 +507,44 @@ def render(
             "re-implementing the API: it has no cursor, no overlap for late commits, no de-duplication, no "
             "paging when a page comes back full, and no filtering of deleted messages.\n"
         )
+        if flavors:
+            names = {
+                "doto": "doto",
+                "chatwoot": "chatwoot",
+                "chatwoot_big_ids": "chatwoot, ids from 2,000,000,000",
+            }
+            out.append(
+                "The sensor per server flavor (connection on `auto`). Idle: request + response bytes (requests) "
+                "of a poke that finds nothing, median; first poke: detection plus the cursor's first lookup, "
+                "once per conversation and process.\n"
+            )
+            out.append(
+                "| messages | server | idle poke, B (requests) | first poke on auto, B (requests) | "
+                "first poke with the flavor set, B (requests) | emulator CPU per idle poke, ms |"
+            )
+            out.append("|---|---|---|---|---|---|")
+            for n in sizes:
+                for key, label in names.items():
+                    if key not in flavors:
+                        continue
+                    f = flavors[key]
+                    i, a, p = f["poll"][f"doto:{n}"], f["warmup"][f"auto:{n}"], f["warmup"][f"pinned:{n}"]
+                    out.append(
+                        f"| {n:,} | {label} | {i['request_bytes']:,.0f} + {i['response_bytes']:,.0f} "
+                        f"({i['requests']:.0f}) | {a['bytes']:,.0f} ({a['requests']}) | "
+                        f"{p['bytes']:,.0f} ({p['requests']}) | {_ticks_ms(i['emulator_cpu_ms'])} |"
+                    )
+            out.append(
+                "\nWhat the first poke does. On auto the provider first asks for the newest messages "
+                "(no parameters), then probes `after=i&before=i+1` for the newest id `i`. Doto's reference "
+                "answers the first of these with the whole history (it has no page cap), so on the doto "
+                "emulator the first poke on auto grows with the conversation (3 requests: the history, "
+                "the probe, the cursor's first `after`); with `flavor: doto` set it is one idle-sized "
+                "request. Chatwoot caps the bare list at the 20 newest, so there the first poke is constant: "
+                "the two detection requests, one `before_timestamp` request for the first id of the "
+                "sensor's window, and the first `after=<id>` poll (2 requests with `flavor: chatwoot` set). "
+                "After that every idle poke is one request under both flavors.\n"
+            )
     if "triggers_doto" in r:
         d, hh = r["triggers_doto"], r.get("triggers_http", {})
         out.append(
@@ -464,14 +586,28 @@ def render(
         p = r["history"]["paging"]
         out.append(
             f"**5. Paging.** `DotoHook.list_messages()` of the whole {p['size']:,}-message conversation, with "
-            "the emulator capping pages at 100 (Chatwoot caps lists) vs answering everything at once. Time is "
+            "the doto emulator capping pages at 100 (Chatwoot caps lists) vs answering everything at once. Time is "
             f"a median of runs ({p['cap100']['seconds_all']} vs {p['nocap']['seconds_all']} s); peak is the "
-            "client's Python allocations (tracemalloc) in a separate run. Paged listing holds one page of raw "
+            "client's Python allocations (tracemalloc) in a separate run. The connection is on `auto`, its "
+            "detection done before, on another conversation. Paged listing holds one page of raw "
             "JSON at a time instead of the whole body, at the price of one round trip per page (the uncapped "
             "list makes a second request because a full first page may have been cut). Most of either peak is "
             f"the answer itself: the returned list of {p['size']:,} `Message`s holds {p['cap100']['result_mb']:.0f} MB "
-            "(each keeps its raw payload too).\n"
+            "(each keeps its raw payload too)."
         )
+        cw = r["history"].get("flavors", {}).get("chatwoot", {}).get("listing")
+        if cw:
+            out[-1] += (
+                f" On the chatwoot emulator (its own process, the same {cw['size']:,} messages) the provider "
+                "knows `before`/`after` as ids and pages forwards by id, 100 a page (`after=0`, then from an id "
+                "just behind each page's end, re-reading a little and de-duplicating, until a short page): "
+                f"{cw['requests']:,} requests, "
+                f"{_fmt(cw['seconds'], 2)} s (runs {cw['seconds_all']}), peak {_fmt(cw['peak_mb'])} MB, "
+                f"the returned list {cw['result_mb']:.0f} MB. The chatwoot emulator filters the whole "
+                "conversation on every request (see its CPU per idle poke in 3; a real Chatwoot answers from "
+                f"an index), so much of that time is the emulator's (its CPU share {cw['emulator_cpu_share']:.2f})."
+            )
+        out[-1] += "\n"
     if missed:
         out.append("## Targets missed: profiles\n")
         for name, text in extra_profiles.items():
@@ -482,13 +618,126 @@ def render(
     out.append(
         "```\nbash bench/run.sh            # installs the bench extra, runs everything, writes BENCHMARKS.md\n"
         "bash bench/run.sh --quick    # a smaller, faster run (does not meet the scale of the targets)\n"
-        ".venv/bin/python -m bench --only send,history --no-write\n```\n"
+        ".venv/bin/python -m bench --only send,history --no-write\n"
+        "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
         "Raw figures and each benchmark's log go to a temporary folder the command prints.\n"
     )
     return "\n".join(out)
+
+
+def _row_key(line: str) -> str:
+    """A results-table row's benchmark number, e.g. ``3`` or ``4a``."""
+    return line[2:].split(" ", 1)[0]
+
+
+_BLOCK = re.compile(r"^\*\*(\d+[a-z]?)\. ")
+
+
+def _blocks(lines: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """A section's lines before its first ``**N.`` paragraph, then each paragraph up to the next one."""
+    head: list[str] = []
+    blocks: list[tuple[str, list[str]]] = []
+    for line in lines:
+        m = _BLOCK.match(line)
+        if m:
+            blocks.append((m.group(1), [line]))
+        elif blocks:
+            blocks[-1][1].append(line)
+        else:
+            head.append(line)
+    return head, blocks
+
+
+def _sections(text: str) -> list[list[str]]:
+    """The file cut at its ``## `` headings (the first part is the title and the run's bullets)."""
+    parts: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("## "):
+            parts.append([])
+        parts[-1].append(line)
+    return parts
+
+
+def merge_markdown(old: str, new: str, missed: list[str], meta: dict[str, Any], ran: list[str]) -> str:
+    """``old`` with what a partial run (``new``, rendered from it alone) measured put in its place.
+
+    Results rows and "What each benchmark does" paragraphs are matched by benchmark number
+    (``3``, ``4a``...): those the partial run has replace the old ones, the rest stay. The missed
+    targets are recounted, the wall times of the benchmarks run updated, and a bullet says what was
+    re-run when.
+    """
+    new_parts = {p[0]: p for p in _sections(new) if p and p[0].startswith("## ")}
+    new_rows = [
+        line
+        for line in new_parts["## Results"]
+        if line.startswith("| ") and not line.startswith("| benchmark")
+    ]
+    new_keys = {_row_key(line) for line in new_rows}
+    _, new_blocks = _blocks(new_parts.get("## What each benchmark does", []))
+    new_block = dict(new_blocks)
+    out: list[str] = []
+    for part in _sections(old):
+        title = part[0] if part and part[0].startswith("## ") else ""
+        if not title:
+            note = (
+                f"- **Merged:** benchmark {', '.join(sorted(new_keys))} ({', '.join(ran)}) re-run on {meta['date']} "
+                f"with `{meta['command']}` (total {meta['total_s']:.0f} s; load average before "
+                f"{meta['load_before']}, after {meta['load_after']}); every other figure is from the run above."
+            )
+            part = [
+                line
+                for line in part
+                if not line.startswith(f"- **Merged:** benchmark {', '.join(sorted(new_keys))} (")
+            ]
+            last_bullet = max(i for i, line in enumerate(part) if line.startswith("- **"))
+            part = [*part[: last_bullet + 1], note, *part[last_bullet + 1 :]]
+        elif title == "## Results":
+            kept: list[str] = []
+            done: set[str] = set()
+            for line in part:
+                is_row = line.startswith("| ") and not line.startswith("| benchmark")
+                key = _row_key(line) if is_row else ""
+                if key in new_keys:
+                    if key not in done:  # the new rows of this benchmark where its old ones began
+                        kept += [row for row in new_rows if _row_key(row) == key]
+                        done.add(key)
+                    continue
+                if line.startswith("**Targets missed in this run:**") or line.startswith("**Every target"):
+                    before = (
+                        line.split(":** ", 1)[1].split(". Why", 1)[0].split(", ") if "missed" in line else []
+                    )
+                    now = [m for m in before if m.split(" ", 1)[0] not in new_keys] + missed
+                    line = (
+                        f"**Targets missed in this run:** {', '.join(now)}. Why, and what was tried, is below."
+                        if now
+                        else "**Every target was met in this run.**"
+                    )
+                kept.append(line)
+            if new_keys - done:  # benchmarks not in the file before: at the table's end
+                last = max(i for i, line in enumerate(kept) if line.startswith("| "))
+                kept[last + 1 : last + 1] = [row for row in new_rows if _row_key(row) not in done]
+            part = kept
+        elif title == "## What each benchmark does":
+            head, blocks = _blocks(part)
+            part = head + [line for key, body in blocks for line in new_block.pop(key, body)]
+            part += [line for body in new_block.values() for line in body]
+        elif title == "## Reproduce":  # the new commands, the old wall times with the new ones in
+            walls = [line for line in part if line.startswith("Per-benchmark wall time")]
+            part = [
+                out_line
+                for line in new_parts.get(title, part)
+                for out_line in (walls if line.startswith("Per-benchmark wall time") else [line])
+            ]
+            for label, seconds in meta["seconds"].items():
+                part = [
+                    re.sub(rf"\b{re.escape(label)} \d+ s\b", f"{label} {seconds:.0f} s", line)
+                    for line in part
+                ]
+        out += part
+    return "\n".join(out) + "\n"
 
 
 def profiles_for_missed(
@@ -567,6 +816,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="put only what this run measured into the existing output file, keeping the other figures",
+    )
+    parser.add_argument(
         "--from-json", help="re-render from a results.json of an earlier run, running nothing"
     )
     args = parser.parse_args(argv)
@@ -580,8 +834,12 @@ def main(argv: list[str] | None = None) -> int:
         logdir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
         extra = profiles_for_missed(saved["results"], missed, Runner(logdir), interval) if missed else {}
         print(text_table(rows))
-        Path(args.output).write_text(render(saved["results"], rows, missed, saved["meta"], extra))
-        print(f"wrote {args.output} from {args.from_json}")
+        text = render(saved["results"], rows, missed, saved["meta"], extra)
+        if args.merge:
+            ran = sorted({k.split("_")[0] for k in saved["results"]})
+            text = merge_markdown(Path(args.output).read_text(), text, missed, saved["meta"], ran)
+        Path(args.output).write_text(text)
+        print(f"{'merged into' if args.merge else 'wrote'} {args.output} from {args.from_json}")
         return 0
 
     meta: dict[str, Any] = {
@@ -624,8 +882,11 @@ def main(argv: list[str] | None = None) -> int:
     print("targets missed: " + (", ".join(missed) if missed else "none"))
     (logdir / "results.json").write_text(json.dumps({"meta": meta, "results": r}, indent=1))
     if not args.no_write:
-        Path(args.output).write_text(render(r, rows, missed, meta, extra))
-        print(f"wrote {args.output} (logs in {logdir})")
+        text = render(r, rows, missed, meta, extra)
+        if args.merge:
+            text = merge_markdown(Path(args.output).read_text(), text, missed, meta, sorted(only))
+        Path(args.output).write_text(text)
+        print(f"{'merged into' if args.merge else 'wrote'} {args.output} (logs in {logdir})")
     return 0
 
 

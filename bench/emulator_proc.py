@@ -17,10 +17,16 @@ from bench.machine import proc_cpu_seconds
 TOKEN = "bench-token"
 
 
-def _child(conn: Any) -> None:
+def _child(conn: Any, flavor: str = "doto", first_message_id: int = 1) -> None:
     from airflow_provider_doto.testing import DotoEmulator
 
-    emu = DotoEmulator(token=TOKEN, account_id=1, max_recorded_requests=10_000)
+    emu = DotoEmulator(
+        token=TOKEN,
+        account_id=1,
+        max_recorded_requests=10_000,
+        flavor=flavor,
+        first_message_id=first_message_id,
+    )
     emu.start()
     created: dict[int, list[float]] = {}
     lock = threading.Lock()
@@ -37,7 +43,12 @@ def _child(conn: Any) -> None:
 
     def handle(cmd: str, args: tuple[Any, ...]) -> Any:
         if cmd == "info":
-            return {"base_url": emu.base_url, "token": emu.token, "account_id": emu.account_id}
+            return {
+                "base_url": emu.base_url,
+                "token": emu.token,
+                "account_id": emu.account_id,
+                "flavor": emu.flavor,
+            }
         if cmd == "add_conversations":
             return [emu.add_conversation() for _ in range(args[0])]
         if cmd == "seed":  # count, ending ``age`` seconds ago
@@ -84,12 +95,19 @@ def _child(conn: Any) -> None:
 
 
 class EmulatorProcess:
-    """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process."""
+    """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process.
 
-    def __init__(self) -> None:
+    ``flavor`` and ``first_message_id`` are the emulator's (``"doto"`` or ``"chatwoot"``; ids start there).
+    """
+
+    def __init__(self, flavor: str = "doto", first_message_id: int = 1) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child_conn,), name="doto-emulator", daemon=True)
+        self._proc = ctx.Process(
+            target=_child, args=(child_conn, flavor, first_message_id), name="doto-emulator", daemon=True
+        )
+        self.flavor = flavor
+        self.first_message_id = first_message_id
         self.pid = 0
         self.base_url = ""
         self.token = TOKEN
@@ -127,7 +145,8 @@ class EmulatorProcess:
         host, port = self.base_url.split("://", 1)[1].rsplit(":", 1)
         return host, int(port)
 
-    def connection_json(self, base_url: str | None = None) -> str:
+    def connection_json(self, base_url: str | None = None, **extra: Any) -> str:
+        """A ``doto`` connection to this emulator (or to ``base_url``); ``extra`` adds e.g. ``flavor``."""
         import json
 
         return json.dumps(
@@ -135,7 +154,7 @@ class EmulatorProcess:
                 "conn_type": "doto",
                 "host": base_url or self.base_url,
                 "password": self.token,
-                "extra": {"account_id": self.account_id},
+                "extra": {"account_id": self.account_id, **extra},
             }
         )
 
