@@ -241,16 +241,17 @@ class DotoHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, SelectField, StringField
-        from wtforms.validators import InputRequired, NumberRange, Optional
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import InputRequired, NumberRange, Optional, any_of
 
         from airflow_provider_doto.get_provider_info import CONN_FIELDS
 
         return {
-            "account_id": StringField(
+            "account_id": IntegerField(
                 lazy_gettext(CONN_FIELDS["account_id"]["label"]),
                 validators=[InputRequired()],
                 widget=BS3TextFieldWidget(),
+                description=CONN_FIELDS["account_id"]["description"],
             ),
             "timeout": IntegerField(
                 lazy_gettext(CONN_FIELDS["timeout"]["label"]),
@@ -258,9 +259,12 @@ class DotoHook(BaseHook):
                 widget=BS3TextFieldWidget(),
                 default=int(api.DEFAULT_TIMEOUT),
             ),
-            "flavor": SelectField(
+            # Not a SelectField: Airflow 3.1's UI knows only string/integer/password/boolean fields
+            # and drops the whole form otherwise; any_of() becomes the schema's enum (a dropdown).
+            "flavor": StringField(
                 lazy_gettext(CONN_FIELDS["flavor"]["label"]),
-                choices=list(api.FLAVORS),
+                validators=[any_of(list(api.FLAVORS))],
+                widget=BS3TextFieldWidget(),
                 default="auto",
                 description=CONN_FIELDS["flavor"]["description"],
             ),

@@ -8,8 +8,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+# conf moved to airflow.sdk in Airflow 3.2; common-compat finds it on 3.1 too.
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_doto import api
 from airflow_provider_doto.links.doto import DotoConversationLink

@@ -763,7 +763,10 @@ class TestRetries:
         # The first DELETE may have worked before the connection broke; the retry then sees 404.
         requests_mock.delete(
             LIST_URL + "/9",
-            [{"exc": connection_dropped()}, {"status_code": 404, "json": {"error": "Resource could not be found"}}],
+            [
+                {"exc": connection_dropped()},
+                {"status_code": 404, "json": {"error": "Resource could not be found"}},
+            ],
         )
         requests_mock.get(LIST_URL, json={"payload": []})  # the conversation exists
         assert hook.delete_message(42, 9, missing_ok=True) is False
@@ -980,6 +983,8 @@ def test_get_ui_field_behaviour_shape():
 def test_get_connection_form_widgets_shape():
     pytest.importorskip("flask_appbuilder")
     pytest.importorskip("wtforms")
+    from airflow_provider_doto.get_provider_info import CONN_FIELDS
+
     widgets = DotoHook.get_connection_form_widgets()
-    assert set(widgets) == {"account_id", "timeout"}
+    assert set(widgets) == set(CONN_FIELDS)
     assert widgets["timeout"].kwargs["default"] == 30

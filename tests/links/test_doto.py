@@ -11,7 +11,11 @@ import json
 import pendulum
 import pytest
 from airflow.sdk import DAG, BaseOperator
-from airflow.sdk.types import TaskInstanceKey
+
+try:
+    from airflow.sdk.types import TaskInstanceKey
+except ImportError:  # Airflow 3.1: not in the SDK yet
+    from airflow.models.taskinstancekey import TaskInstanceKey
 
 from airflow_provider_doto.get_provider_info import get_provider_info
 from airflow_provider_doto.links.doto import DotoConversationLink
@@ -106,7 +110,10 @@ def test_link_is_empty_without_a_conversation(doto_emulator: DotoEmulator) -> No
 
 def test_serialised_dag_keeps_the_link_for_the_ui(monkeypatch: pytest.MonkeyPatch) -> None:
     """The UI reads links from the serialised DAG: the link must survive serialisation."""
-    from airflow.serialization.serialized_objects import DagSerialization
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:  # Airflow 3.1: the same class, under its old name
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
 
     # Airflow's scheduler-side code (run earlier in this process by dag.test()) switches link loading
     # off globally; the API server runs with it on.

@@ -115,7 +115,10 @@ def test_list_messages_rejects_static_mistakes(kwargs: dict[str, Any], match: st
 )
 def test_mistakes_are_import_errors_at_dag_parse(tmp_path: Path, call: str, match: str) -> None:
     """A real DagBag parse reports the DotoConfigError as the file's import error."""
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
 
     (tmp_path / "bad_doto_dag.py").write_text(
         textwrap.dedent(

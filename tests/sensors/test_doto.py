@@ -14,7 +14,8 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.sdk import PokeReturnValue
-from dagrun import Background, list_requests, load_dags, task_instances, wait_until, xcom
+from airflow_versions import HAS_STATE_STORES
+from dagrun import Background, load_dags, task_instances, wait_until, xcom
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
@@ -216,7 +217,7 @@ class Feed:
         self.expected += [m["id"] for m in messages]
 
     def _after_next_poll(self, polls: int) -> None:
-        wait_until(lambda: list_requests(self.emu, self.cid) >= polls, what=f"sensor poll {polls}")
+        wait_until(lambda: polls(self.emu, self.cid) >= polls, what=f"sensor poll {polls}")
 
     def run(self) -> None:
         emu, cid = self.emu, self.cid
@@ -272,7 +273,11 @@ def test_sensor_run_loses_and_repeats_nothing(airflow_db: Path, doto_emulator: A
     # The cursor moved forward (asking with an overlap) and, in reschedule mode, survived between
     # task runs through the task state store: later polls ask from later than the first one.
     assert polls == sorted(polls)
-    if doto_emulator.flavor == "doto":  # (a Chatwoot id cursor moves once messages leave the overlap)
+    if mode == "reschedule" and not HAS_STATE_STORES:
+        # Airflow < 3.3 has no task state store: each reschedule starts again from the start point
+        # and reads the whole window since it (the same messages, at a cost that grows with it).
+        assert set(polls) == {polls[0]}
+    elif doto_emulator.flavor == "doto":  # (a Chatwoot id cursor moves once messages leave the overlap)
         assert polls[-1] > polls[0]
     if mode == "reschedule":
         assert task_instances(dr)[("wait", -1)].try_number == 1  # rescheduled, not retried

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow_versions import HAS_STATE_STORES
 
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError, DotoTriggerError
@@ -532,6 +533,15 @@ def test_watcher_without_store_starts_from_now_and_misses_messages_while_down(
     assert a_ids == [m1]
     assert b_ids == [m3]
     assert missed not in a_ids + b_ids
+
+
+def test_this_airflow_hands_watchers_a_state_store_from_3_3_on(cid: int) -> None:
+    """Which watcher test above is this Airflow: 3.3+ gives triggers an ``asset_state_store`` (filled
+    by the triggerer; test_restarted_watcher_resumes_from_the_stored_cursor); 3.1 and 3.2 have none
+    (test_watcher_without_store_starts_from_now_and_misses_messages_while_down)."""
+    trigger = NewMessageTrigger(cid, poll_interval=POLL)
+    assert hasattr(trigger, "asset_state_store") is HAS_STATE_STORES
+    assert trigger._state_store is None  # until a triggerer hands one over
 
 
 def test_watcher_outlasts_max_failures_of_transient_errors(doto_emulator: DotoEmulator, cid: int) -> None:
