@@ -256,7 +256,10 @@ def unpause(dag_id: str) -> None:
 
 def run_registered_watcher(emu: DotoEmulator, trigger_row: Any, cid: int) -> tuple[Any, list[dict[str, Any]]]:
     """Inflate the trigger Airflow registered (as the triggerer does) and run it to its first event."""
-    from airflow.serialization.decoders import smart_decode_trigger_kwargs
+    try:
+        from airflow.serialization.decoders import smart_decode_trigger_kwargs
+    except ImportError:  # Airflow 3.1
+        from airflow.serialization.serialized_objects import smart_decode_trigger_kwargs
 
     module, _, name = trigger_row.classpath.rpartition(".")
     kwargs = {k: smart_decode_trigger_kwargs(v) for k, v in trigger_row.kwargs.items()}

@@ -183,8 +183,16 @@ def test_serialize_round_trip_rebuilds_an_equal_trigger(cid: int, start: int) ->
 
 def test_kwargs_survive_airflows_own_trigger_encoding(cid: int, start: int) -> None:
     """The triggerer decodes kwargs stored by Airflow's encoder; the trigger must come back the same."""
-    from airflow.serialization.decoders import smart_decode_trigger_kwargs
-    from airflow.serialization.encoders import encode_trigger
+    try:
+        from airflow.serialization.decoders import smart_decode_trigger_kwargs
+        from airflow.serialization.encoders import encode_trigger
+    except ImportError:  # Airflow 3.1: both in serialized_objects
+        from airflow.serialization.serialized_objects import (
+            _encode_trigger as encode_trigger,
+        )
+        from airflow.serialization.serialized_objects import (
+            smart_decode_trigger_kwargs,
+        )
 
     state = api.MessageWatch(start=start, position=start + 5, seen={11: start + 5}).to_state()
     trigger = full_trigger(cid, start, state=state)
