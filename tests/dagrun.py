@@ -89,10 +89,22 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
         time.sleep(0.02)
 
 
-def list_requests(emulator: DotoEmulator, conversation_id: int) -> int:
-    """How many GET lists of a conversation the emulator has served (one per sensor poll)."""
+def polls(emulator: DotoEmulator, conversation_id: int) -> int:
+    """How many polls of a conversation the emulator has served, counted by the request that ends each.
+
+    A poll ends with its listing from the cursor (``after`` alone; on Chatwoot it may start with a
+    ``before_timestamp`` lookup of the window's first id). With the connection on ``auto`` a poll
+    of a still empty conversation is one request without parameters; a poll that finds the server's
+    flavor starts with that request and the probe (``after`` and ``before``), then lists.
+    """
     suffix = f"/conversations/{conversation_id}/messages"
-    return sum(1 for r in emulator.requests if r.method == "GET" and r.path.endswith(suffix))
+    queries = [set(r.query) for r in emulator.requests if r.method == "GET" and r.path.endswith(suffix)]
+    probe = {"after", "before"}
+    return sum(
+        1
+        for i, query in enumerate(queries)
+        if query == {"after"} or (not query and queries[i + 1 : i + 2] != [probe])
+    )
 
 
 class Background:

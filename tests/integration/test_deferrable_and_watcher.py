@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from dagrun import polls
 
 from airflow_provider_doto.testing import DotoEmulator
 
@@ -51,7 +52,7 @@ class Feeder:
     """Adds messages to conversations once they have been polled a given number of times.
 
     Each conversation gets ``steps``: ``(polls_seen, action)``; the action runs once the emulator
-    has answered that many list requests for the conversation. Waits on events, not on a clock.
+    has answered that many polls of the conversation. Waits on events, not on a clock.
     Hang protection: if the run is still going after ``guard`` seconds, every request to those
     conversations is refused (401), which ends any wait, and ``gave_up`` is set.
     """
@@ -73,7 +74,7 @@ class Feeder:
         deadline = time.monotonic() + self._guard
         while not self._stop.is_set():
             for cid, steps in self.plan.items():
-                while steps and gets(self.emu, cid) >= steps[0][0]:
+                while steps and polls(self.emu, cid) >= steps[0][0]:
                     self.done[cid].append(steps.pop(0)[1](cid))
             if not self.gave_up and time.monotonic() > deadline:
                 self.gave_up = True
@@ -170,7 +171,7 @@ def test_sensor_returns_the_same_messages_in_poke_reschedule_and_deferrable_mode
         expected_ids = [i for step in feeder.done[cid] for i in step]
         assert [m["id"] for m in results[mode]] == expected_ids, mode
         assert [m["content"] for m in results[mode]] == ["refund #1", "refund #2 please"]
-        assert gets(emu, cid) >= 5  # the second match came after poll 4: found by a later poll
+        assert polls(emu, cid) >= 5  # the second match came after poll 4: found by a later poll
         assert tis[f"wait_{mode}"].try_number == 1
         link = xcom(dag_run, f"wait_{mode}", key="_link_DotoConversationLink")
         assert link == f"{emu.base_url}/app/accounts/{emu.account_id}/conversations/{cid}"

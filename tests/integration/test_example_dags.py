@@ -13,7 +13,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from dagrun import Background, has_xcom, list_requests, load_dag, task_instances, wait_until, xcom
+from dagrun import Background, has_xcom, load_dag, polls, task_instances, wait_until, xcom
 
 from airflow_provider_doto.hooks.doto import DotoHook
 
@@ -171,12 +171,12 @@ def test_escalation_waits_for_the_matching_customer_message(airflow_db: Path, do
     matches: list[int] = []
 
     def conversation_goes_on() -> None:
-        wait_until(lambda: list_requests(emu, cid) >= 1, what="the sensor's first poll")
+        wait_until(lambda: polls(emu, cid) >= 1, what="the sensor's first poll")
         emu.add_message(cid, "Sorry for the delay, a refund is possible.", message_type="outgoing")
         emu.add_message(cid, "Refund requested, handle with care", message_type="outgoing", private=True)
         emu.add_message(cid, "ok, thank you")
-        polls = list_requests(emu, cid)
-        wait_until(lambda: list_requests(emu, cid) > polls, what="a poll that sees the distractions")
+        seen = polls(emu, cid)
+        wait_until(lambda: polls(emu, cid) > seen, what="a poll that sees the distractions")
         matches.append(emu.add_message(cid, "Actually I'm angry: this is the third time")["id"])
 
     dag = load_dag("example_dags/doto_escalation.py")
