@@ -3,6 +3,7 @@ instances from the metadata DB, and drive the emulator from a background thread.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -57,9 +58,12 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_val
 
 
 def has_xcom(dag_run: Any, task_id: str, map_index: int = -1) -> bool:
+    """Whether the task stored a return value (any other error, e.g. a broken DB, is raised)."""
+    from sqlalchemy.exc import NoResultFound
+
     try:
         xcom(dag_run, task_id, map_index)
-    except Exception:
+    except NoResultFound:
         return False
     return True
 
@@ -78,6 +82,61 @@ def task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
         ).all()
         session.expunge_all()
         return {(ti.task_id, ti.map_index): ti for ti in tis}
+
+
+def clear_and_rerun(dag: Any, dag_run: Any, task_ids: list[str]) -> Any:
+    """Clear tasks of a finished run with Airflow's own Clear, then run them again in that same run.
+
+    The clear is the serialized DAG's ``clear()``, what the UI's and the REST API's "Clear" call (the
+    task instances reset, the run back to queued). ``dag.test()`` cannot re-run them: it replaces an
+    existing run of the same logical date with a new one. So the scheduler's part is done here: the
+    run is started again and its schedulable tasks run in-process through the same function
+    ``dag.test()`` runs them with, each new try with the try number raised, as the scheduler does.
+    Returns the run, refreshed.
+    """
+    import inspect
+
+    from airflow.models.dagrun import DagRun
+    from airflow.serialization import serialized_objects
+
+    # Airflow 3.2+ names it DagSerialization; 3.1 SerializedDAG (as its dag.test() does).
+    serialization = getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    run_task = inspect.getmodule(type(dag).test)._run_task  # type: ignore[union-attr]
+    scheduler_dag = serialization.deserialize_dag(serialization.serialize_dag(dag))
+    scheduler_dag.clear(task_ids=task_ids, run_id=dag_run.run_id)
+    with create_session() as session:
+        dr = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+        ).one()
+        assert dr.state == DagRunState.QUEUED, f"a cleared run is queued, not {dr.state}"
+        dr.dag = scheduler_dag
+        dr.set_state(DagRunState.RUNNING)
+        session.commit()
+        deadline = time.monotonic() + 120
+        while dr.state == DagRunState.RUNNING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cleared run {dr.run_id} did not finish")
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                    ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in dr.get_task_instances(session=session):
+                if ti.state == TaskInstanceState.SCHEDULED:
+                    with contextlib.suppress(Exception):  # as in dag.test(): the run's state tells
+                        run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+    with create_session() as session:
+        dr = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+        ).one()
+        session.expunge_all()
+        return dr
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
