@@ -467,6 +467,19 @@ def connect_error(request: DotoRequest, base_url: str, timeout: float | None = N
     return DotoConnectError(f"Doto {request.describe()}: {why}", method=request.method, path=request.path)
 
 
+def tls_error(request: DotoRequest, base_url: str, cause: BaseException | None = None) -> DotoConnectError:
+    """The TLS handshake failed: the connection never carried the request, so nothing reached Doto
+    (a :class:`DotoConnectError`, safe to retry even for a POST). Names the likely causes."""
+    detail = f" ({type(cause).__name__})" if cause is not None else ""
+    return DotoConnectError(
+        f"Doto {request.describe()}: TLS handshake failed with {base_url}{detail}: is the server "
+        "speaking https? / certificate not trusted (check the Base URL's scheme and port, and the "
+        "CA bundle)",
+        method=request.method,
+        path=request.path,
+    )
+
+
 def timeout_error(request: DotoRequest, timeout: float) -> DotoTimeoutError:
     return DotoTimeoutError(
         f"Doto {request.describe()}: no answer within {timeout:g} s", method=request.method, path=request.path

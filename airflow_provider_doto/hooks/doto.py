@@ -217,6 +217,9 @@ class DotoHook(BaseHook):
             raise api.connect_error(request, self.settings.base_url, self.timeout) from None
         except requests.ReadTimeout:
             raise api.timeout_error(request, self.timeout) from None
+        except requests.exceptions.SSLError as err:
+            # The handshake failed, so the request never reached Doto: safe to retry, even a POST.
+            raise api.tls_error(request, self.settings.base_url, err) from err
         except requests.ConnectionError as err:
             if _never_connected(err):
                 raise api.connect_error(request, self.settings.base_url) from None

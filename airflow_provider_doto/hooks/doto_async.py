@@ -198,6 +198,13 @@ class DotoAsyncHook:
                 allow_redirects=False,  # a redirect must never carry the token to another host
             ) as response:
                 body = await response.read()
+        except (
+            aiohttp.ClientSSLError,
+            aiohttp.ClientConnectorCertificateError,
+            aiohttp.ServerFingerprintMismatch,
+        ) as err:
+            # The handshake failed, so the request never reached Doto: safe to retry, even a POST.
+            raise api.tls_error(request, settings.base_url, err) from err
         except aiohttp.ConnectionTimeoutError:
             raise api.connect_error(request, settings.base_url, timeout) from None
         except aiohttp.ClientConnectorError:

@@ -988,3 +988,92 @@ def test_get_connection_form_widgets_shape():
     widgets = DotoHook.get_connection_form_widgets()
     assert set(widgets) == set(CONN_FIELDS)
     assert widgets["timeout"].kwargs["default"] == 30
+
+
+# --------------------------------------------------------------------------------------------
+# Against the emulator: no token at DEBUG, TLS failures (mutation-checked, scripts/mutants.py)
+# --------------------------------------------------------------------------------------------
+
+
+def debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:
+    """Root and the provider's loggers (and the HTTP clients') at DEBUG, all captured."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("airflow_provider_doto", "urllib3", "requests", "aiohttp", "asyncio"):
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+def assert_token_nowhere(token: str, caplog: pytest.LogCaptureFixture, *texts: str) -> None:
+    """Neither in any captured record (message, raw args, formatted text) nor in console output."""
+    assert caplog.records, "nothing was logged: the DEBUG capture is not working"
+    for record in caplog.records:
+        seen = f"{record.getMessage()} {record.msg!r} {record.args!r} {record.exc_text or ''}"
+        assert token not in seen, f"token in a log record of {record.name}: {record.levelname} {record.msg!r}"
+    assert token not in caplog.text
+    for text in texts:
+        assert token not in text
+
+
+@pytest.mark.doto_flavor("chatwoot")  # auto detection's probe and the id lookups log too
+def test_no_token_in_debug_logs(doto_emulator, monkeypatch, caplog, capfd):
+    """Every DEBUG record of a whole sync session (connection load, session set-up, requests, a
+    retried 503, a 404, a wrong token, test_connection) is scanned for the token."""
+    debug_everywhere(caplog)
+    token = doto_emulator.token
+    cid = doto_emulator.add_conversation()
+    doto_emulator.add_message(cid, "hello")
+    hook = DotoHook(retry_policy=api.RetryPolicy(attempts=3, backoff=0.01))
+    assert hook.settings.token == token  # connection loaded
+    hook.session  # noqa: B018  (session set up)
+    assert [m.content for m in hook.list_messages(cid)] == ["hello"]
+    sent = hook.send_message(cid, "reply")
+    doto_emulator.inject("status", status=503, method="GET")
+    hook.list_messages(cid)  # retried, logged
+    hook.delete_message(cid, sent.id)
+    with pytest.raises(DotoNotFoundError):
+        hook.list_messages(cid + 1000)
+    assert hook.test_connection()[0] is True
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WRONG",
+        json.dumps({**json.loads(doto_emulator.connection_json()), "password": token + "-wrong"}),
+    )
+    with pytest.raises(DotoAuthError):
+        DotoHook("wrong").list_messages(cid)
+    hook.close()
+    out, err = capfd.readouterr()
+    assert_token_nowhere(token, caplog, out, err)
+    assert_token_nowhere(token + "-wrong", caplog, out, err)
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def tls_mismatch_hook(doto_emulator, monkeypatch, policy: api.RetryPolicy) -> DotoHook:
+    """A connection saying https to the emulator, which speaks plain http: the handshake fails."""
+    base = doto_emulator.base_url.replace("http://", "https://", 1)
+    conn = {**json.loads(doto_emulator.connection_json(flavor="doto")), "host": base}
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_TLS", json.dumps(conn))
+    return DotoHook("doto_tls", retry_policy=policy)
+
+
+@pytest.mark.doto_flavor("doto")
+@pytest.mark.parametrize("method", ["list", "send"])
+def test_tls_handshake_failure_is_a_connect_error_never_sent(doto_emulator, monkeypatch, caplog, method):
+    """https spoken to a plain-http server: DotoConnectError (never sent), naming the likely cause,
+    chaining requests' SSLError, and retried even for a POST (nothing reached the application)."""
+    caplog.set_level(logging.INFO, logger="airflow_provider_doto")
+    cid = doto_emulator.add_conversation()
+    hook = tls_mismatch_hook(doto_emulator, monkeypatch, api.RetryPolicy(attempts=2, backoff=0.01))
+    call = (lambda: hook.list_messages(cid)) if method == "list" else (lambda: hook.send_message(cid, "hi"))
+    with pytest.raises(DotoConnectError) as info:
+        call()
+    err = info.value
+    assert not isinstance(err, DotoConnectionLostError)
+    assert "TLS handshake failed" in str(err)
+    assert "is the server speaking https?" in str(err)
+    assert "certificate not trusted" in str(err)
+    assert isinstance(err.__cause__, requests.exceptions.SSLError)
+    request = api.DotoRequest("POST" if method == "send" else "GET", err.path or "")
+    assert err.method == request.method
+    assert api.is_retryable(request, err)  # a POST too: it never reached Doto
+    assert "retry 1 of" in caplog.text  # and the hook did retry it
+    assert doto_emulator.messages(cid) == []
+    assert doto_emulator.token not in str(err)
+    hook.close()

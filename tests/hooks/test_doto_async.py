@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Coroutine
@@ -310,3 +311,86 @@ def test_same_answers_as_the_sync_hook(doto_emulator: DotoEmulator, cid: int) ->
     sync = DotoHook().list_messages(cid, after=now - 61)
     asynchronous = run(hook().list_messages(cid, after=now - 61))
     assert [m.to_dict() for m in asynchronous] == [m.to_dict() for m in sync]
+
+
+# ---- no token at DEBUG, TLS failures (mutation-checked, scripts/mutants.py) ------------------
+
+
+@pytest.mark.doto_flavor("chatwoot")  # auto detection's probe and the id lookups log too
+def test_no_token_in_debug_logs(
+    doto_emulator: DotoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Every DEBUG record of a whole async session (connection load, the shared session, requests,
+    a retried 503, a 404, a wrong token, test_connection) is scanned for the token."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("airflow_provider_doto", "aiohttp", "asyncio"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    token = doto_emulator.token
+    cid = doto_emulator.add_conversation()
+    doto_emulator.add_message(cid, "hello")
+    wrong = json.dumps({**json.loads(doto_emulator.connection_json()), "password": token + "-wrong"})
+    monkeypatch.setenv("AIRFLOW_CONN_WRONG", wrong)
+
+    async def session() -> None:
+        h = hook(api.RetryPolicy(attempts=3, backoff=0.01))
+        assert (await h.get_settings()).token == token  # connection loaded
+        assert [m.content for m in await h.list_messages(cid)] == ["hello"]
+        sent = await h.send_message(cid, "reply")
+        doto_emulator.inject("status", status=503, method="GET")
+        await h.list_messages(cid)  # retried, logged
+        await h.delete_message(cid, sent.id)
+        with pytest.raises(DotoNotFoundError):
+            await h.list_messages(cid + 1000)
+        assert (await h.test_connection())[0] is True
+        with pytest.raises(DotoAuthError):
+            await DotoAsyncHook("wrong").list_messages(cid)
+
+    run(session())
+    out, err = capfd.readouterr()
+    assert caplog.records, "nothing was logged: the DEBUG capture is not working"
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    for secret in (token, token + "-wrong"):
+        for record in caplog.records:
+            seen = f"{record.getMessage()} {record.msg!r} {record.args!r} {record.exc_text or ''}"
+            assert secret not in seen, f"token in a log record of {record.name}: {record.msg!r}"
+        assert secret not in caplog.text
+        assert secret not in out
+        assert secret not in err
+
+
+@pytest.mark.doto_flavor("doto")
+@pytest.mark.parametrize("method", ["list", "send"])
+def test_tls_handshake_failure_is_a_connect_error_never_sent(
+    doto_emulator: DotoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+) -> None:
+    """https spoken to a plain-http server: DotoConnectError (never sent), naming the likely cause,
+    chaining aiohttp's SSL error, and retried even for a POST (nothing reached the application)."""
+    import aiohttp
+
+    caplog.set_level(logging.INFO, logger="airflow_provider_doto")
+    cid = doto_emulator.add_conversation()
+    base = doto_emulator.base_url.replace("http://", "https://", 1)
+    conn = {**json.loads(doto_emulator.connection_json(flavor="doto")), "host": base}
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_TLS", json.dumps(conn))
+    h = DotoAsyncHook("doto_tls", retry_policy=api.RetryPolicy(attempts=2, backoff=0.01))
+    call = h.list_messages(cid) if method == "list" else h.send_message(cid, "hi")
+    with pytest.raises(DotoConnectError) as info:
+        run(call)
+    err = info.value
+    assert not isinstance(err, DotoConnectionLostError)
+    assert "TLS handshake failed" in str(err)
+    assert "is the server speaking https?" in str(err)
+    assert "certificate not trusted" in str(err)
+    assert isinstance(err.__cause__, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError)
+    request = api.DotoRequest("POST" if method == "send" else "GET", err.path or "")
+    assert err.method == request.method
+    assert api.is_retryable(request, err)  # a POST too: it never reached Doto
+    assert "retry 1 of" in caplog.text  # and the hook did retry it
+    assert doto_emulator.messages(cid) == []
+    assert doto_emulator.token not in str(err)

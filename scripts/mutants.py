@@ -1,0 +1,446 @@
+"""A small mutation check for the guarantees the README makes (see RELIABILITY.md, "Mutation check").
+
+Each mutation below breaks one promise with a precise textual replacement in one file, and names
+the few tests that must catch it. For every mutation the script restores a pristine copy of the
+file in an isolated copy of the repository (never the working tree), applies the replacement,
+runs only those tests (``pytest -x``) and reports the first test that failed (KILLED) or that all
+passed (SURVIVED). Before any mutation it runs every selected test on the unmutated copy: a
+selection that fails there proves nothing.
+
+An ``old`` snippet that is not found exactly once stops the script at once, so the list cannot
+rot silently when the code changes: fix the snippet, not the check.
+
+    .venv/bin/python scripts/mutants.py              # all mutations; exit 1 if any survives
+    .venv/bin/python scripts/mutants.py --write      # ... and put the report into RELIABILITY.md
+    .venv/bin/python scripts/mutants.py overlap-off  # only the named mutation(s)
+    .venv/bin/python scripts/mutants.py --list       # names, files and tests, nothing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RELIABILITY_MD = REPO / "RELIABILITY.md"
+BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
+PER_MUTATION_TIMEOUT = 300  # seconds; a hang counts as killed (reported as such)
+
+TRIGGER = "airflow_provider_doto/triggers/doto.py"
+API = "airflow_provider_doto/api.py"
+SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
+ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
+SENSOR = "airflow_provider_doto/sensors/doto.py"
+OPERATOR = "airflow_provider_doto/operators/doto.py"
+
+T_TRIGGER = "tests/triggers/test_doto.py"
+SERIALISE_TESTS = (
+    f"{T_TRIGGER}::test_serialize_round_trip_rebuilds_an_equal_trigger",
+    f"{T_TRIGGER}::test_rebuilt_trigger_keeps_every_constructor_argument",
+)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    promise: str  # the README / RELIABILITY.md guarantee this breaks
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest node ids (a file, a test, or one parametrisation)
+
+
+def _drop_serialised(key: str, line: str) -> Mutation:
+    return Mutation(
+        f"serialize-drops-{key}",
+        f"a deferred or watching trigger keeps its {key} (serialize)",
+        TRIGGER,
+        line,
+        "",
+        SERIALISE_TESTS,
+    )
+
+
+def _drop_filter_key(key: str) -> Mutation:
+    return Mutation(
+        f"serialize-drops-{key}",
+        f"a deferred or watching trigger keeps its {key} (serialize)",
+        TRIGGER,
+        "                **self.filter.to_dict(),\n",
+        f"                **{{k: v for k, v in self.filter.to_dict().items() if k != {key!r}}},\n",
+        SERIALISE_TESTS,
+    )
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "serialize-drops-conversation_id",
+        "a deferred or watching trigger keeps its conversation_id (serialize)",
+        TRIGGER,
+        '                "conversation_id": self.conversation_id,\n                "doto_conn_id"',
+        '                "doto_conn_id"',
+        SERIALISE_TESTS,
+    ),
+    _drop_serialised("doto_conn_id", '                "doto_conn_id": self.doto_conn_id,\n'),
+    _drop_serialised("start", '                "start": self.start,\n'),
+    _drop_serialised("poll_interval", '                "poll_interval": self.poll_interval,\n'),
+    _drop_filter_key("message_types"),
+    _drop_filter_key("include_private"),
+    _drop_filter_key("sender_types"),
+    _drop_filter_key("content_pattern"),
+    _drop_serialised("min_messages", '                "min_messages": self.min_messages,\n'),
+    _drop_serialised("overlap", '                "overlap": self.overlap,\n'),
+    _drop_serialised("max_failures", '                "max_failures": self.max_failures,\n'),
+    _drop_serialised("state", '                "state": self.state,\n'),
+    _drop_serialised("timeout_at", '                "timeout_at": self.timeout_at,\n'),
+    Mutation(
+        "overlap-off",
+        "polls re-read `overlap` seconds behind the cursor (late commits, shared seconds)",
+        API,
+        "        return self.position - self.overlap\n",
+        "        return self.position\n",
+        (
+            "tests/test_api.py::TestMessageWatch::test_polls_with_overlap_behind_the_cursor",
+            "tests/test_api.py::TestMessageWatch::test_late_message_is_still_reported",
+        ),
+    ),
+    Mutation(
+        "dedup-off",
+        "a message is reported once: MessageWatch.feed de-duplicates by id",
+        API,
+        "            if message.id in self.seen:\n                continue\n",
+        "",
+        (
+            "tests/test_api.py::TestMessageWatch::test_message_sharing_the_cursors_second",
+            "tests/test_api.py::TestMessageWatch::test_late_message_is_still_reported",
+        ),
+    ),
+    Mutation(
+        "chatwoot-id-overlap-off",
+        "on Chatwoot the overlap is kept in ids: after_id only passes ids that left the window",
+        API,
+        "            left = [mid for mid, ts in self.seen.items() if ts < horizon]\n",
+        "            left = list(self.seen)\n",
+        (
+            "tests/test_api_flavor.py::test_late_commits_are_reported_once",
+            "tests/test_api_flavor.py::test_no_loss_no_repeat_under_late_commits",
+        ),
+    ),
+    Mutation(
+        "state-drops-flavor",
+        "the detected server flavor travels in the cursor (no new probe after a restart)",
+        API,
+        '            "flavor": self.flavor,\n            "after_id"',
+        '            "after_id"',
+        (
+            "tests/test_api_flavor.py::test_state_keeps_the_flavor_so_a_restart_does_not_probe",
+            f"{T_TRIGGER}::test_a_restarted_watcher_keeps_the_flavor_in_its_stored_cursor",
+        ),
+    ),
+    Mutation(
+        "retry-skips-delivery-lookup",
+        "a retried send task finds the message its earlier try delivered instead of posting again",
+        OPERATOR,
+        "        if ti.try_number > 1:\n",
+        "        if False:\n",
+        (
+            "tests/operators/test_doto.py::test_retry_after_commit_then_dropped_connection_does_not_post_twice",
+        ),
+    ),
+    Mutation(
+        "token-logged-at-debug-sync",
+        "the token never reaches a log, at any level (sync hook)",
+        SYNC_HOOK,
+        "        session.headers.update(api.headers(self.settings.token))\n",
+        "        session.headers.update(api.headers(self.settings.token))\n"
+        '        log.debug("Doto session for %s with token %s", self.settings.base_url, self.settings.token)\n',
+        ("tests/hooks/test_doto.py::test_no_token_in_debug_logs",),
+    ),
+    Mutation(
+        "token-logged-at-debug-async",
+        "the token never reaches a log, at any level (async hook)",
+        ASYNC_HOOK,
+        "        settings = await self.get_settings()\n        timeout = ",
+        "        settings = await self.get_settings()\n"
+        '        log.debug("Doto request headers %s", api.headers(settings.token))\n'
+        "        timeout = ",
+        ("tests/hooks/test_doto_async.py::test_no_token_in_debug_logs",),
+    ),
+    Mutation(
+        "follow-redirects-sync",
+        "a redirect is never followed with the token (sync hook)",
+        SYNC_HOOK,
+        "                allow_redirects=False,\n",
+        "                allow_redirects=True,\n",
+        ("tests/reliability/test_secrets.py::test_a_redirect_is_not_followed_with_the_token",),
+    ),
+    Mutation(
+        "follow-redirects-async",
+        "a redirect is never followed with the token (async hook)",
+        ASYNC_HOOK,
+        "                allow_redirects=False,  # a redirect",
+        "                allow_redirects=True,  # a redirect",
+        ("tests/reliability/test_secrets.py::test_a_redirect_is_not_followed_with_the_token",),
+    ),
+    Mutation(
+        "plain-http-to-remote-host",
+        "the token is never sent over plain http to a non-loopback host",
+        API,
+        '    if parts.scheme == "http" and not allow_insecure and not is_loopback(hostname):\n',
+        "    if False:\n",
+        ("tests/test_api.py::TestNormaliseBaseUrl::test_plain_http_refused_for_non_loopback",),
+    ),
+    Mutation(
+        "reschedule-drops-cursor-save",
+        "a rescheduled sensor keeps its cursor in the task state store between pokes",
+        SENSOR,
+        "            store.set(STATE_KEY, watch.to_state())\n",
+        "            pass\n",
+        ("tests/sensors/test_doto.py::test_sensor_run_loses_and_repeats_nothing",),
+    ),
+    Mutation(
+        "watcher-drops-state-store-write",
+        "an asset watcher keeps its cursor in the asset state store across triggerer restarts",
+        TRIGGER,
+        "                await self._state_store.aset(self._state_key, state)\n",
+        "                pass\n",
+        (f"{T_TRIGGER}::test_restarted_watcher_resumes_from_the_stored_cursor",),
+    ),
+    Mutation(
+        "tls-failure-as-lost-sync",
+        "a TLS handshake failure means nothing was sent: DotoConnectError, safe to retry (sync hook)",
+        SYNC_HOOK,
+        "            raise api.tls_error(request, self.settings.base_url, err) from err\n",
+        "            raise api.connection_lost_error(request, err) from err\n",
+        ("tests/hooks/test_doto.py::test_tls_handshake_failure_is_a_connect_error_never_sent",),
+    ),
+    Mutation(
+        "tls-failure-as-lost-async",
+        "a TLS handshake failure means nothing was sent: DotoConnectError, safe to retry (async hook)",
+        ASYNC_HOOK,
+        "            raise api.tls_error(request, settings.base_url, err) from err\n",
+        "            raise api.connection_lost_error(request, err) from err\n",
+        ("tests/hooks/test_doto_async.py::test_tls_handshake_failure_is_a_connect_error_never_sent",),
+    ),
+)
+
+
+@dataclass
+class Result:
+    mutation: Mutation
+    killed_by: str | None  # first failing test, or None: survived
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        return "SURVIVED" if self.killed_by is None else "KILLED"
+
+
+def source_files(repo: Path) -> list[str]:
+    """The working tree's files as git sees them: tracked and untracked, minus ignored and deleted."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [name for name in out.split("\0") if name and (repo / name).is_file()]
+
+
+def make_copy(repo: Path, copy: Path) -> None:
+    """An isolated copy of the repository's files (no .git, no venv); mutations happen only here."""
+    if copy.exists():
+        shutil.rmtree(copy)
+    for name in source_files(repo):
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, target, follow_symlinks=False)
+
+
+def check_snippets(repo: Path, mutations: tuple[Mutation, ...]) -> None:
+    """Every ``old`` snippet must occur exactly once in its file, or the list has rotted."""
+    problems = []
+    for m in mutations:
+        count = (repo / m.path).read_text().count(m.old)
+        if count != 1:
+            problems.append(f"  {m.name}: the snippet occurs {count} times in {m.path}:\n{m.old}")
+    if problems:
+        sys.exit("Mutation list out of date (fix scripts/mutants.py):\n" + "\n".join(problems))
+
+
+def env_for(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(copy) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutated module must never be read back from a stale .pyc
+    env.pop("DOTO_SOAK", None)
+    return env
+
+
+def check_imports_from(copy: Path) -> None:
+    """PYTHONPATH must win over the editable install's .pth, or the mutants would go untested."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import airflow_provider_doto as p; print(p.__file__)"],
+        cwd=copy,
+        env=env_for(copy),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(out).resolve().is_relative_to(copy.resolve()):
+        sys.exit(f"airflow_provider_doto imports from {out}, not from the copy {copy}")
+    print(f"airflow_provider_doto imports from the copy: {out}")
+
+
+def run_pytest(copy: Path, tests: tuple[str, ...], *, stop_first: bool) -> tuple[int, list[str], str]:
+    """Run ``tests`` in the copy: (exit code, failed node ids in order, output tail)."""
+    report = copy / ".mutants-junit.xml"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    if stop_first:
+        cmd.append("-x")
+    try:
+        proc = subprocess.run(
+            cmd, cwd=copy, env=env_for(copy), capture_output=True, text=True, timeout=PER_MUTATION_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return -1, [f"(hung: no result within {PER_MUTATION_TIMEOUT} s)"], ""
+    failed = []
+    if report.exists():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed.append(_node(case))
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+    if proc.returncode not in (0, 1) and not failed:
+        failed.append(f"(pytest exit {proc.returncode}: collection or usage error)")
+    return proc.returncode, failed, tail
+
+
+def _node(case: ET.Element) -> str:
+    """A junit testcase as a pytest node id: tests/x/test_y.py::Class::test_z[param]."""
+    parts = (case.get("classname") or "").split(".")
+    # classname is the dotted module path, then any classes (capitalised by convention here).
+    classes: list[str] = []
+    while parts and parts[-1][:1].isupper():
+        classes.insert(0, parts.pop())
+    return "::".join(["/".join(parts) + ".py", *classes, case.get("name") or "?"])
+
+
+def run_mutation(copy: Path, m: Mutation) -> Result:
+    target = copy / m.path
+    pristine = target.read_text()
+    started = time.monotonic()
+    try:
+        target.write_text(pristine.replace(m.old, m.new, 1))
+        code, failed, _ = run_pytest(copy, m.tests, stop_first=True)
+    finally:
+        target.write_text(pristine)
+    if code == 0:
+        return Result(m, None, time.monotonic() - started)
+    return Result(m, failed[0] if failed else f"(pytest exit {code})", time.monotonic() - started)
+
+
+def report_table(results: list[Result], baseline_seconds: float, total_seconds: float) -> str:
+    killed = sum(r.killed_by is not None for r in results)
+    lines = [
+        f"{killed} of {len(results)} mutations killed; baseline (every selected test, unmutated) "
+        f"passed in {baseline_seconds:.0f} s; whole check {total_seconds:.0f} s.",
+        "",
+        "| mutation | promise it breaks | file | result | first failing test |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r.mutation
+        lines.append(
+            f"| `{m.name}` | {m.promise} | `{m.path.removeprefix('airflow_provider_doto/')}` | "
+            f"{r.status} | {'`' + r.killed_by + '`' if r.killed_by else 'none'} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(table: str) -> None:
+    text = RELIABILITY_MD.read_text()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"RELIABILITY.md has no {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    RELIABILITY_MD.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", help="only these mutations (default: all)")
+    parser.add_argument("--write", action="store_true", help="write the report into RELIABILITY.md")
+    parser.add_argument("--list", action="store_true", help="list the mutations and their tests")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the copy goes (default: a new temporary directory)"
+    )
+    args = parser.parse_args(argv)
+
+    by_name = {m.name: m for m in MUTATIONS}
+    if len(by_name) != len(MUTATIONS):
+        sys.exit("two mutations share a name")
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        sys.exit(f"unknown mutation(s) {', '.join(unknown)}; --list shows them")
+    selected = tuple(by_name[n] for n in args.names) or MUTATIONS
+    if args.write and args.names:
+        sys.exit("--write needs the whole list")
+
+    check_snippets(REPO, selected)
+    if args.list:
+        for m in selected:
+            print(f"{m.name}  ({m.path})\n    {m.promise}\n    " + "\n    ".join(m.tests))
+        return 0
+
+    started = time.monotonic()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="doto-mutants-"))
+    copy = workdir / "repo"
+    make_copy(REPO, copy)
+    print(f"copy of the working tree in {copy}")
+    check_imports_from(copy)
+
+    tests = tuple(dict.fromkeys(t for m in selected for t in m.tests))
+    print(f"baseline: {len(tests)} test selections on the unmutated copy ...", flush=True)
+    t0 = time.monotonic()
+    code, failed, tail = run_pytest(copy, tests, stop_first=False)
+    baseline_seconds = time.monotonic() - t0
+    if code != 0:
+        print(tail)
+        print(f"BASELINE FAILED ({baseline_seconds:.0f} s): {', '.join(failed) or 'see above'}")
+        print("The selected tests must pass unmutated, or killing a mutant proves nothing.")
+        return 1
+    print(f"baseline passed in {baseline_seconds:.0f} s")
+
+    results = []
+    for m in selected:
+        result = run_mutation(copy, m)
+        results.append(result)
+        print(f"{result.status:8} {m.name:36} {result.seconds:5.0f} s  {result.killed_by or ''}", flush=True)
+    total = time.monotonic() - started
+    table = report_table(results, baseline_seconds, total)
+    print()
+    print(table)
+    if args.write:
+        write_report(table)
+        print("report written to RELIABILITY.md")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    survivors = [r.mutation.name for r in results if r.killed_by is None]
+    if survivors:
+        print(f"SURVIVED: {', '.join(survivors)}: a promise is broken and no selected test noticed.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
