@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# The suite-wide token scan: DEBUG log records and console output of every test (tests/token_scan.py).
+from token_scan import _log_at_debug, pytest_runtest_makereport  # noqa: F401
+from token_scan import pytest_configure as _token_scan_configure
+
 from .reliability._options import add_soak_option
 
 _HOME = Path(tempfile.mkdtemp(prefix="doto-airflow-home-"))
@@ -65,6 +69,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if fixture in metafunc.fixturenames:
             metafunc.parametrize(fixture, SERVER_FLAVORS, indirect=True, ids=lambda f: f"server={f}")
             return
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _token_scan_configure(config)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

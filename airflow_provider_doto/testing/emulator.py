@@ -19,6 +19,8 @@ from airflow_provider_doto.testing.store import FLAVORS, Flavor, Store
 if TYPE_CHECKING:
     import uvicorn
 
+    from airflow_provider_doto.testing.middleware import FrontDoor
+
 DEFAULT_TOKEN = "doto-emulator-token"
 STARTUP_TIMEOUT = 15.0
 
@@ -77,6 +79,7 @@ class DotoEmulator:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
+        self._front: FrontDoor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -99,7 +102,7 @@ class DotoEmulator:
             raise
         self._port = sock.getsockname()[1]
         store = self._store
-        app = FrontDoor(
+        app = self._front = FrontDoor(
             build_app(store),
             self.token,
             self._faults,
@@ -267,6 +270,12 @@ class DotoEmulator:
 
     def clear_requests(self) -> None:
         self._log.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """HTTP requests the server is handling right now, including ones sleeping in a ``delay`` fault
+        (wait for 0 to know that nothing is still on its way, instead of sleeping)."""
+        return self._front.in_flight if self._front is not None else 0
 
     def reset(self, flavor: Flavor | str | None = None, first_message_id: int | None = None) -> None:
         """Back to a fresh state (default account only, default knobs, real-time clock); keeps serving.

@@ -93,11 +93,19 @@ class FrontDoor:
         self.log = log
         self.generation = generation
         self.bot_tokens = bot_tokens
+        self.in_flight = 0  # HTTP requests being handled (delayed ones included)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.in_flight += 1
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Read the whole body first: a delayed request must still commit after the client gave up.
         body, complete = await _read_body(receive)
         if not complete:

@@ -65,7 +65,7 @@ def faults(emu: DotoEmulator) -> Iterator[FaultCounter]:
 def no_token_in_output(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
     """Every reliability test also checks that the token reached no log record and no console output
     (``dag.test()`` prints task logs to the console unmasked, so this covers Airflow task logs too)."""
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)  # (the suite-wide scan of tests/token_scan.py also checks at DEBUG)
     yield
     out, err = capfd.readouterr()
     assert_no_token(caplog.text, where="captured log records")

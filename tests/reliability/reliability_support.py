@@ -27,7 +27,9 @@ FIGURES_END = "<!-- soak-figures:end -->"
 
 # Small, fast retries: 3 attempts, 10 ms first backoff, Retry-After honoured up to 5 s.
 POLICY = api.RetryPolicy(attempts=3, backoff=0.01, max_wait=5.0, total=20.0)
-TIMEOUT = 0.2  # request timeout used in the fault matrix (seconds)
+# Request timeout of the fault matrix (seconds): generous, so a retry that must succeed does so on a
+# busy machine; the rows that must time out meet a server that answers far later (DELAY there).
+TIMEOUT = 2.0
 HANG_SLACK = 5.0  # a call may take its timeouts and waits plus this much before we call it hung
 
 T = TypeVar("T")

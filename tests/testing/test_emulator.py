@@ -426,35 +426,37 @@ def test_fault_arguments_are_checked(doto_emulator: DotoEmulator) -> None:
 
 def test_delay_fault_times_out_the_client_but_still_commits(doto_emulator: DotoEmulator) -> None:
     cid = doto_emulator.add_conversation()
-    doto_emulator.inject("delay", method="POST", delay=1.0)
+    # A generous client timeout, and a server far slower than it (robust on a busy machine).
+    doto_emulator.inject("delay", method="POST", delay=3.0)
     with pytest.raises(requests.exceptions.ReadTimeout):
-        post(doto_emulator, cid, {"content": "slow", "message_type": "outgoing"}, timeout=0.3)
+        post(doto_emulator, cid, {"content": "slow", "message_type": "outgoing"}, timeout=1.0)
     assert doto_emulator.messages(cid) == []
-    assert wait_for(lambda: len(doto_emulator.messages(cid)) == 1)
+    assert wait_for(lambda: len(doto_emulator.messages(cid)) == 1, timeout=30)
 
-    doto_emulator.inject("delay", method="GET", delay=1.0)
+    doto_emulator.inject("delay", method="GET", delay=3.0)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(doto_emulator.messages_url(cid), headers=headers(doto_emulator), timeout=0.3)
+        httpx.get(doto_emulator.messages_url(cid), headers=headers(doto_emulator), timeout=1.0)
 
 
 def test_reset_discards_requests_still_delayed(doto_emulator: DotoEmulator) -> None:
     cid = doto_emulator.add_conversation()
-    doto_emulator.inject("delay", method="POST", delay=0.5)
+    doto_emulator.inject("delay", method="POST", delay=3.0)
     with pytest.raises(requests.exceptions.ReadTimeout):
-        post(doto_emulator, cid, {"content": "from the last test", "message_type": "outgoing"}, timeout=0.1)
+        post(doto_emulator, cid, {"content": "from the last test", "message_type": "outgoing"}, timeout=1.0)
     doto_emulator.reset()
     fresh = doto_emulator.add_conversation()
     assert fresh == cid
-    time.sleep(0.8)
+    # Nothing arrives later: wait until the server has finished the delayed request, then look.
+    assert doto_emulator.in_flight >= 1  # still sleeping in its delay (an earlier test's may be too)
+    assert wait_for(lambda: doto_emulator.in_flight == 0, timeout=30)
     assert doto_emulator.messages(fresh) == []
 
 
 def test_delay_fault_then_normal_answer(doto_emulator: DotoEmulator) -> None:
     cid = conversation(doto_emulator, "hello")
-    doto_emulator.inject("delay", delay=0.3)
-    started = time.monotonic()
+    fault = doto_emulator.inject("delay", delay=0.3)
     payload = list_payload(doto_emulator, cid)
-    assert time.monotonic() - started >= 0.3
+    assert fault.hits == 1 and doto_emulator.faults == []  # the answer went through the delay
     assert len(payload) == 1
 
 
