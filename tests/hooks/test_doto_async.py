@@ -266,31 +266,32 @@ def test_reads_survive_dropped_connections(doto_emulator: DotoEmulator, cid: int
 
 def test_a_slow_answer_is_a_timeout(doto_emulator: DotoEmulator, cid: int) -> None:
     emu = doto_emulator
-    emu.inject("delay", times=5, delay=1.0)
+    emu.inject("delay", times=5, delay=4.0)  # answers long after a generous timeout
     with pytest.raises(DotoTimeoutError, match="no answer within"):
-        run(hook(ONCE, timeout=0.2).list_messages(cid))
+        run(hook(ONCE, timeout=1.0).list_messages(cid))
 
 
 def test_a_slow_read_is_retried(doto_emulator: DotoEmulator, cid: int) -> None:
     emu = doto_emulator
     emu.add_message(cid, "hi")
-    emu.inject("delay", times=1, delay=1.0)
-    assert [m.content for m in run(hook(timeout=0.2).list_messages(cid))] == ["hi"]
+    # A generous timeout (the retry must answer in time on a busy machine); the first answer comes far later.
+    emu.inject("delay", times=1, delay=4.0)
+    assert [m.content for m in run(hook(timeout=1.5).list_messages(cid))] == ["hi"]
 
 
 def test_nothing_listening_is_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # bound (nobody else can take the port) but not listening: refused
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again below: nothing listens there
-    conn = {
-        "conn_type": "doto",
-        "host": f"http://127.0.0.1:{port}",
-        "password": "t",
-        "extra": {"account_id": 1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOTO_CLOSED", json.dumps(conn))
-    with pytest.raises(DotoConnectError, match="could not connect"):
-        run(DotoAsyncHook("doto_closed", retry_policy=ONCE).list_messages(1))
+        port = sock.getsockname()[1]
+        conn = {
+            "conn_type": "doto",
+            "host": f"http://127.0.0.1:{port}",
+            "password": "t",
+            "extra": {"account_id": 1},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_DOTO_CLOSED", json.dumps(conn))
+        with pytest.raises(DotoConnectError, match="could not connect"):
+            run(DotoAsyncHook("doto_closed", retry_policy=ONCE).list_messages(1))
 
 
 def test_a_malformed_answer_is_a_response_error(doto_emulator: DotoEmulator, cid: int) -> None:

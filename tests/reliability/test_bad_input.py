@@ -190,6 +190,7 @@ def test_bad_connection_fails_before_sending(
     assert emu.requests == []
 
 
+@pytest.mark.integration
 def test_bad_templated_values_fail_when_the_task_runs(
     reliability_dags: Path, emu: DotoEmulator, capfd: pytest.CaptureFixture[str]
 ) -> None:

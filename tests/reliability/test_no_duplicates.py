@@ -46,6 +46,8 @@ def send_dag(reliability_dags: Path) -> Any:
     return load_dag(reliability_dags, "reliability_send_retry")
 
 
+@pytest.mark.integration
+@pytest.mark.soak
 def test_retried_send_task_delivers_exactly_once(
     send_dag: Any, emu: DotoEmulator, faults: Any, soak: bool
 ) -> None:

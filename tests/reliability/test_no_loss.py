@@ -184,6 +184,7 @@ async def consume_like_the_trigger(cid: int, written: Written, ready: threading.
             return got
 
 
+@pytest.mark.soak
 @pytest.mark.parametrize("page_cap", [None, 100], ids=["uncapped", "page_cap=100"])
 @pytest.mark.parametrize("consumer", ["sensor", "trigger"])
 def test_every_message_seen_exactly_once(

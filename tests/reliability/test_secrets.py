@@ -50,6 +50,7 @@ def run_rows(model: Any, dag_run: Any) -> list[Any]:
         )
 
 
+@pytest.mark.integration
 def test_a_whole_dag_run_leaks_nothing(
     reliability_dags: Path, emu: DotoEmulator, faults: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:

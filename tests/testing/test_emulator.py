@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import shlex
 import signal
@@ -665,10 +666,11 @@ def test_state_is_thread_safe(doto_emulator: DotoEmulator) -> None:
 # -- command line ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def served_port(values: dict[str, str]) -> int:
+    """The port the CLI bound itself (``--port 0``), read from the base_url it printed."""
+    base_url = values["base_url"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", base_url), base_url
+    return int(base_url.rsplit(":", 1)[1])
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> list[str]:
@@ -702,12 +704,11 @@ def run_cli(*args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cli_serves_seeded_conversation(stop_signal: signal.Signals) -> None:
-    port = free_port()
-    process = run_cli("--port", str(port), "--token", "cli-token", "--account", "3", "--seed", "6")
+    process = run_cli("--port", "0", "--token", "cli-token", "--account", "3", "--seed", "6")
     try:
         lines = read_until(process, "AIRFLOW_CONN_DOTO_DEFAULT=")
         values = dict(line.split("=", 1) for line in lines if "=" in line)
-        assert values["base_url"] == f"http://127.0.0.1:{port}"
+        served_port(values)
         conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
         assert conn["host"] == values["base_url"] and conn["password"] == "cli-token"
         assert conn["extra"] == {"account_id": 3}

@@ -17,7 +17,7 @@ import requests
 
 from airflow_provider_doto.testing import DotoEmulator
 from airflow_provider_doto.testing.store import ruby_to_i
-from tests.testing.test_emulator import free_port, read_until, run_cli
+from tests.testing.test_emulator import read_until, run_cli, served_port
 
 REPO = Path(__file__).resolve().parents[2]
 chatwoot = pytest.mark.doto_flavor("chatwoot")
@@ -492,16 +492,15 @@ def test_ids_above_unix_timestamps(doto_emulator: DotoEmulator) -> None:
 
 
 def test_cli_chatwoot_with_three_conversations() -> None:
-    port = free_port()
     process = run_cli(
-        "--port", str(port), "--token", "cli-token", "--flavor", "chatwoot", "--conversations", "3",
+        "--port", "0", "--token", "cli-token", "--flavor", "chatwoot", "--conversations", "3",
         "--seed", "4", "--first-message-id", "2000000000",
     )  # fmt: skip
     try:
         lines = read_until(process, "AIRFLOW_CONN_DOTO_DEFAULT=")
         values = dict(line.split("=", 1) for line in lines if "=" in line)
         assert values["flavor"] == "chatwoot"
-        assert values["base_url"] == f"http://127.0.0.1:{port}"
+        served_port(values)
         conversation_ids = [int(c) for c in values["conversation_ids"].split(",")]
         assert len(conversation_ids) == 3 and values["conversation_id"] == str(conversation_ids[0])
         conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
