@@ -19,7 +19,9 @@ rot silently when the code changes: fix the snippet, not the check.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -43,8 +45,8 @@ OPERATOR = "airflow_provider_doto/operators/doto.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 SERIALISE_TESTS = (
-    f"{T_TRIGGER}::test_serialize_round_trip_rebuilds_an_equal_trigger",
     f"{T_TRIGGER}::test_rebuilt_trigger_keeps_every_constructor_argument",
+    f"{T_TRIGGER}::test_serialize_round_trip_rebuilds_an_equal_trigger[server=doto]",
 )
 
 
@@ -152,7 +154,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if ti.try_number > 1:\n",
         "        if False:\n",
         (
-            "tests/operators/test_doto.py::test_retry_after_commit_then_dropped_connection_does_not_post_twice",
+            "tests/operators/test_doto.py::test_retry_after_commit_then_dropped_connection_does_not_post_twice"
+            "[server=doto]",
         ),
     ),
     Mutation(
@@ -204,7 +207,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         SENSOR,
         "            store.set(STATE_KEY, watch.to_state())\n",
         "            pass\n",
-        ("tests/sensors/test_doto.py::test_sensor_run_loses_and_repeats_nothing",),
+        ("tests/sensors/test_doto.py::test_sensor_run_loses_and_repeats_nothing[server=doto-reschedule]",),
     ),
     Mutation(
         "watcher-drops-state-store-write",
@@ -212,7 +215,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         TRIGGER,
         "                await self._state_store.aset(self._state_key, state)\n",
         "                pass\n",
-        (f"{T_TRIGGER}::test_restarted_watcher_resumes_from_the_stored_cursor",),
+        (f"{T_TRIGGER}::test_restarted_watcher_resumes_from_the_stored_cursor[server=doto]",),
     ),
     Mutation(
         "tls-failure-as-lost-sync",
@@ -303,7 +306,9 @@ def run_pytest(copy: Path, tests: tuple[str, ...], *, stop_first: bool) -> tuple
     """Run ``tests`` in the copy: (exit code, failed node ids in order, output tail)."""
     report = copy / ".mutants-junit.xml"
     report.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    # Fixed order (no pytest-randomly): the named tests run as listed, cheapest killer first.
+    cmd = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd.append(f"--junitxml={report}")
     if stop_first:
         cmd.append("-x")
     try:
@@ -347,11 +352,11 @@ def run_mutation(copy: Path, m: Mutation) -> Result:
     return Result(m, failed[0] if failed else f"(pytest exit {code})", time.monotonic() - started)
 
 
-def report_table(results: list[Result], baseline_seconds: float, total_seconds: float) -> str:
+def report_table(results: list[Result], baseline_seconds: float, total_seconds: float, jobs: int) -> str:
     killed = sum(r.killed_by is not None for r in results)
     lines = [
         f"{killed} of {len(results)} mutations killed; baseline (every selected test, unmutated) "
-        f"passed in {baseline_seconds:.0f} s; whole check {total_seconds:.0f} s.",
+        f"passed in {baseline_seconds:.0f} s; whole check {total_seconds:.0f} s with {jobs} job(s).",
         "",
         "| mutation | promise it breaks | file | result | first failing test |",
         "|---|---|---|---|---|",
@@ -382,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write the report into RELIABILITY.md")
     parser.add_argument("--list", action="store_true", help="list the mutations and their tests")
     parser.add_argument(
-        "--workdir", type=Path, default=None, help="where the copy goes (default: a new temporary directory)"
+        "--workdir", type=Path, default=None, help="where the copies go (default: a new temporary directory)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="mutations tested at once, each in its own copy (default 2)"
     )
     args = parser.parse_args(argv)
 
@@ -404,10 +412,20 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="doto-mutants-"))
-    copy = workdir / "repo"
-    make_copy(REPO, copy)
-    print(f"copy of the working tree in {copy}")
-    check_imports_from(copy)
+    try:
+        return run_all(selected, workdir, max(1, args.jobs), args.write, started)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_all(selected: tuple[Mutation, ...], workdir: Path, jobs: int, write: bool, started: float) -> int:
+    copies = [workdir / f"repo-{i}" for i in range(min(jobs, len(selected)))]
+    for copy in copies:
+        make_copy(REPO, copy)
+    print(f"{len(copies)} copies of the working tree in {workdir}")
+    check_imports_from(copies[0])
+    copy = copies[0]
 
     tests = tuple(dict.fromkeys(t for m in selected for t in m.tests))
     print(f"baseline: {len(tests)} test selections on the unmutated copy ...", flush=True)
@@ -421,20 +439,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"baseline passed in {baseline_seconds:.0f} s")
 
-    results = []
-    for m in selected:
-        result = run_mutation(copy, m)
-        results.append(result)
+    free: queue.Queue[Path] = queue.Queue()
+    for c in copies:
+        free.put(c)
+
+    def one(m: Mutation) -> Result:
+        c = free.get()
+        try:
+            result = run_mutation(c, m)
+        finally:
+            free.put(c)
         print(f"{result.status:8} {m.name:36} {result.seconds:5.0f} s  {result.killed_by or ''}", flush=True)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        results = list(pool.map(one, selected))
     total = time.monotonic() - started
-    table = report_table(results, baseline_seconds, total)
+    table = report_table(results, baseline_seconds, total, len(copies))
     print()
     print(table)
-    if args.write:
+    if write:
         write_report(table)
         print("report written to RELIABILITY.md")
-    if args.workdir is None:
-        shutil.rmtree(workdir, ignore_errors=True)
     survivors = [r.mutation.name for r in results if r.killed_by is None]
     if survivors:
         print(f"SURVIVED: {', '.join(survivors)}: a promise is broken and no selected test noticed.")
