@@ -590,13 +590,32 @@ def test_malformed_answer_is_a_response_error(
 
 
 class TestStateIsIsolated:
-    """The first test leaves every kind of state behind; the second (run next) must see none of it."""
+    """Two tests that each leave every kind of state behind; whichever runs second (in any order, with
+    other tests in between or not) must see none of what the first left."""
 
     left_behind: ClassVar[dict[str, int]] = {}
 
-    def test_1_leave_state_behind(self, doto_emulator: DotoEmulator) -> None:
+    def _check_then_leave_state_behind(self, doto_emulator: DotoEmulator) -> None:
+        hook = DotoHook(retry_policy=FAST)
+        if self.left_behind:  # the other test ran earlier: none of its state may be visible
+            cid = self.left_behind["conversation_id"]
+            with pytest.raises(DotoNotFoundError):  # also proves the pending 500s are gone
+                hook.list_messages(cid)
+            with pytest.raises(KeyError):
+                doto_emulator.message(self.left_behind["message_id"])
+            assert [r.method for r in doto_emulator.requests] == ["GET"]
+            assert (doto_emulator.page_cap, doto_emulator.int_message_types, doto_emulator.soft_delete) == (
+                None,
+                False,
+                False,
+            )
+            assert not doto_emulator.clock.frozen and doto_emulator.faults == []
+            fresh = doto_emulator.add_conversation()
+            assert fresh == cid  # ids start over, and the new conversation is empty
+            assert hook.list_messages(fresh) == []
+            doto_emulator.clear_requests()
         cid = doto_emulator.add_conversation()
-        message = DotoHook(retry_policy=FAST).send_message(cid, "from the first test")
+        message = hook.send_message(cid, "from a test that leaves state behind")
         doto_emulator.page_cap = 20
         doto_emulator.int_message_types = True
         doto_emulator.soft_delete = True
@@ -604,22 +623,8 @@ class TestStateIsIsolated:
         doto_emulator.inject("status", status=500, times=5)
         self.left_behind.update(conversation_id=cid, message_id=message.id)
 
-    def test_2_sees_none_of_it(self, doto_emulator: DotoEmulator) -> None:
-        if not self.left_behind:
-            pytest.skip("run together with test_1_leave_state_behind")
-        cid = self.left_behind["conversation_id"]
-        hook = DotoHook(retry_policy=FAST)
-        with pytest.raises(DotoNotFoundError):  # also proves the pending 500s are gone
-            hook.list_messages(cid)
-        with pytest.raises(KeyError):
-            doto_emulator.message(self.left_behind["message_id"])
-        assert [r.method for r in doto_emulator.requests] == ["GET"]
-        assert (doto_emulator.page_cap, doto_emulator.int_message_types, doto_emulator.soft_delete) == (
-            None,
-            False,
-            False,
-        )
-        assert not doto_emulator.clock.frozen and doto_emulator.faults == []
-        fresh = doto_emulator.add_conversation()
-        assert fresh == cid  # ids start over, and the new conversation is empty
-        assert hook.list_messages(fresh) == []
+    def test_leave_state_behind(self, doto_emulator: DotoEmulator) -> None:
+        self._check_then_leave_state_behind(doto_emulator)
+
+    def test_see_none_of_it(self, doto_emulator: DotoEmulator) -> None:
+        self._check_then_leave_state_behind(doto_emulator)
