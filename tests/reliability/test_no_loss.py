@@ -162,9 +162,12 @@ async def consume_like_the_trigger(cid: int, written: Written, ready: threading.
         try:
             while True:
                 try:
-                    event = await asyncio.wait_for(events.__anext__(), timeout=0.25)
+                    # While the writer writes, a quiet quarter second restarts the "triggerer". Once it
+                    # is done, only a long silence ends the run: a poll that pages through a backlog
+                    # (Chatwoot answers 100 messages a page) can take longer on a busy machine.
+                    event = await asyncio.wait_for(events.__anext__(), timeout=20.0 if finished else 0.25)
                 except TimeoutError:
-                    break  # idle: restart the "triggerer"
+                    break  # idle: restart the "triggerer", or stop
                 payload = event.payload
                 assert payload["status"] == "success", payload
                 got.seen.update(m["id"] for m in payload["messages"])
