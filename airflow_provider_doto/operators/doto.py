@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
+from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
@@ -102,10 +103,7 @@ class SendMessageOperator(_DotoOperator):
         )
         attributes = {**(self.content_attributes or {}), api.DELIVERY_KEY_ATTRIBUTE: key}
         if ti.try_number > 1:
-            dag_run = context["dag_run"]
-            # From when the run was first due or started, whichever is earlier: clearing a finished
-            # run resets its start date to the clear, after the earlier try's delivery.
-            since = min(api.to_timestamp(t) for t in (dag_run.start_date, dag_run.run_after) if t is not None)
+            since = run_start(context["dag_run"])
             earlier = self.hook.list_messages(conversation_id, after=since - 1)
             found = api.find_delivered(earlier, key, self.content, self.message_type, self.private)
             if found is not None:

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_doto import api
+from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ class NewMessageSensor(BaseSensorOperator):
 
     :param conversation_id: conversation to watch (templated).
     :param start: messages created at or after this point count (templated; Unix seconds, a
-        datetime or ISO string). Default: the run's data interval start, or the run's start when
+        datetime or ISO string). Default: the run's data interval start, or when the run was due or
+        started (whichever is earlier, so a retry or a clear resumes from the same point) when
         the run has no logical date (manual and asset-triggered runs).
     :param message_types: which types count (default ``["incoming"]``).
     :param include_private: count private notes too (default False).
@@ -112,9 +114,8 @@ class NewMessageSensor(BaseSensorOperator):
         interval_start = context.get("data_interval_start")
         if interval_start is not None:
             return api.to_timestamp(interval_start)
-        dag_run = context["dag_run"]
-        # Stable across retries, so a retried sensor resumes from the same point.
-        return api.to_timestamp(dag_run.start_date or dag_run.run_after)
+        # Stable across retries and clears, so a re-run resumes from the same point.
+        return run_start(context["dag_run"])
 
     def _load_watch(self, context: Context) -> api.MessageWatch:
         """The cursor: kept in memory while poking, in the task state store across reschedules."""
