@@ -108,7 +108,7 @@ class NewMessageSensor(BaseSensorOperator):
         )
 
     def start_point(self, context: Context) -> int:
-        """Explicit ``start``, else the data interval start, else the run's start."""
+        """Explicit ``start``, else the data interval start, else when the run was due or started."""
         if self.start not in (None, ""):
             return api.to_timestamp(self.start, name="start")  # type: ignore[arg-type]
         interval_start = context.get("data_interval_start")
