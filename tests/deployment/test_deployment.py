@@ -172,6 +172,60 @@ def test_sensor_survives_a_triggerer_restart(stack: AirflowStack) -> None:
     stack.wait_healthy()
 
 
+def test_watcher_cursor_survives_a_triggerer_restart(stack: AirflowStack) -> None:
+    emulator = stack.emulator
+    assert emulator is not None
+    stack.wait_for_dag(WATCHER)
+    cid = stack.conversation_id
+    path = emulator.messages_url(cid).split(emulator.base_url, 1)[1]
+
+    def polls() -> int:
+        return sum(1 for r in emulator.requests if r.method == "GET" and r.path == path)
+
+    def runs_settled() -> list[dict[str, Any]] | None:
+        stack.check_alive()
+        runs = stack.dag_runs(WATCHER)
+        return runs if all(r["state"] in ("success", "failed") for r in runs) else None
+
+    # The trigger saves its cursor after each poll (after yielding the poll's event, if any), before
+    # it sleeps: once it has polled twice more with no run in progress, the stored cursor is current.
+    before = wait_until(runs_settled, 180, "earlier runs of the asset-watcher DAG to finish", interval=0.5)
+    seen = polls()
+    wait_until(lambda: polls() >= seen + 2, 120, "the asset watcher to poll the conversation twice")
+    assert len(stack.dag_runs(WATCHER)) == len(before)  # no new message, no new run
+
+    stack.kill_component("triggerer", signal.SIGKILL)  # a crash: the cursor is only in the store
+    message = emulator.add_message(cid, "Are you still there?", message_type="incoming")
+    down = polls()
+    stack.start_component("triggerer")
+
+    # Once the dead triggerer's heartbeat is stale, the new one runs the watcher from its stored
+    # cursor: the message that came while none ran becomes one asset event (from "now" it would be lost).
+    known = {r["dag_run_id"] for r in before}
+
+    def new_runs() -> list[dict[str, Any]]:
+        stack.check_alive()
+        return [r for r in stack.dag_runs(WATCHER) if r["dag_run_id"] not in known]
+
+    [run] = wait_until(new_runs, 180, "a run of the asset-watcher DAG after the restart", interval=0.5)
+    assert polls() > down  # the new triggerer polled (nothing polled while none ran)
+    assert run["run_type"] == "asset_triggered"
+    assert_run_succeeded(stack, WATCHER, run["dag_run_id"])
+    [event] = stack.api("GET", f"/dags/{WATCHER}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")[
+        "asset_events"
+    ]
+    assert event["extra"]["from_trigger"] is True
+    # Only the new message: the earlier ones are behind the stored cursor and not reported again.
+    assert [m["id"] for m in event["extra"]["payload"]["messages"]] == [message["id"]]
+
+    # Nothing more comes: a few more polls by the new triggerer add no run.
+    seen = polls()
+    wait_until(lambda: polls() >= seen + 3, 120, "the restarted watcher to poll three more times")
+    after = wait_until(runs_settled, 180, "the asset-watcher runs to finish", interval=0.5)
+    assert [r["dag_run_id"] for r in after if r["dag_run_id"] not in known] == [run["dag_run_id"]]
+    stack.wait_healthy()
+
+
 def test_no_log_contains_the_token(stack: AirflowStack) -> None:
     assert stack.emulator is not None and stack.home is not None
     assert stack.emulator.token == TOKEN
