@@ -182,14 +182,14 @@ def test_watcher_cursor_survives_a_triggerer_restart(stack: AirflowStack) -> Non
     def polls() -> int:
         return sum(1 for r in emulator.requests if r.method == "GET" and r.path == path)
 
-    def runs_settled() -> list[dict[str, Any]] | None:
+    def runs_settled() -> tuple[list[dict[str, Any]]] | None:
         stack.check_alive()
-        runs = stack.dag_runs(WATCHER)
-        return runs if all(r["state"] in ("success", "failed") for r in runs) else None
+        runs = stack.dag_runs(WATCHER)  # a tuple around it: no runs yet is a settled answer too
+        return (runs,) if all(r["state"] in ("success", "failed") for r in runs) else None
 
     # The trigger saves its cursor after each poll (after yielding the poll's event, if any), before
     # it sleeps: once it has polled twice more with no run in progress, the stored cursor is current.
-    before = wait_until(runs_settled, 180, "earlier runs of the asset-watcher DAG to finish", interval=0.5)
+    [before] = wait_until(runs_settled, 180, "earlier runs of the asset-watcher DAG to finish", interval=0.5)
     seen = polls()
     wait_until(lambda: polls() >= seen + 2, 120, "the asset watcher to poll the conversation twice")
     assert len(stack.dag_runs(WATCHER)) == len(before)  # no new message, no new run
@@ -221,7 +221,7 @@ def test_watcher_cursor_survives_a_triggerer_restart(stack: AirflowStack) -> Non
     # Nothing more comes: a few more polls by the new triggerer add no run.
     seen = polls()
     wait_until(lambda: polls() >= seen + 3, 120, "the restarted watcher to poll three more times")
-    after = wait_until(runs_settled, 180, "the asset-watcher runs to finish", interval=0.5)
+    [after] = wait_until(runs_settled, 180, "the asset-watcher runs to finish", interval=0.5)
     assert [r["dag_run_id"] for r in after if r["dag_run_id"] not in known] == [run["dag_run_id"]]
     stack.wait_healthy()
 
