@@ -86,7 +86,10 @@ def test_awaiting_the_notifier_posts_through_the_async_hook(doto_emulator: DotoE
 
 def test_async_notify_via_airflows_callback_trigger(doto_emulator: DotoEmulator) -> None:
     """The triggerer's CallbackTrigger imports the notifier by path and awaits it with the context."""
-    from airflow.triggers.callback import CallbackTrigger
+    try:
+        from airflow.triggers.callback import CallbackTrigger
+    except ImportError:  # Airflow 3.1: the same trigger, for deadline callbacks only
+        from airflow.triggers.deadline import DeadlineCallbackTrigger as CallbackTrigger
 
     emu = doto_emulator
     cid = emu.add_conversation()
