@@ -14,3 +14,6 @@ AIRFLOW = Version(Version(airflow.__version__).base_version)
 HAS_STATE_STORES = Version("3.3") <= AIRFLOW
 # Airflow 3.1's UI builds the connection form from the hook's widgets; 3.2+ from conn-fields.
 FORM_FROM_HOOK_WIDGETS = Version("3.2") > AIRFLOW
+# Airflow 3.3's dag.test() re-syncs the DAG's bundle on every call; before, only a DAG without a
+# version yet (so an asset watcher added by another test's parse may be missing).
+DAG_TEST_RESYNCS = Version("3.3") <= AIRFLOW
