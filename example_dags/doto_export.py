@@ -29,7 +29,12 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Param, task
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.1 has it only in airflow.timetables
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_doto.operators.doto import ListMessagesOperator
 
