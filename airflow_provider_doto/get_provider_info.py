@@ -6,6 +6,9 @@ from typing import Any
 
 from airflow_provider_doto import __version__
 
+# The same URL as pyproject's [project.urls] Documentation (a test holds them together).
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-doto/"
+
 # The connection form, declared once: Airflow 3.2+ reads it from here, and DotoHook's 3.1-era
 # get_connection_form_widgets() / get_ui_field_behaviour() are built from the same data.
 CONN_FIELDS: dict[str, Any] = {
@@ -43,6 +46,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-doto",
         "name": "Doto",
         "description": "Doto customer messaging: send, delete and wait for conversation messages.",
+        "documentation-url": DOCUMENTATION_URL,
         "versions": [__version__],
         "integrations": [
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def test_valid_against_airflows_schema(info):
     if not schema_path.exists():
         pytest.skip("this Airflow ships no provider_info.schema.json")
     jsonschema.validate(info, json.loads(schema_path.read_text()))
+
+
+def test_documentation_url_is_the_projects(info):
+    """Airflow links the provider's docs from here; it is pyproject's Documentation URL, one value."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert info["documentation-url"] == pyproject["project"]["urls"]["Documentation"]
+    assert info["documentation-url"].startswith("https://")
 
 
 def test_is_plain_data(info):
