@@ -31,10 +31,11 @@ def test_readme_shows_this_example_verbatim() -> None:
     import re
 
     repo = Path(__file__).parents[2]
-    candidates = [repo / "README.md", repo / "docs" / "readme" / "emulator.md"]
+    candidates = [repo / "README.md", repo / "docs" / "emulator.md"]
     texts = [p.read_text() for p in candidates if p.exists()]
-    readme = next((text for text in texts if README_HEADING in text), None)
-    assert readme is not None, f"neither README.md nor docs/readme/emulator.md has {README_HEADING!r}"
+    heading = re.compile(rf"^#+ {re.escape(README_HEADING)}$", re.M)  # a heading, not a mere link
+    readme = next((text for text in texts if heading.search(text)), None)
+    assert readme is not None, f"neither README.md nor docs/emulator.md has {README_HEADING!r}"
     blocks = [block.strip() for block in re.findall(r"```python\n(.*?)```", readme, re.S)]
     example = Path(__file__).read_text().split("\n\n# --- end of the README example")[0]
     assert example.strip() in blocks
