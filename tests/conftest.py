@@ -13,20 +13,20 @@ import pytest
 from token_scan import _log_at_debug, pytest_runtest_makereport  # noqa: F401
 from token_scan import pytest_configure as _token_scan_configure
 
+from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS, airflow_settings
+
 from .reliability._options import add_soak_option
 
 _HOME = Path(tempfile.mkdtemp(prefix="doto-airflow-home-"))
 REPO = Path(__file__).resolve().parents[1]
-os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 # dag.test() needs the DAG file inside the dags folder: link in the examples and the test DAGs.
 _DAGS = _HOME / "dags"
 _DAGS.mkdir()
-(_DAGS / "example_dags").symlink_to(REPO / "example_dags")
+(_DAGS / "example_dags").symlink_to(EXAMPLE_DAGS)
 (_DAGS / "test_dags").symlink_to(REPO / "tests" / "dags")
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME / 'airflow.db'}")
+# The same settings as the demo's and the stack's Airflow (a DB named by the caller is kept).
+os.environ.update(airflow_settings(_HOME, _DAGS, os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")))
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from airflow_provider_doto.testing import DotoEmulator
@@ -19,16 +20,21 @@ def dags_folder() -> Path:
     return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
-def load_dags(relative_path: str) -> dict[str, Any]:
-    """Import a DAG file from the dags folder (``example_dags/x.py`` or ``test_dags/x.py``)."""
-    from airflow.sdk import DAG
-
-    path = dags_folder() / relative_path
-    name = "dagfile_" + relative_path.replace("/", "_").removesuffix(".py")
+def load_module(path: Path, name: str) -> ModuleType:
+    """Import a DAG file as module ``name`` (a fresh module each call: a DAG file's top level runs again)."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def load_dags(relative_path: str) -> dict[str, Any]:
+    """Import a DAG file from the dags folder (``example_dags/x.py`` or ``test_dags/x.py``)."""
+    from airflow.sdk import DAG
+
+    name = "dagfile_" + relative_path.replace("/", "_").removesuffix(".py")
+    module = load_module(dags_folder() / relative_path, name)
     return {v.dag_id: v for v in vars(module).values() if isinstance(v, DAG)}
 
 
@@ -137,15 +143,6 @@ def clear_and_rerun(dag: Any, dag_run: Any, task_ids: list[str]) -> Any:
         ).one()
         session.expunge_all()
         return dr
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll ``condition`` until true (a deadline for background helpers, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def polls(emulator: DotoEmulator, conversation_id: int) -> int:

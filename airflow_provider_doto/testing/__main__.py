@@ -1,4 +1,5 @@
-"""Command line: ``python -m airflow_provider_doto.testing serve`` runs the emulator until Ctrl-C."""
+"""Command line: ``python -m airflow_provider_doto.testing serve`` runs the emulator until Ctrl-C;
+``stack`` runs a local Airflow wired to it, ``demo`` one example DAG run against it."""
 
 from __future__ import annotations
 
@@ -36,10 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
-    from airflow_provider_doto.testing import stack
+    from airflow_provider_doto.testing import demo, stack
 
     stack.add_arguments(
         commands.add_parser("stack", help="run Airflow (scheduler, triggerer, UI...) + emulator until Ctrl-C")
+    )
+    demo.add_arguments(
+        commands.add_parser("demo", help="run the doto_escalation example DAG once against the emulator")
     )
     return parser
 
@@ -73,9 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "stack":
-        from airflow_provider_doto.testing.stack import run
+        from airflow_provider_doto.testing import stack
 
-        return run(args)
+        return stack.run(args)
+    if args.command == "demo":
+        from airflow_provider_doto.testing import demo
+
+        return demo.run(args)
     try:
         emulator = DotoEmulator(
             token=args.token,

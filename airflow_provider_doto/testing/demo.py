@@ -1,12 +1,14 @@
 """The demo: run the ``doto_escalation`` example DAG in real Airflow against a local Doto emulator.
 
-``python -m airflow_provider_doto.testing.demo`` (or ``bash scripts/demo.sh`` on a fresh machine):
+``python -m airflow_provider_doto.testing demo`` (also ``python -m airflow_provider_doto.testing.demo``, or
+``bash scripts/demo.sh`` on a fresh machine from a clone):
 
 1. makes a throwaway ``AIRFLOW_HOME`` (SQLite, no example DAGs) and migrates its metadata DB;
 2. starts the Doto emulator on 127.0.0.1 with a random throwaway token and seeds a conversation
    with a short support exchange;
-3. runs ``airflow dags test doto_escalation`` as a subprocess, with the repository's
-   ``example_dags`` as the DAGs folder and ``AIRFLOW_CONN_DOTO_DEFAULT`` pointing at the emulator;
+3. runs ``airflow dags test doto_escalation`` as a subprocess, with the example DAGs shipped in the
+   package (``airflow_provider_doto/example_dags``) as the DAGs folder and
+   ``AIRFLOW_CONN_DOTO_DEFAULT`` pointing at the emulator;
    a few seconds after the sensor starts waiting, the customer writes again, asking for a refund;
 4. prints the conversation as it now stands, one line per message, private notes marked.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -31,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.local_airflow import (
+    EXAMPLE_DAGS,
+    airflow_settings,
+    isolated_environment,
+    tail,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DAGS_FOLDER = REPO / "example_dags"
 DAG_ID = "doto_escalation"
 CUSTOMER = "Maria Lopez"
 AGENT = "Sam Rivera"
@@ -67,18 +72,10 @@ RUN_TIMEOUT = 240.0
 
 
 def airflow_env(home: Path, dags_folder: Path, connection: str) -> dict[str, str]:
-    """The subprocesses' environment: this one without any AIRFLOW* settings, plus the demo's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW_CONN_DOTO_DEFAULT": connection,
-        }
+    """The subprocesses' environment: this one without any Airflow settings, plus the demo's."""
+    return isolated_environment(
+        {**airflow_settings(home, dags_folder), "AIRFLOW_CONN_DOTO_DEFAULT": connection}
     )
-    return env
 
 
 def seed(emulator: DotoEmulator) -> int:
@@ -145,15 +142,13 @@ def _run(command: list[str], env: dict[str, str], log: Path, timeout: float) -> 
             return 124
 
 
-def _tail(log: Path, token: str, lines: int = 40) -> str:
-    text = log.read_text(errors="replace").replace(token, "***")
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_doto.testing.demo", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options (shared by ``python -m airflow_provider_doto.testing demo``)."""
     parser.add_argument(
-        "--dags-folder", type=Path, default=DEFAULT_DAGS_FOLDER, help="where doto_escalation.py is"
+        "--dags-folder",
+        type=Path,
+        default=EXAMPLE_DAGS,
+        help=f"where {DAG_ID}.py is (default: the example DAGs shipped in the package, %(default)s)",
     )
     parser.add_argument("--delay", type=float, default=3.0, help="seconds before the customer writes again")
     parser.add_argument("--keep", action="store_true", help="keep the temporary AIRFLOW_HOME and its logs")
@@ -163,11 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="doto",
         help="the emulator's server personality (the connection stays on auto and finds it out)",
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo once (see the module docstring); 0 if the DAG run succeeded."""
     if not (args.dags_folder / f"{DAG_ID}.py").is_file():
-        parser.error(
-            f"{args.dags_folder}/{DAG_ID}.py not found; pass --dags-folder (the repository's example_dags)"
-        )
+        print(f"error: {args.dags_folder}/{DAG_ID}.py not found: pass --dags-folder", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="doto-demo-airflow-home-"))
@@ -182,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  [1/4] airflow db migrate ...", end=" ", flush=True)
             step = time.monotonic()
             if _run([sys.executable, "-m", "airflow", "db", "migrate"], env, log, RUN_TIMEOUT) != 0:
-                print("failed\n" + _tail(log, token))
+                print("failed\n" + tail(log, secret=token))
                 return 1
             print(f"done ({time.monotonic() - step:.1f} s)")
 
@@ -213,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in format_conversation(emulator.messages(conversation)):
                 print(("    " + line).rstrip())
             if code != 0:
-                print("\nLast lines of Airflow's output:\n" + _tail(log, token))
+                print("\nLast lines of Airflow's output:\n" + tail(log, secret=token))
                 return 1
             ok = True
             print(f"\nDone in {time.monotonic() - started:.1f} s.")
@@ -223,6 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
         else:
             print(f"(kept {home})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_doto.testing.demo", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -25,12 +25,7 @@ def seed_conversation(
 ) -> int:
     """Create a conversation holding ``count`` alternating chat lines, ``spacing`` seconds apart, ending now."""
     conversation = emulator.add_conversation(conversation_id)
-    now = emulator.clock.now()
-    for i in range(count):
-        message_type, text = SUPPORT_CHAT[i % len(SUPPORT_CHAT)]
-        emulator.add_message(
-            conversation, text, message_type=message_type, created_at=now - (count - 1 - i) * spacing
-        )
+    _add_chat(emulator, [conversation], count, spacing)
     return conversation
 
 
@@ -45,11 +40,15 @@ def seed_conversations(
     if conversations < 1:
         raise ValueError("conversations must be at least 1")
     ids = [emulator.add_conversation() for _ in range(conversations)]
+    _add_chat(emulator, ids, count, spacing)
+    return ids
+
+
+def _add_chat(emulator: DotoEmulator, conversations: list[int], count: int, spacing: int) -> None:
     now = emulator.clock.now()
     for i in range(count):
         message_type, text = SUPPORT_CHAT[i % len(SUPPORT_CHAT)]
-        for conversation in ids:
+        for conversation in conversations:
             emulator.add_message(
                 conversation, text, message_type=message_type, created_at=now - (count - 1 - i) * spacing
             )
-    return ids

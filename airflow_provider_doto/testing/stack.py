@@ -28,22 +28,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 
 from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
+from airflow_provider_doto.testing.local_airflow import (
+    EXAMPLE_DAGS,
+    airflow_settings,
+    isolated_environment,
+    sqlite_uri,
+    tail,
+    wait_until,
+)
 from airflow_provider_doto.testing.seed import seed_conversation
-
-T = TypeVar("T")
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTH_PATH = "/api/v2/monitor/health"
 STOP_TIMEOUT = 20.0
-REPO_EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 # Settings every component shares; per-stack values (home, ports, keys, DB) are added in ``env``.
 BASE_SETTINGS: dict[str, str] = {
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     "AIRFLOW__CORE__AUTH_MANAGER": (
@@ -82,27 +86,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Call ``check`` until it returns something truthy; raise ``TimeoutError`` naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    """The last lines of a log file, for error messages."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _drop_privileges_argv() -> list[str]:
@@ -303,7 +286,7 @@ class AirflowStack:
     PostgreSQL, and deletes the home unless ``keep_home``.
 
     :param home: AIRFLOW_HOME to use (created; default a new temp dir, deleted on exit).
-    :param dags: files or folders linked into the DAGs folder (default: the repo's ``example_dags``).
+    :param dags: files or folders linked into the DAGs folder (default: the example DAGs shipped in the package).
     :param database: ``"sqlite"`` or ``"postgres"`` (a throwaway loopback cluster).
     :param emulator: a started or unstarted emulator to use; default a new one with ``token``.
     :param flavor: the server personality of the emulator it makes (``doto`` or ``chatwoot``);
@@ -411,7 +394,7 @@ class AirflowStack:
             self._say(f"PostgreSQL on 127.0.0.1:{self._postgres.port} (files in {self._postgres.root})")
             db_uri = self._postgres.uri
         elif self.database == "sqlite":
-            db_uri = f"sqlite:///{self.home / 'airflow.db'}"
+            db_uri = sqlite_uri(self.home)
         else:
             raise ValueError(f"database must be 'sqlite' or 'postgres', not {self.database!r}")
         self._base_env = self._environment(db_uri)
@@ -456,7 +439,7 @@ class AirflowStack:
     # -- setup ----------------------------------------------------------------------------------------
 
     def _link_dags(self) -> None:
-        sources = list(self.dags) if self.dags is not None else [REPO_EXAMPLE_DAGS]
+        sources = list(self.dags) if self.dags is not None else [EXAMPLE_DAGS]
         self.dags_folder.mkdir(exist_ok=True)
         for source in sources:
             source = Path(source).resolve()
@@ -469,17 +452,9 @@ class AirflowStack:
     def _environment(self, db_uri: str) -> dict[str, str]:
         assert self.home is not None
         # Nothing Airflow-related leaks in from the caller (e.g. a test session's unit-test settings).
-        env = {
-            k: v for k, v in os.environ.items() if not (k.startswith("AIRFLOW_") or k.startswith("AIRFLOW__"))
-        }
-        bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        env.update(BASE_SETTINGS)
+        env = isolated_environment({**BASE_SETTINGS, **airflow_settings(self.home, self.dags_folder, db_uri)})
         env.update(
             {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_uri,
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_uri.replace(
                     "sqlite://", "sqlite+aiosqlite://", 1
                 ),
@@ -725,7 +700,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dags",
         type=Path,
         action="append",
-        help="DAG file or folder to link into the DAGs folder (repeatable; default: the repo's example_dags)",
+        help="DAG file or folder to link into the DAGs folder (repeatable; default: the example DAGs shipped in the package)",
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS
 from airflow_provider_doto.testing.stack import AirflowStack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     deployment = AirflowStack(
         home=home,
         flavor=flavor,
-        dags=[REPO / "example_dags", REPO / "tests" / "dags" / "deployment_failing_task.py"],
+        dags=[EXAMPLE_DAGS, REPO / "tests" / "dags" / "deployment_failing_task.py"],
         database=os.environ.get("DOTO_STACK_DB", "sqlite"),
         token=TOKEN,
         api_port=0,

@@ -26,23 +26,16 @@ from typing import Any
 
 import pytest
 from airflow_versions import DAG_TEST_RESYNCS
-from dagrun import polls
+from dagrun import load_module, polls, task_instances, xcom
 
 from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 GUARD = 60.0  # hang protection only
 WATCHER_CONVERSATION_ID = 9417
-
-
-def load_dag_module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def gets(emu: DotoEmulator, cid: int) -> int:
@@ -94,32 +87,6 @@ class Feeder:
         self._thread.join(timeout=5)
 
 
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, key=key, task_ids=task_id, dag_ids=dag_run.dag_id)
-        ).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
-def task_instances(dag_run: Any) -> dict[str, Any]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
-            )
-        ).all()
-        session.expunge_all()
-        return {ti.task_id: ti for ti in tis}
-
-
 def reschedules(ti: Any) -> int:
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
@@ -160,7 +127,7 @@ def test_sensor_returns_the_same_messages_in_poke_reschedule_and_deferrable_mode
     # Poll 1 is the sensor's first check (in deferrable mode the synchronous one, before deferring):
     # nothing matches then; the first match lands after poll 2, the second after poll 4.
     plan = {cid: [(2, first_burst), (4, second_burst)] for cid in cids.values()}
-    dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_modes").dag
+    dag = load_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_modes").dag
     with Feeder(emu, plan) as feeder:
         dag_run = dag.test(run_conf=cids)
     assert not feeder.gave_up
@@ -173,14 +140,14 @@ def test_sensor_returns_the_same_messages_in_poke_reschedule_and_deferrable_mode
         assert [m["id"] for m in results[mode]] == expected_ids, mode
         assert [m["content"] for m in results[mode]] == ["refund #1", "refund #2 please"]
         assert polls(emu, cid) >= 5  # the second match came after poll 4: found by a later poll
-        assert tis[f"wait_{mode}"].try_number == 1
+        assert tis[f"wait_{mode}", -1].try_number == 1
         link = xcom(dag_run, f"wait_{mode}", key="_link_DotoConversationLink")
         assert link == f"{emu.base_url}/app/accounts/{emu.account_id}/conversations/{cid}"
     assert (
         comparable(results["poke"]) == comparable(results["reschedule"]) == comparable(results["deferrable"])
     )
-    assert reschedules(tis["wait_reschedule"]) >= 2  # it really was rescheduled between pokes
-    assert reschedules(tis["wait_poke"]) == 0
+    assert reschedules(tis["wait_reschedule", -1]) >= 2  # it really was rescheduled between pokes
+    assert reschedules(tis["wait_poke", -1]) == 0
 
 
 def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
@@ -198,21 +165,21 @@ def test_deferred_sensor_times_out_and_fails_on_trigger_errors(
         emu.inject("status", times=1, status=401, path_contains=f"/conversations/{cid}/")
 
     plan = {conf["timeout"]: [(1, noise)], conf["unauthorized"]: [(1, refuse_token)]}
-    dag = load_dag_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_failures")
+    dag = load_module(REPO / "tests/dags/deferrable_sensor_modes.py", "deferrable_sensor_failures")
     with Feeder(emu, plan) as feeder:
         dag_run = dag.failures_dag.test(run_conf=conf)
     assert not feeder.gave_up
     assert dag_run.state == "failed"
     tis = task_instances(dag_run)
 
-    timed_out = tis["wait_timeout"]
+    timed_out = tis["wait_timeout", -1]
     assert timed_out.state == "failed"
     assert timed_out.try_number == 1  # a sensor timeout is final: retries=1 was not used
     assert gets(emu, conf["timeout"]) >= 3  # the trigger kept polling after the first check
 
-    assert tis["wait_timeout_soft"].state == "skipped"
+    assert tis["wait_timeout_soft", -1].state == "skipped"
 
-    refused = tis["wait_unauthorized"]
+    refused = tis["wait_unauthorized", -1]
     assert refused.state == "failed"
     # First check, then the trigger's 401: no more polls. (On Chatwoot, once auto has found the
     # flavor through the other conversation, the first check also looks up the window's first id.)
@@ -244,7 +211,7 @@ def watcher_module(doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DOTO_WATCH_POLL_INTERVAL", "0.1")
     # Airflow registers a watcher's trigger only for an unpaused DAG.
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
-    yield load_dag_module(REPO / "example_dags/doto_new_message_watcher.py", "doto_new_message_watcher")
+    yield load_module(EXAMPLE_DAGS / "doto_new_message_watcher.py", "doto_new_message_watcher")
 
 
 def sync_dags_folder() -> None:
@@ -381,7 +348,7 @@ def test_watcher_dag_parses_to_a_stable_trigger(watcher_module: ModuleType) -> N
     """Every parse yields the same trigger kwargs, so Airflow keeps a single trigger for the asset."""
     from airflow.triggers.base import BaseEventTrigger
 
-    again = load_dag_module(REPO / "example_dags/doto_new_message_watcher.py", "doto_new_message_watcher_2")
+    again = load_module(EXAMPLE_DAGS / "doto_new_message_watcher.py", "doto_new_message_watcher_2")
     hashes = {
         BaseEventTrigger.hash(*module.incoming_messages.watchers[0].trigger.serialize())
         for module in (watcher_module, again)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pendulum
 import pytest
-from dagrun import Background, has_xcom, load_dag, polls, task_instances, wait_until, xcom
+from dagrun import Background, has_xcom, load_dag, polls, task_instances, xcom
 
 from airflow_provider_doto.hooks.doto import DotoHook
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ and construction-time checks. All posts go over real HTTP to the emulator."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dagrun import load_module, task_instances
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.notifications.doto import DotoNotifier, send_doto_notification
@@ -25,12 +25,7 @@ def posts(emu: DotoEmulator) -> list[Any]:
 def test_task_callbacks_post_one_note_per_outcome(airflow_db: Path, doto_emulator: DotoEmulator) -> None:
     emu = doto_emulator
     cid = emu.add_conversation()
-    spec = importlib.util.spec_from_file_location(
-        "notifier_callbacks", REPO / "tests/dags/notifier_callbacks.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(REPO / "tests/dags/notifier_callbacks.py", "notifier_callbacks")
 
     dag_run = module.dag.test(run_conf={"cid": cid})
     assert dag_run.state == "failed"  # "breaks" failed after its retry; "works" succeeded
@@ -49,18 +44,7 @@ def test_task_callbacks_post_one_note_per_outcome(airflow_db: Path, doto_emulato
     assert len(messages) == 2
 
     # A post that fails (no such conversation: 404) is logged; the task's outcome stands.
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        states = dict(
-            session.execute(
-                select(TaskInstance.task_id, TaskInstance.state).where(
-                    TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
-                )
-            ).all()
-        )
+    states = {task_id: ti.state for (task_id, _), ti in task_instances(dag_run).items()}
     assert states == {"breaks": "failed", "works": "success", "unnoticed": "success"}
     assert len(posts(emu)) == 3 and any("/conversations/987654/" in r.path for r in posts(emu))
 

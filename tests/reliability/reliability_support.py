@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import re
 import threading
 import time
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from dagrun import load_module
 
 from airflow_provider_doto import api
 
@@ -65,15 +66,6 @@ def bounded(
     return box.get("result"), box.get("error"), box["elapsed"]
 
 
-def wait_until(predicate: Callable[[], bool], limit: float = 5.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 def error_texts(err: BaseException) -> list[str]:
     """Every way an error can end up in a log or a UI: str, repr, args, the formatted traceback,
     and the same for every exception chained to it (even suppressed contexts)."""
@@ -95,11 +87,7 @@ def assert_no_token(*texts: Any, where: str = "") -> None:
 
 def load_dag(folder: Path, name: str) -> Any:
     """Import ``folder/name.py`` (inside the DAGs folder) and return its ``dag``."""
-    spec = importlib.util.spec_from_file_location(f"reliability_dag_{name}", folder / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_module(folder / f"{name}.py", f"reliability_dag_{name}").dag
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 from .reliability_support import (
     FIGURES,
@@ -48,7 +49,6 @@ from .reliability_support import (
     assert_no_token,
     bounded,
     error_texts,
-    wait_until,
 )
 
 DELAY = TIMEOUT + 2.0  # server-side delay for the timeout rows: answers long after the client gave up
@@ -292,7 +292,11 @@ def test_fault(
     # (A request still sleeping in a delay fault is dropped by the emulator's reset after the test.)
     if expect.committed is not None:
         if expect.committed:
-            wait_until(lambda: any(m["content"] == content for m in emu.messages(cid)), limit=DELAY + 30)
+            wait_until(
+                lambda: any(m["content"] == content for m in emu.messages(cid)),
+                DELAY + 30,
+                "the committed message to be stored",
+            )
         stored = [m for m in emu.messages(cid) if m["content"] == content]
         assert len(stored) == expect.committed, (
             f"{len(stored)} message(s) stored, expected {expect.committed}"

@@ -15,11 +15,12 @@ import pendulum
 import pytest
 from airflow.sdk import PokeReturnValue
 from airflow_versions import HAS_STATE_STORES
-from dagrun import Background, load_dags, polls, task_instances, wait_until, xcom
+from dagrun import Background, load_dags, polls, task_instances, xcom
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.sensors.doto import NewMessageSensor
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 # ---- construction-time validation -----------------------------------------------------------
 

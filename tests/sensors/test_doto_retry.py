@@ -17,7 +17,9 @@ from typing import Any
 
 import pendulum
 import pytest
-from dagrun import Background, load_dags, polls, task_instances, wait_until, xcom
+from dagrun import Background, load_dags, polls, task_instances, xcom
+
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 
 @pytest.mark.integration

@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, ClassVar, Protocol
 
@@ -35,6 +34,7 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 # Small backoffs keep the module fast; three attempts show "retried" apart from "gave up".
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_wait=0.2, total=10)
@@ -137,15 +137,6 @@ def sent(emu: DotoEmulator, method: str) -> int:
 
 def ids(messages: list[Message]) -> list[int]:
     return [m.id for m in messages]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- the endpoint table ------------------------------------------------------------------------------
@@ -532,7 +523,7 @@ def test_delay_past_the_timeout_on_a_send(connect: Connect, doto_emulator: DotoE
         operation(client)
     assert sent(doto_emulator, "POST") == 1  # never blindly re-sent
     # ... because the server may still commit it: here it does, once.
-    assert wait_for(lambda: operation.stored() == operation.stored_after(succeeded=True))
+    wait_until(lambda: operation.stored() == operation.stored_after(succeeded=True), 5, "the committed state")
 
 
 @pytest.mark.parametrize("kind", ["drop_before", "drop_after"])

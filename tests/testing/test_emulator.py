@@ -23,6 +23,7 @@ import requests
 
 from airflow_provider_doto.testing import DotoEmulator, Fault
 from airflow_provider_doto.testing.clock import Clock
+from airflow_provider_doto.testing.local_airflow import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,15 +47,6 @@ def list_payload(emu: DotoEmulator, cid: int, **params: Any) -> list[dict[str, A
 
 def post(emu: DotoEmulator, cid: int, body: Any, timeout: float = 5) -> requests.Response:
     return requests.post(emu.messages_url(cid), headers=headers(emu), json=body, timeout=timeout)
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- endpoints ---------------------------------------------------------------------------------------
@@ -432,7 +424,7 @@ def test_delay_fault_times_out_the_client_but_still_commits(doto_emulator: DotoE
     with pytest.raises(requests.exceptions.ReadTimeout):
         post(doto_emulator, cid, {"content": "slow", "message_type": "outgoing"}, timeout=1.0)
     assert doto_emulator.messages(cid) == []
-    assert wait_for(lambda: len(doto_emulator.messages(cid)) == 1, timeout=30)
+    wait_until(lambda: len(doto_emulator.messages(cid)) == 1, 30, "the message to be stored")
 
     doto_emulator.inject("delay", method="GET", delay=3.0)
     with pytest.raises(httpx.ReadTimeout):
@@ -449,7 +441,7 @@ def test_reset_discards_requests_still_delayed(doto_emulator: DotoEmulator) -> N
     assert fresh == cid
     # Nothing arrives later: wait until the server has finished the delayed request, then look.
     assert doto_emulator.in_flight >= 1  # still sleeping in its delay (an earlier test's may be too)
-    assert wait_for(lambda: doto_emulator.in_flight == 0, timeout=30)
+    wait_until(lambda: doto_emulator.in_flight == 0, 30, "no request in flight")
     assert doto_emulator.messages(fresh) == []
 
 

@@ -34,7 +34,7 @@ from airflow.sdk import DAG, Param, task
 try:
     from airflow.sdk import CronDataIntervalTimetable
 except ImportError:  # Airflow 3.1 has it only in airflow.timetables
-    from airflow.timetables.interval import CronDataIntervalTimetable
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
 
 from airflow_provider_doto.operators.doto import ListMessagesOperator
 
