@@ -37,7 +37,8 @@ BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 PER_MUTATION_TIMEOUT = 300  # seconds; a hang counts as killed (reported as such)
 
 TRIGGER = "airflow_provider_doto/triggers/doto.py"
-API = "airflow_provider_doto/api.py"
+WATCH = "airflow_provider_doto/api/_watch.py"
+SETTINGS = "airflow_provider_doto/api/_settings.py"
 SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
 ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
@@ -106,44 +107,44 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "overlap-off",
         "polls re-read `overlap` seconds behind the cursor (late commits, shared seconds)",
-        API,
+        WATCH,
         "        return self.position - self.overlap\n",
         "        return self.position\n",
         (
-            "tests/test_api.py::TestMessageWatch::test_polls_with_overlap_behind_the_cursor",
-            "tests/test_api.py::TestMessageWatch::test_late_message_is_still_reported",
+            "tests/api/test_watch.py::TestMessageWatch::test_polls_with_overlap_behind_the_cursor",
+            "tests/api/test_watch.py::TestMessageWatch::test_late_message_is_still_reported",
         ),
     ),
     Mutation(
         "dedup-off",
         "a message is reported once: MessageWatch.feed de-duplicates by id",
-        API,
+        WATCH,
         "            if message.id in self.seen:\n                continue\n",
         "",
         (
-            "tests/test_api.py::TestMessageWatch::test_message_sharing_the_cursors_second",
-            "tests/test_api.py::TestMessageWatch::test_late_message_is_still_reported",
+            "tests/api/test_watch.py::TestMessageWatch::test_message_sharing_the_cursors_second",
+            "tests/api/test_watch.py::TestMessageWatch::test_late_message_is_still_reported",
         ),
     ),
     Mutation(
         "chatwoot-id-overlap-off",
         "on Chatwoot the overlap is kept in ids: after_id only passes ids that left the window",
-        API,
+        WATCH,
         "            left = [mid for mid, ts in self.seen.items() if ts < horizon]\n",
         "            left = list(self.seen)\n",
         (
-            "tests/test_api_flavor.py::test_late_commits_are_reported_once",
-            "tests/test_api_flavor.py::test_no_loss_no_repeat_under_late_commits",
+            "tests/api/test_watch.py::test_late_commits_are_reported_once",
+            "tests/api/test_watch.py::test_no_loss_no_repeat_under_late_commits",
         ),
     ),
     Mutation(
         "state-drops-flavor",
         "the detected server flavor travels in the cursor (no new probe after a restart)",
-        API,
+        WATCH,
         '            "flavor": self.flavor,\n            "after_id"',
         '            "after_id"',
         (
-            "tests/test_api_flavor.py::test_state_keeps_the_flavor_so_a_restart_does_not_probe",
+            "tests/api/test_watch.py::test_state_keeps_the_flavor_so_a_restart_does_not_probe",
             f"{T_TRIGGER}::test_a_restarted_watcher_keeps_the_flavor_in_its_stored_cursor",
         ),
     ),
@@ -196,10 +197,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "plain-http-to-remote-host",
         "the token is never sent over plain http to a non-loopback host",
-        API,
+        SETTINGS,
         '    if parts.scheme == "http" and not allow_insecure and not is_loopback(hostname):\n',
         "    if False:\n",
-        ("tests/test_api.py::TestNormaliseBaseUrl::test_plain_http_refused_for_non_loopback",),
+        ("tests/api/test_settings.py::TestNormaliseBaseUrl::test_plain_http_refused_for_non_loopback",),
     ),
     Mutation(
         "reschedule-drops-cursor-save",

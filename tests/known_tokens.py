@@ -16,7 +16,7 @@ DEFAULT_TOKEN = "doto-emulator-token"  # airflow_provider_doto.testing.emulator.
 KNOWN_TOKENS: tuple[str, ...] = (
     TEST_TOKEN,  # the doto_emulator fixture (pytest plugin)
     DEFAULT_TOKEN,  # DotoEmulator() without a token
-    "tok-SECRET-3f9a7c",  # tests/hooks/test_doto.py, tests/test_api_server_differences.py
+    "tok-SECRET-3f9a7c",  # tests/hooks/test_doto.py, tests/api/_support.py
     "SECRET-TOKEN-d0t0-XYZ",  # tests/reliability (reliability_support.TOKEN)
     "doto-deploy-SECRET-4f1c9e7a2b",  # tests/deployment/conftest.py
     "doto-cli-SECRET-9d2e61",  # tests/deployment/test_cli.py

@@ -6,6 +6,7 @@ operator pay for neither at parse time.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from functools import cached_property
@@ -231,6 +232,7 @@ class DotoHook(BaseHook):
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
             base_url=self.settings.base_url,
+            received_at=dt.datetime.now(dt.UTC),  # the clock is read here, not in the core
         )
 
     def close(self) -> None:

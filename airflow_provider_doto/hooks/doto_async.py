@@ -14,6 +14,7 @@ used, never at module top: DAG files do not pay its ~100 ms import.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -218,4 +219,5 @@ class DotoAsyncHook:
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
             base_url=settings.base_url,
+            received_at=dt.datetime.now(dt.UTC),  # the clock is read here, not in the core
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_doto import api
+from airflow_provider_doto._airflow import is_template
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,7 +49,7 @@ class DotoNotifier(BaseNotifier):
         self.content = content
         self.private = private
         self.doto_conn_id = doto_conn_id
-        if not api.is_template(conversation_id):
+        if not is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
         api.validate_send(content, "outgoing", private, "text", None)
 

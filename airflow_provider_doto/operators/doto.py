@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
+from airflow_provider_doto._airflow import is_template
 from airflow_provider_doto._runs import run_start
+from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ class _DotoOperator(BaseOperator):
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
         self.doto_conn_id = doto_conn_id
-        if not api.is_template(conversation_id):
+        if not is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
 
     @cached_property
@@ -84,11 +86,11 @@ class SendMessageOperator(_DotoOperator):
         self.content_attributes = content_attributes
         # Check what is static now (DAG parse); templated values are checked after rendering.
         api.validate_send(
-            "x" if api.is_template(content) or _is_template_file(content) else content,
+            "x" if is_template(content) or _is_template_file(content) else content,
             message_type,
             private,
             content_type,
-            None if api.is_template(content_attributes) else content_attributes,
+            None if is_template(content_attributes) else content_attributes,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -145,10 +147,10 @@ class DeleteMessageOperator(_DotoOperator):
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.message_id = message_id
         self.missing_ok = missing_ok
-        if not api.is_template(message_id):
+        if not is_template(message_id):
             api.to_id(message_id, name="message_id")
         if not isinstance(missing_ok, bool):
-            raise api.DotoConfigError(f"missing_ok must be True or False, got {missing_ok!r}.")
+            raise DotoConfigError(f"missing_ok must be True or False, got {missing_ok!r}.")
 
     def execute(self, context: Context) -> bool:
         deleted = self.hook.delete_message(self.conversation_id, self.message_id, missing_ok=self.missing_ok)
@@ -192,9 +194,9 @@ class ListMessagesOperator(_DotoOperator):
         self.output_path = output_path
         self.include_deleted = include_deleted
         if not isinstance(include_deleted, bool):
-            raise api.DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
+            raise DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
         for name, value in (("after", after), ("before", before)):
-            if value is not None and not api.is_template(value):
+            if value is not None and not is_template(value):
                 api.to_timestamp(value, name=name)
 
     def execute(self, context: Context) -> Any:

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_doto import api
+from airflow_provider_doto._airflow import is_template
 from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -80,11 +81,11 @@ class NewMessageSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.doto_conn_id = doto_conn_id
         # Static values are checked now, at DAG parse; templated ones again after rendering.
-        if not api.is_template(conversation_id):
+        if not is_template(conversation_id):
             api.to_id(conversation_id, name="conversation_id")
-        if start is not None and not api.is_template(start):
+        if start is not None and not is_template(start):
             api.to_timestamp(start, name="start")
-        if content_pattern is None or not api.is_template(content_pattern):
+        if content_pattern is None or not is_template(content_pattern):
             self._watch_for(0)
         self._watch: api.MessageWatch | None = None
 

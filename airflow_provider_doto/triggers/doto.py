@@ -20,6 +20,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_doto import api
+from airflow_provider_doto._airflow import describe_error
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConfigError,
@@ -179,7 +180,7 @@ class NewMessageTrigger(BaseEventTrigger):
                     self.conversation_id,
                     failures,
                     self.max_failures,
-                    api.describe_error(err),
+                    describe_error(err),
                 )
                 if failures >= self.max_failures and not self.is_watcher:
                     yield self._error_event(err, failures=failures)
@@ -227,7 +228,7 @@ class NewMessageTrigger(BaseEventTrigger):
                 "status": "error",
                 "conversation_id": self.conversation_id,
                 "error_type": type(err).__name__,
-                "error": api.describe_error(err)
+                "error": describe_error(err)
                 + (f" (after {failures} consecutive failed polls)" if failures > 1 else ""),
             }
         )

@@ -1,6 +1,6 @@
 """Arbitrary server answers through whole flows: a normal result or a DotoError, never a bare error.
 
-``tests/test_api.py`` already throws arbitrary bodies (wrong JSON types, missing and null fields,
+``tests/api/test_messages.py`` already throws arbitrary bodies (wrong JSON types, missing and null fields,
 an HTML page with status 200, truncated bodies) at each parser. This adds what it does not: whole
 multi-request flows (paging list, the sensor/trigger poll, send, delete) fed a *sequence* of
 arbitrary answers, and absurdly long numbers in timestamp strings (``int()`` refuses more than

@@ -1,0 +1,103 @@
+"""Everything the provider knows about Doto's Messages API, with no I/O (the sans-I/O idea of h11).
+
+The core builds requests (:class:`DotoRequest`), reads responses (:class:`DotoResponse`) into typed
+:class:`Message` objects or typed errors, and holds the few algorithms the contract asks for. The
+sync hook (requests) and the async hook (aiohttp) only move bytes: they drive the generator "flows"
+with :func:`run_flow` / :func:`arun_flow`, sending each yielded request and feeding back the
+response, so nothing about the API is written twice. No module here reads a clock or touches
+Airflow: the transports stamp each response with when it arrived, callers pass the times they mean.
+
+One module a concern; this package is their one public face (``api.X``):
+
+- ``_settings``: :class:`DotoSettings` from a connection's fields, Base URL checks.
+- ``_values``: timestamps, ids and a message to send, checked.
+- ``_http``: :class:`DotoRequest` / :class:`DotoResponse`, the token header, the mapping of a
+  response (or a transport failure) onto the provider's errors.
+- ``_messages``: :class:`Message` and the parsers of Doto's answers.
+- ``_flows``: :func:`run_flow` / :func:`arun_flow`, and the send, delete and connection-check flows.
+- ``_flavors``: :class:`ServerFlavor`: timestamps (Doto) or ids (Chatwoot), and detecting which.
+- ``_listing``: :func:`list_messages_flow`: a window of messages from a capped server, once each.
+- ``_retry_policy``: :func:`is_retryable` and :class:`RetryPolicy` (applied by the transports).
+- ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
+- ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`find_delivered`.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_doto.api._delivery import (
+    DELIVERY_KEY_ATTRIBUTE,
+    delivery_key,
+    find_delivered,
+)
+from airflow_provider_doto.api._flavors import ServerFlavor, detect_flavor_flow
+from airflow_provider_doto.api._flows import (
+    arun_flow,
+    check_connection_flow,
+    delete_message_flow,
+    run_flow,
+    send_message_flow,
+)
+from airflow_provider_doto.api._http import (
+    DotoRequest,
+    DotoResponse,
+    connect_error,
+    connection_lost_error,
+    error_for_status,
+    headers,
+    timeout_error,
+    tls_error,
+)
+from airflow_provider_doto.api._listing import list_messages_flow
+from airflow_provider_doto.api._messages import Message, Sender, parse_message
+from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
+from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
+from airflow_provider_doto.api._values import (
+    MAX_CONTENT_LENGTH,
+    MESSAGE_TYPES,
+    Timestamp,
+    to_id,
+    to_timestamp,
+    validate_send,
+)
+from airflow_provider_doto.api._watch import DEFAULT_OVERLAP, MessageFilter, MessageWatch
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_TIMEOUT",
+    "DELIVERY_KEY_ATTRIBUTE",
+    "FLAVORS",
+    "MAX_CONTENT_LENGTH",
+    "MESSAGE_TYPES",
+    "DotoRequest",
+    "DotoResponse",
+    "DotoSettings",
+    "Message",
+    "MessageFilter",
+    "MessageWatch",
+    "RetryPolicy",
+    "Sender",
+    "ServerFlavor",
+    "Timestamp",
+    "arun_flow",
+    "check_connection_flow",
+    "connect_error",
+    "connection_lost_error",
+    "delete_message_flow",
+    "delivery_key",
+    "detect_flavor_flow",
+    "error_for_status",
+    "find_delivered",
+    "headers",
+    "is_retryable",
+    "list_messages_flow",
+    "parse_message",
+    "retry_wait",
+    "run_flow",
+    "send_message_flow",
+    "timeout_error",
+    "tls_error",
+    "to_id",
+    "to_timestamp",
+    "validate_send",
+]

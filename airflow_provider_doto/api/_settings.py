@@ -1,0 +1,160 @@
+"""Connection settings: what a ``doto`` connection resolves to, and the checks on its Base URL.
+
+Rule: fields in, checked values out, every problem a :class:`DotoConfigError` naming the connection
+and the field. No I/O: the hooks read the connection (sync or async) and hand its fields here, and no
+name is looked up (whether a host is loopback is decided from its text alone).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_doto.exceptions import DotoConfigError
+
+DEFAULT_BASE_URL = "https://app.usendoto.com"
+DEFAULT_TIMEOUT = 30.0
+# How a server reads ``before``/``after``: "doto" as Unix timestamps (Doto's reference), "chatwoot" as
+# message ids (Chatwoot's finder, CHATWOOT.md); "auto" finds out (:func:`detect_flavor_flow`).
+FLAVORS = ("auto", "doto", "chatwoot")
+SERVER_FLAVORS = ("doto", "chatwoot")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+@dataclass(frozen=True)
+class DotoSettings:
+    """What a ``doto`` connection resolves to. The token is kept out of ``repr``."""
+
+    base_url: str
+    token: str = field(repr=False)
+    account_id: int
+    timeout: float = DEFAULT_TIMEOUT
+    conn_id: str = "doto_default"
+    flavor: str = "auto"
+
+    @classmethod
+    def from_connection_fields(
+        cls,
+        conn_id: str,
+        *,
+        host: str | None,
+        password: str | None,
+        extra: Mapping[str, Any] | None,
+        schema: str | None = None,
+        port: int | None = None,
+    ) -> DotoSettings:
+        """Validate a connection's fields; every problem names the connection id and the field."""
+        extra = dict(extra or {})
+        if not password:
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r} has no API Token (the connection's password)."
+            )
+        account = extra.get("account_id")
+        if account in (None, ""):
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r} has no Account ID (extra field 'account_id')."
+            )
+        try:
+            account_id = int(str(account).strip())
+        except ValueError:
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r}: Account ID must be an integer, got {account!r}."
+            ) from None
+        timeout = extra.get("timeout")
+        try:
+            timeout = DEFAULT_TIMEOUT if timeout in (None, "") else float(timeout)
+        except (TypeError, ValueError):
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r}: timeout must be a number of seconds, got {timeout!r}."
+            ) from None
+        if timeout <= 0:
+            raise DotoConfigError(f"Doto connection {conn_id!r}: timeout must be positive, got {timeout}.")
+        base_url = normalise_base_url(
+            conn_id, host, schema=schema, port=port, allow_insecure=_truthy(extra.get("allow_insecure_http"))
+        )
+        flavor = extra.get("flavor")
+        flavor = "auto" if flavor in (None, "") else str(flavor).strip().lower()
+        if flavor not in FLAVORS:
+            raise DotoConfigError(
+                f"Doto connection {conn_id!r}: flavor must be one of {', '.join(FLAVORS)}, "
+                f"got {extra.get('flavor')!r}."
+            )
+        return cls(
+            base_url=base_url,
+            token=password,
+            account_id=account_id,
+            timeout=timeout,
+            conn_id=conn_id,
+            flavor=flavor,
+        )
+
+    @classmethod
+    def from_connection(cls, conn_id: str, conn: Any, extra: Mapping[str, Any] | None) -> DotoSettings:
+        """From an Airflow ``Connection`` and its decoded extra (read sync or async by the caller)."""
+        return cls.from_connection_fields(
+            conn_id, host=conn.host, password=conn.password, extra=extra, schema=conn.schema, port=conn.port
+        )
+
+    def conversation_url(self, conversation_id: int) -> str:
+        """Where a person sees the conversation in Doto's web app."""
+        return f"{self.base_url}/app/accounts/{self.account_id}/conversations/{conversation_id}"
+
+
+def normalise_base_url(
+    conn_id: str,
+    host: str | None,
+    *,
+    schema: str | None = None,
+    port: int | None = None,
+    allow_insecure=False,
+) -> str:
+    """Turn the connection's host (a full URL or a bare host name) into a checked base URL.
+
+    Plain ``http://`` is refused for any host but loopback unless the connection sets
+    ``allow_insecure_http``: the token would travel in clear. Checked before any name lookup.
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        scheme = schema if schema in ("http", "https") else "https"
+        host = f"{scheme}://{host}" + (f":{port}" if port else "")
+    try:
+        parts = urlsplit(host)
+        hostname, parsed_port = parts.hostname, parts.port
+    except ValueError:  # a malformed [IPv6] literal or port
+        parts, hostname, parsed_port = None, None, None
+    # urlsplit silently drops tabs and newlines, so look for any whitespace or control character.
+    unprintable = any(c.isspace() or not c.isprintable() for c in host)
+    if parts is None or parts.scheme not in ("http", "https") or not hostname or unprintable:
+        raise DotoConfigError(
+            f"Doto connection {conn_id!r}: Base URL {host!r} is not an http(s) URL such as "
+            f"{DEFAULT_BASE_URL!r}."
+        )
+    if parts.scheme == "http" and not allow_insecure and not is_loopback(hostname):
+        raise DotoConfigError(
+            f"Doto connection {conn_id!r}: Base URL {host!r} uses plain http to a non-loopback host, "
+            "which would send the API token in clear. Use https, or set extra "
+            "'allow_insecure_http': true if you really mean it."
+        )
+    netloc = hostname if ":" not in hostname else f"[{hostname}]"
+    if parsed_port:
+        netloc += f":{parsed_port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost (decided from the text alone, no DNS)."""
+    if hostname.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")

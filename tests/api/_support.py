@@ -1,0 +1,169 @@
+"""Helpers shared by the pure core's tests: canned answers and fake servers (no network)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from airflow_provider_doto import api
+from airflow_provider_doto.api._http import list_request
+from airflow_provider_doto.exceptions import DotoError
+
+T0 = 1_712_001_000
+T2026 = 1_795_000_000  # a Unix time in late 2026 (the flavor tests)
+BIG_IDS = 2_000_000_000  # a large server's ids: above any Unix timestamp of this century
+BASE = "https://doto.example.test/chat"
+TOKEN = "tok-SECRET-3f9a7c"
+RAILS_404 = {"status": 404, "error": "Not Found"}
+BOT_401 = {"error": "Access to this endpoint is not authorized for bots"}
+DOTO_404 = {"error": "Resource could not be found"}
+REQ = list_request(1, 42)
+
+
+def msg(mid: int, ts: int, message_type="incoming", **extra) -> dict:
+    """A message payload shaped like Chatwoot's."""
+    return {
+        "id": mid,
+        "content": extra.pop("content", f"message {mid}"),
+        "message_type": message_type,
+        "created_at": ts,
+        "private": extra.pop("private", False),
+        **extra,
+    }
+
+
+def ok(payload, status: int = 200, headers: dict | None = None) -> api.DotoResponse:
+    return api.DotoResponse(status, headers or {}, json.dumps(payload).encode())
+
+
+def capped_server(messages, *, cap_after=100, cap_before=20, tie_seed=0, ignore_params=False):
+    """A Chatwoot-like list endpoint: with ``after`` the oldest ``cap_after`` messages after it,
+    otherwise the newest ``cap_before`` before ``before``. Both bounds strict. Order inside one
+    second is the server's own (a fixed shuffle), not necessarily by id."""
+    rng = random.Random(tie_seed)
+    tie = {m["id"]: rng.random() for m in messages}
+    calls: list[dict] = []
+
+    def send(request: api.DotoRequest) -> api.DotoResponse:
+        assert request.method == "GET"
+        calls.append(dict(request.params))
+        after = None if ignore_params else request.params.get("after")
+        before = None if ignore_params else request.params.get("before")
+        window = sorted(
+            (
+                m
+                for m in messages
+                if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
+            ),
+            key=lambda m: (m["created_at"], tie[m["id"]]),
+        )
+        if not ignore_params:
+            window = window[:cap_after] if after is not None else window[-cap_before:]
+        return ok({"payload": window, "meta": {"labels": []}})
+
+    send.calls = calls
+    return send
+
+
+def list_all(messages, **kwargs):
+    server_kwargs = {
+        k: kwargs.pop(k) for k in ("cap_after", "cap_before", "tie_seed", "ignore_params") if k in kwargs
+    }
+    server = capped_server(messages, **server_kwargs)
+    result = api.run_flow(api.list_messages_flow(1, 42, **kwargs), server)
+    return result, server.calls
+
+
+def _assert_doto_or_result(call):
+    """The call's result, or None if it raised a DotoError; any other exception fails the test."""
+    try:
+        return call()
+    except DotoError:
+        return None
+    except Exception as err:
+        pytest.fail(f"bare {type(err).__name__}: {err}")
+
+
+def ids(messages) -> list[int]:
+    return [m.id for m in messages]
+
+
+class FakeServer:
+    """One conversation; ``visible=False`` messages are committed late (not yet listed)."""
+
+    def __init__(self, flavor: str):
+        self.flavor = flavor
+        self.messages: list[dict] = []
+        self.calls: list[dict] = []
+
+    def add(self, mid: int, ts: int, *, visible: bool = True, **extra) -> dict:
+        message = {"id": mid, "content": f"m{mid}", "message_type": 0, "created_at": ts, **extra}
+        message["_visible"] = visible
+        self.messages.append(message)
+        return message
+
+    def reveal(self, mid: int) -> None:
+        next(m for m in self.messages if m["id"] == mid)["_visible"] = True
+
+    def __call__(self, request: api.DotoRequest) -> api.DotoResponse:
+        params = dict(request.params)
+        self.calls.append(params)
+        rows = [m for m in self.messages if m["_visible"]]
+        rows = self._chatwoot(rows, params) if self.flavor == "chatwoot" else self._doto(rows, params)
+        body = {"payload": [{k: v for k, v in m.items() if k != "_visible"} for m in rows]}
+        return api.DotoResponse(200, {}, json.dumps(body).encode())
+
+    @staticmethod
+    def _doto(rows: list[dict], params: dict) -> list[dict]:
+        after, before = params.get("after"), params.get("before")
+        rows = [
+            m
+            for m in rows
+            if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
+        ]
+        return sorted(rows, key=lambda m: (m["created_at"], m["id"]))
+
+    @staticmethod
+    def _chatwoot(rows: list[dict], params: dict) -> list[dict]:
+        def by_time(ms, reverse=False):
+            return sorted(ms, key=lambda m: (m["created_at"], m["id"]), reverse=reverse)
+
+        after, before = params.get("after"), params.get("before")
+        if after is not None and before is not None:
+            return by_time([m for m in rows if after <= m["id"] < before])[:1000]
+        if before is not None:
+            return list(reversed(by_time([m for m in rows if m["id"] < before], reverse=True)[:20]))
+        if after is not None:
+            return by_time([m for m in rows if m["id"] > after])[:100]
+        if "before_timestamp" in params:
+            older = [m for m in rows if m["created_at"] < params["before_timestamp"]]
+            return list(reversed(by_time(older, reverse=True)[:20]))
+        return list(reversed(by_time(rows, reverse=True)[:20]))
+
+
+def history(server: FakeServer, n: int, *, first_id: int, start: int, step: int = 1) -> list[int]:
+    """``n`` messages, one a second from ``start``, ids ``first_id``, ``first_id + step``, ..."""
+    return [server.add(first_id + i * step, start + i)["id"] for i in range(n)]
+
+
+def answer(payload, status: int = 200, base_url: str | None = BASE) -> api.DotoResponse:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return api.DotoResponse(status, {}, body, base_url=base_url)
+
+
+def doto_settings(account_id: int = 1) -> api.DotoSettings:
+    return api.DotoSettings(base_url=BASE, token=TOKEN, account_id=account_id)
+
+
+def drive(flow, answers):
+    """Run a flow against a list of canned answers; returns (result, requests sent)."""
+    sent: list[api.DotoRequest] = []
+    pending = list(answers)
+
+    def send(request):
+        sent.append(request)
+        return pending.pop(0)
+
+    return api.run_flow(flow, send), sent

@@ -1,0 +1,214 @@
+"""``_listing``: a window of messages from a capped server, every message once."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_doto import api
+from airflow_provider_doto.api._listing import ID_ORDER_SLACK
+from airflow_provider_doto.exceptions import DotoAuthError
+
+from ._support import (
+    BIG_IDS,
+    T0,
+    T2026,
+    FakeServer,
+    history,
+    ids,
+    list_all,
+    msg,
+    ok,
+)
+
+
+class TestListFlowByHand:
+    def test_list_flow_driven_by_hand(self):
+        flow = api.list_messages_flow(1, 42, after=T0)
+        first = next(flow)
+        assert (first.method, dict(first.params)) == ("GET", {"after": T0})
+        # A full page (20 messages, 4 per second): the flow asks for the next one, re-reading the last second.
+        page = [msg(i, T0 + 1 + (i - 1) // 4) for i in range(1, 21)]
+        second = flow.send(ok({"payload": page}))
+        assert dict(second.params) == {"after": T0 + 5 - 1}
+        # The next page repeats the last second's four messages and adds two: short page, done.
+        with pytest.raises(StopIteration) as done:
+            flow.send(ok({"payload": [*page[-4:], msg(21, T0 + 6), msg(22, T0 + 6)]}))
+        assert ids(done.value.value) == list(range(1, 23))
+
+    def test_list_flow_backwards_by_hand(self):
+        flow = api.list_messages_flow(1, 42, before=T0 + 100)
+        assert dict(next(flow).params) == {"before": T0 + 100}
+        page = [msg(i, T0 + 50 + i) for i in range(1, 21)]  # newest 20 before the bound
+        second = flow.send(ok({"payload": page}))
+        assert dict(second.params) == {"before": T0 + 51 + 1}
+        with pytest.raises(StopIteration) as done:
+            flow.send(ok({"payload": [msg(0, T0), page[0]]}))
+        assert ids(done.value.value) == list(range(21))
+
+    def test_list_flow_drops_messages_outside_a_strict_window(self):
+        flow = api.list_messages_flow(1, 42, after=T0, before=T0 + 10)
+        next(flow)
+        with pytest.raises(StopIteration) as done:
+            flow.send(ok({"payload": [msg(1, T0), msg(2, T0 + 1), msg(3, T0 + 9), msg(4, T0 + 10)]}))
+        assert ids(done.value.value) == [2, 3]
+
+    def test_list_flow_propagates_errors(self):
+        flow = api.list_messages_flow(1, 42)
+        next(flow)
+        with pytest.raises(DotoAuthError):
+            flow.send(ok({"error": "Invalid Access Token"}, status=401))
+
+
+class TestPaging:
+    """list_messages_flow against a capped server: every message exactly once, oldest first."""
+
+    def test_short_conversation_one_request(self):
+        messages = [msg(i, T0 + i) for i in range(1, 6)]
+        result, calls = list_all(messages)
+        assert ids(result) == [1, 2, 3, 4, 5]
+        assert calls == [{}]
+
+    def test_backwards_many_pages(self):
+        messages = [msg(i, T0 + i) for i in range(1, 96)]
+        result, calls = list_all(messages)
+        assert ids(result) == list(range(1, 96))
+        assert len(calls) >= 5
+
+    def test_forwards_many_pages(self):
+        messages = [msg(i, T0 + i // 3) for i in range(1, 451)]
+        result, _ = list_all(messages, after=T0 - 1)
+        assert ids(result) == list(range(1, 451))
+
+    def test_many_messages_sharing_one_second_backwards(self):
+        # 45 in the newest second: more than a backwards page (20), fewer than a forward one (100).
+        messages = [msg(i, T0 + 1) for i in range(100, 145)] + [msg(i, T0 - 100 + i) for i in range(1, 31)]
+        result, calls = list_all(messages, tie_seed=3)
+        assert sorted(ids(result)) == sorted(m["id"] for m in messages)
+        assert [(m.created_at, m.id) for m in result] == sorted((m["created_at"], m["id"]) for m in messages)
+        assert any("after" in c for c in calls)  # the crowded second was read forwards
+
+    def test_many_messages_sharing_one_second_forwards(self):
+        messages = [msg(i, T0 + 5) for i in range(1, 100)] + [msg(i, T0 + 6 + i % 3) for i in range(100, 160)]
+        result, _ = list_all(messages, after=T0, tie_seed=5)
+        assert [(m.created_at, m.id) for m in result] == sorted((m["created_at"], m["id"]) for m in messages)
+
+    def test_more_than_a_forward_page_in_one_second_does_not_lose_later_messages(self):
+        # 130 in one second cannot all be reached through a 100-cap server, but what follows must.
+        messages = [msg(i, T0 + 1) for i in range(1, 131)] + [msg(i, T0 + 2) for i in range(131, 141)]
+        result, _ = list_all(messages, after=T0)
+        assert set(range(131, 141)) <= set(ids(result))
+        assert len(ids(result)) == len(set(ids(result)))
+
+    def test_window_with_both_bounds(self):
+        messages = [msg(i, T0 + i // 2) for i in range(1, 300)]
+        result, _ = list_all(messages, after=T0 + 10, before=T0 + 120)
+        assert ids(result) == [m["id"] for m in messages if T0 + 10 < m["created_at"] < T0 + 120]
+
+    def test_server_that_ignores_before_and_after_terminates(self):
+        messages = [msg(i, T0 + i // 7) for i in range(1, 80)]
+        for kwargs in ({}, {"after": T0 + 3}, {"before": T0 + 6}):
+            result, calls = list_all(messages, ignore_params=True, **kwargs)
+            expected = [
+                m["id"]
+                for m in messages
+                if m["created_at"] > kwargs.get("after", -math.inf)
+                and m["created_at"] < kwargs.get("before", math.inf)
+            ]
+            assert ids(result) == expected
+            assert len(calls) < 10
+
+    def test_duplicates_inside_a_page_reported_once(self):
+        def send(request):
+            return ok({"payload": [msg(1, T0), msg(1, T0), msg(2, T0 + 1)]})
+
+        assert ids(api.run_flow(api.list_messages_flow(1, 42), send)) == [1, 2]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        per_second=st.lists(st.integers(0, 45), min_size=1, max_size=12),
+        caps=st.sampled_from([(100, 20), (20, 20), (100, 100), (30, 20)]),
+        window=st.tuples(st.none() | st.integers(-1, 12), st.none() | st.integers(0, 13)),
+        tie_seed=st.integers(0, 1000),
+    )
+    def test_property_every_message_exactly_once(self, per_second, caps, window, tie_seed):
+        cap_after, cap_before = caps
+        messages, next_id = [], 1
+        for second, count in enumerate(per_second):
+            for _ in range(min(count, cap_after)):  # at most a forward page per second: all reachable
+                messages.append(msg(next_id, T0 + second))
+                next_id += 1
+        random.Random(tie_seed).shuffle(messages)
+        after, before = (None if w is None else T0 + w for w in window)
+        result, calls = list_all(
+            messages,
+            after=after,
+            before=before,
+            cap_after=cap_after,
+            cap_before=cap_before,
+            tie_seed=tie_seed,
+        )
+        expected = sorted(
+            (m["created_at"], m["id"])
+            for m in messages
+            if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
+        )
+        assert [(m.created_at, m.id) for m in result] == expected
+        assert len(calls) <= 3 * len(messages) // 20 + 2 * len(per_second) + 3
+
+
+# --------------------------------------------------------------------------------------------
+# Listing under both server flavors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavor", ["doto", "chatwoot", "auto"])
+@pytest.mark.parametrize("server_flavor", ["doto", "chatwoot"])
+@pytest.mark.parametrize("first_id", [1, BIG_IDS])
+def test_the_same_messages_under_every_flavor(flavor, server_flavor, first_id):
+    if flavor not in ("auto", server_flavor):
+        pytest.skip("a flavor that contradicts the server is a misconfiguration")
+    server = FakeServer(server_flavor)
+    all_ids = history(server, 150, first_id=first_id, start=T2026, step=3)
+
+    def listed(**window):
+        return ids(api.run_flow(api.list_messages_flow(1, 42, flavor=flavor, **window), server))
+
+    assert listed() == all_ids
+    assert listed(after=T2026 + 99) == all_ids[100:]
+    assert listed(before=T2026 + 20) == all_ids[:20]
+    assert listed(after=T2026 + 9, before=T2026 + 130) == all_ids[10:130]
+    assert listed(after=T2026 + 500) == []
+
+
+def test_a_recent_window_does_not_read_the_whole_history():
+    server = FakeServer("chatwoot")
+    all_ids = history(server, 10_000, first_id=1, start=T2026, step=2)
+    found = api.run_flow(api.list_messages_flow(1, 42, after=T2026 + 9_949, flavor="chatwoot"), server)
+    assert ids(found) == all_ids[-50:]
+    # One before_timestamp lookup of the window's first id, then one page forwards.
+    assert server.calls == [
+        {"before_timestamp": T2026 + 9_949 - ID_ORDER_SLACK + 1},
+        {"after": all_ids[9_949 - ID_ORDER_SLACK]},
+    ]
+
+
+def test_id_paging_survives_ids_out_of_time_order():
+    """Concurrent inserts can number messages out of created_at order; paging must not skip one."""
+    server = FakeServer("chatwoot")
+    for i in range(250):
+        # Every fifth message got its id a little before its neighbours' (and a later created_at).
+        server.add(1000 + i, T2026 + i + (1 if i % 5 == 0 else 0))
+    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    assert sorted(ids(found)) == list(range(1000, 1250))
+
+
+def test_soft_deleted_messages_are_recognised():
+    server = FakeServer("chatwoot")
+    server.add(7, T2026, content="This message was deleted", content_attributes={"deleted": True})
+    (message,) = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    assert message.is_deleted and message.message_type == "incoming"
