@@ -28,8 +28,8 @@ from airflow_provider_doto.testing.local_airflow import wait_until
 REPO = Path(__file__).resolve().parents[2]
 
 
-def headers(emu: DotoEmulator) -> dict[str, str]:
-    return {"api_access_token": emu.token}
+def headers(emu: DotoEmulator, token: str | None = None) -> dict[str, str]:
+    return {"api_access_token": token or emu.token}
 
 
 def conversation(emu: DotoEmulator, *contents: str, **kwargs: Any) -> int:
@@ -47,6 +47,10 @@ def list_payload(emu: DotoEmulator, cid: int, **params: Any) -> list[dict[str, A
 
 def post(emu: DotoEmulator, cid: int, body: Any, timeout: float = 5) -> requests.Response:
     return requests.post(emu.messages_url(cid), headers=headers(emu), json=body, timeout=timeout)
+
+
+def delete(emu: DotoEmulator, url: str) -> requests.Response:
+    return requests.delete(url, headers=headers(emu), timeout=5)
 
 
 # -- endpoints ---------------------------------------------------------------------------------------
@@ -122,11 +126,11 @@ def test_delete_hard_by_default(doto_emulator: DotoEmulator) -> None:
     cid = conversation(doto_emulator, "keep", "drop")
     drop_id = doto_emulator.messages(cid)[1]["id"]
     url = f"{doto_emulator.messages_url(cid)}/{drop_id}"
-    response = requests.delete(url, headers=headers(doto_emulator), timeout=5)
+    response = delete(doto_emulator, url)
     assert response.status_code == 200
     assert response.json()["id"] == drop_id
     assert [m["content"] for m in list_payload(doto_emulator, cid)] == ["keep"]
-    assert requests.delete(url, headers=headers(doto_emulator), timeout=5).status_code == 404
+    assert delete(doto_emulator, url).status_code == 404
     assert len(doto_emulator.messages(cid)) == 2
     assert len(doto_emulator.messages(cid, include_deleted=False)) == 1
 
@@ -197,7 +201,7 @@ def test_delete_checks_the_message_belongs_to_the_conversation(doto_emulator: Do
     second = doto_emulator.add_conversation()
     message_id = doto_emulator.messages(first)[0]["id"]
     url = f"{doto_emulator.messages_url(second)}/{message_id}"
-    assert requests.delete(url, headers=headers(doto_emulator), timeout=5).status_code == 404
+    assert delete(doto_emulator, url).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -281,9 +285,7 @@ def test_int_message_types(doto_emulator: DotoEmulator) -> None:
     assert [m["message_type"] for m in list_payload(doto_emulator, cid)] == [0, 1, 2, 3]
     created = post(doto_emulator, cid, {"content": "x", "message_type": "outgoing"}).json()
     assert created["message_type"] == 1
-    deleted = requests.delete(
-        f"{doto_emulator.messages_url(cid)}/{created['id']}", headers=headers(doto_emulator), timeout=5
-    ).json()
+    deleted = delete(doto_emulator, f"{doto_emulator.messages_url(cid)}/{created['id']}").json()
     assert deleted["message_type"] == 1
     assert doto_emulator.messages(cid)[0]["message_type"] == "incoming"  # inspection stays strings
 
@@ -299,13 +301,13 @@ def test_soft_delete_keeps_a_tombstone(doto_emulator: DotoEmulator) -> None:
     cid = conversation(doto_emulator, "secret", content_attributes={"x": 1})
     message_id = doto_emulator.messages(cid)[0]["id"]
     url = f"{doto_emulator.messages_url(cid)}/{message_id}"
-    first = requests.delete(url, headers=headers(doto_emulator), timeout=5)
+    first = delete(doto_emulator, url)
     assert first.status_code == 200
     [listed] = list_payload(doto_emulator, cid)
     assert listed["id"] == message_id
     assert listed["content"] == "This message was deleted"
     assert listed["content_attributes"]["deleted"] is True
-    again = requests.delete(url, headers=headers(doto_emulator), timeout=5)
+    again = delete(doto_emulator, url)
     assert again.status_code == 200  # Chatwoot answers 200 to a repeat delete of a soft-deleted message
     assert doto_emulator.messages(cid, include_deleted=False) == []
 

@@ -17,17 +17,13 @@ import requests
 
 from airflow_provider_doto.testing import DotoEmulator
 from airflow_provider_doto.testing.store import ruby_to_i
-from tests.testing.test_emulator import read_until, run_cli, served_port
+from tests.testing.test_emulator import delete, headers, read_until, run_cli, served_port
 
 REPO = Path(__file__).resolve().parents[2]
 chatwoot = pytest.mark.doto_flavor("chatwoot")
 SIGN_IN = {"errors": ["You need to sign in or sign up before continuing."]}
 BOT_DENIED = {"error": "Access to this endpoint is not authorized for bots"}
 RAILS_404 = {"status": 404, "error": "Not Found"}
-
-
-def headers(emu: DotoEmulator, token: str | None = None) -> dict[str, str]:
-    return {"api_access_token": token or emu.token}
 
 
 def get(emu: DotoEmulator, cid: int, **params: Any) -> requests.Response:
@@ -254,9 +250,7 @@ def test_json_shape_integers_and_lower_case_senders(doto_emulator: DotoEmulator)
         assert isinstance(message["created_at"], int) and message["conversation_id"] == cid
     assert created["message_type"] == 1 and created["sender"]["type"] == "user"
     assert by_bot["sender"]["type"] == "agent_bot" and by_bot["message_type"] == 1  # outgoing by default
-    deleted = requests.delete(
-        f"{doto_emulator.messages_url(cid)}/{created['id']}", headers=headers(doto_emulator), timeout=5
-    ).json()
+    deleted = delete(doto_emulator, f"{doto_emulator.messages_url(cid)}/{created['id']}").json()
     assert deleted["message_type"] == 1
     assert doto_emulator.messages(cid)[0]["message_type"] == "incoming"  # inspection stays strings
 
@@ -281,7 +275,7 @@ def test_soft_delete_twice(doto_emulator: DotoEmulator) -> None:
     )
     url = f"{doto_emulator.messages_url(cid)}/{message['id']}"
     for _ in range(2):
-        response = requests.delete(url, headers=headers(doto_emulator), timeout=5)
+        response = delete(doto_emulator, url)
         assert response.status_code == 200
         assert response.json()["id"] == message["id"]
         assert response.json()["content"] == "This message was deleted"
