@@ -152,8 +152,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "retry-skips-delivery-lookup",
         "a retried send task finds the message its earlier try delivered instead of posting again",
         OPERATOR,
-        "        if ti.try_number > 1:\n",
-        "        if False:\n",
+        '        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None\n',
+        "        look_back_since = None\n",
         (
             "tests/operators/test_doto.py::test_retry_after_commit_then_dropped_connection_does_not_post_twice"
             "[server=doto]",

@@ -19,7 +19,7 @@ One module a concern; this package is their one public face (``api.X``):
 - ``_listing``: :func:`list_messages_flow`: a window of messages from a capped server, once each.
 - ``_retry_policy``: :func:`is_retryable` and :class:`RetryPolicy` (applied by the transports).
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
-- ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`find_delivered`.
+- ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`send_once_flow`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from airflow_provider_doto.api._delivery import (
     DELIVERY_KEY_ATTRIBUTE,
     delivery_key,
     find_delivered,
+    send_once_flow,
 )
 from airflow_provider_doto.api._flavors import ServerFlavor, detect_flavor_flow
 from airflow_provider_doto.api._flows import (
@@ -95,6 +96,7 @@ __all__ = [
     "retry_wait",
     "run_flow",
     "send_message_flow",
+    "send_once_flow",
     "timeout_error",
     "tls_error",
     "to_id",

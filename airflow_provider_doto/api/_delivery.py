@@ -1,16 +1,23 @@
-"""Duplicate-safe sending: a delivery key per task instance and conversation.
+"""Duplicate-safe sending: a delivery key per task instance and conversation, and the send-once flow.
 
 A retried task must not post its message twice. The key rides in the message's
-``content_attributes``; a retry first lists what was sent since its run started and looks for the
-message an earlier try delivered. Rule: no I/O, no clock.
+``content_attributes``; a retry first lists what was sent since its run started and returns the
+message an earlier try delivered. Rule: no I/O, no clock: the caller gives the key and the time to
+look back from.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any
 
+from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flows import send_message_flow
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse
+from airflow_provider_doto.api._listing import list_messages_flow
 from airflow_provider_doto.api._messages import Message
+from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp, validate_send
 
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
 
@@ -44,3 +51,45 @@ def find_delivered(
         ):
             return message
     return None
+
+
+def send_once_flow(
+    account_id: int,
+    conversation_id: int | str,
+    content: str,
+    *,
+    key: str,
+    look_back_since: Timestamp | None = None,
+    flavor: str | ServerFlavor = "doto",
+    message_type: str = "outgoing",
+    private: bool = False,
+    content_type: str = "text",
+    content_attributes: Mapping[str, Any] | None = None,
+) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
+    """Send a message at most once per delivery ``key``: ``(message, already_delivered)``.
+
+    The message carries ``key`` in its ``content_attributes``. With ``look_back_since`` (a retry:
+    when its run started) the conversation's messages created since then are listed first
+    (``flavor`` says how to page them), and the one an earlier try delivered is returned instead
+    of posting again (:func:`find_delivered`); without it, the message is simply sent. Everything
+    is checked before the first request.
+    """
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    validate_send(content, message_type, private, content_type, content_attributes)
+    if look_back_since is not None:
+        # ``after`` is strict: a message created in the very second the run started counts too.
+        since = to_timestamp(look_back_since, name="look_back_since") - 1
+        earlier = yield from list_messages_flow(account_id, conversation_id, after=since, flavor=flavor)
+        found = find_delivered(earlier, key, content, message_type, private)
+        if found is not None:
+            return found, True
+    message = yield from send_message_flow(
+        account_id,
+        conversation_id,
+        content,
+        message_type=message_type,
+        private=private,
+        content_type=content_type,
+        content_attributes={**(content_attributes or {}), DELIVERY_KEY_ATTRIBUTE: key},
+    )
+    return message, False

@@ -22,6 +22,8 @@ from airflow_provider_doto.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     import requests
 
     from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message, Timestamp
@@ -49,6 +51,18 @@ def announce_flavor(settings: DotoSettings, server: api.ServerFlavor) -> None:
             "message ids" if found == "chatwoot" else "Unix timestamps",
             found,
         )
+
+
+def send_once_flow(
+    settings: DotoSettings, conversation_id: int | str, content: str, **kwargs: Any
+) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
+    """:func:`api.send_once_flow` on the connection's server flavor (both hooks drive this one)."""
+    server = server_flavor(settings)
+    sent = yield from api.send_once_flow(
+        settings.account_id, conversation_id, content, flavor=server, **kwargs
+    )
+    announce_flavor(settings, server)
+    return sent
 
 
 class DotoHook(BaseHook):
@@ -158,6 +172,25 @@ class DotoHook(BaseHook):
             private=private,
             content_type=content_type,
             content_attributes=content_attributes,
+        )
+        return api.run_flow(flow, self.send)
+
+    def send_message_once(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        key: str,
+        look_back_since: Timestamp | None = None,
+        **options: Any,
+    ) -> tuple[Message, bool]:
+        """Post a message at most once per delivery ``key``: ``(message, already_delivered)``.
+
+        With ``look_back_since`` (a retried task: when its run started) it first looks among the
+        messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
+        """
+        flow = send_once_flow(
+            self.settings, conversation_id, content, key=key, look_back_since=look_back_since, **options
         )
         return api.run_flow(flow, self.send)
 

@@ -24,7 +24,7 @@ from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
 )
-from airflow_provider_doto.hooks.doto import announce_flavor, server_flavor
+from airflow_provider_doto.hooks.doto import announce_flavor, send_once_flow, server_flavor
 
 if TYPE_CHECKING:
     import aiohttp
@@ -141,6 +141,22 @@ class DotoAsyncHook:
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
         flow = api.send_message_flow(settings.account_id, conversation_id, content, **options)
+        return await api.arun_flow(flow, self.send)
+
+    async def send_message_once(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        key: str,
+        look_back_since: api.Timestamp | None = None,
+        **options: Any,
+    ) -> tuple[Message, bool]:
+        """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
+        settings = await self.get_settings()
+        flow = send_once_flow(
+            settings, conversation_id, content, key=key, look_back_since=look_back_since, **options
+        )
         return await api.arun_flow(flow, self.send)
 
     async def delete_message(

@@ -95,33 +95,26 @@ class SendMessageOperator(_DotoOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         conversation_id = api.to_id(self.conversation_id, name="conversation_id")
-        # Rendered values, checked before anything is read or sent.
-        api.validate_send(
-            self.content, self.message_type, self.private, self.content_type, self.content_attributes
-        )
         ti = context["ti"]
         key = api.delivery_key(
             ti.dag_id, ti.task_id, ti.run_id, -1 if ti.map_index is None else ti.map_index, conversation_id
         )
-        attributes = {**(self.content_attributes or {}), api.DELIVERY_KEY_ATTRIBUTE: key}
-        if ti.try_number > 1:
-            since = run_start(context["dag_run"])
-            earlier = self.hook.list_messages(conversation_id, after=since - 1)
-            found = api.find_delivered(earlier, key, self.content, self.message_type, self.private)
-            if found is not None:
-                self.log.info(
-                    "Message %s was already delivered by an earlier try; not sending again", found.id
-                )
-                return found.to_dict()
-        message = self.hook.send_message(
+        # A retry may follow a try whose message was delivered after all: look back to the run's start.
+        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None
+        message, already_delivered = self.hook.send_message_once(
             conversation_id,
             self.content,
+            key=key,
+            look_back_since=look_back_since,
             message_type=self.message_type,
             private=self.private,
             content_type=self.content_type,
-            content_attributes=attributes,
+            content_attributes=self.content_attributes,
         )
-        self.log.info("Sent message %s to conversation %s", message.id, conversation_id)
+        if already_delivered:
+            self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)
+        else:
+            self.log.info("Sent message %s to conversation %s", message.id, conversation_id)
         return message.to_dict()
 
 

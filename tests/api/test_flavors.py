@@ -6,13 +6,7 @@ import pytest
 
 from airflow_provider_doto import api
 
-from ._support import (
-    BIG_IDS,
-    T2026,
-    FakeServer,
-    history,
-    ids,
-)
+from ._support import BIG_IDS, T2026, FakeServer, history, ids
 
 
 @pytest.mark.parametrize("flavor", ["doto", "chatwoot"])

@@ -12,19 +12,7 @@ from airflow_provider_doto.exceptions import (
     DotoServerError,
 )
 
-from ._support import (
-    BASE,
-    BOT_401,
-    DOTO_404,
-    RAILS_404,
-    T0,
-    TOKEN,
-    answer,
-    doto_settings,
-    drive,
-    msg,
-    ok,
-)
+from ._support import BASE, BOT_401, DOTO_404, RAILS_404, T0, TOKEN, answer, doto_settings, drive, msg, ok
 
 
 class TestFlowsByHand:

@@ -31,15 +31,7 @@ from airflow_provider_doto.exceptions import (
 )
 from airflow_provider_doto.triggers.doto import FATAL_ERRORS
 
-from ._support import (
-    BASE,
-    BOT_401,
-    DOTO_404,
-    RAILS_404,
-    REQ,
-    answer,
-    ok,
-)
+from ._support import BASE, BOT_401, DOTO_404, RAILS_404, REQ, answer, ok
 
 POST = send_request(1, 42, "hello")
 GET = list_request(1, 42)

@@ -13,17 +13,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto.api._listing import ID_ORDER_SLACK
 from airflow_provider_doto.exceptions import DotoAuthError
 
-from ._support import (
-    BIG_IDS,
-    T0,
-    T2026,
-    FakeServer,
-    history,
-    ids,
-    list_all,
-    msg,
-    ok,
-)
+from ._support import BIG_IDS, T0, T2026, FakeServer, history, ids, list_all, msg, ok
 
 
 class TestListFlowByHand:

@@ -15,14 +15,7 @@ from airflow_provider_doto.api._http import send_request
 from airflow_provider_doto.api._messages import parse_message_list, parse_single_message, sort_messages
 from airflow_provider_doto.exceptions import DotoResponseError
 
-from ._support import (
-    REQ,
-    T0,
-    _assert_doto_or_result,
-    ids,
-    msg,
-    ok,
-)
+from ._support import REQ, T0, _assert_doto_or_result, ids, msg, ok
 
 
 class TestParseMessage:

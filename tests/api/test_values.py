@@ -13,10 +13,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto.api._http import send_request
 from airflow_provider_doto.exceptions import DotoConfigError
 
-from ._support import (
-    T0,
-    _assert_doto_or_result,
-)
+from ._support import T0, _assert_doto_or_result
 
 
 class TestToTimestamp:

@@ -11,16 +11,7 @@ from hypothesis import strategies as st
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError
 
-from ._support import (
-    BIG_IDS,
-    T0,
-    T2026,
-    FakeServer,
-    capped_server,
-    history,
-    ids,
-    msg,
-)
+from ._support import BIG_IDS, T0, T2026, FakeServer, capped_server, history, ids, msg
 
 
 class Conversation:
