@@ -41,10 +41,12 @@ WATCH = "airflow_provider_doto/api/_watch.py"
 SETTINGS = "airflow_provider_doto/api/_settings.py"
 SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
 ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
+TRANSPORT = "airflow_provider_doto/hooks/_transport.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
 OPERATOR = "airflow_provider_doto/operators/doto.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
+T_TRANSPORT = "tests/hooks/test_transport.py"
 SERIALISE_TESTS = (
     f"{T_TRIGGER}::test_rebuilt_trigger_keeps_every_constructor_argument",
     f"{T_TRIGGER}::test_serialize_round_trip_rebuilds_an_equal_trigger[server=doto]",
@@ -221,18 +223,50 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "tls-failure-as-lost-sync",
         "a TLS handshake failure means nothing was sent: DotoConnectError, safe to retry (sync hook)",
-        SYNC_HOOK,
-        "            raise api.tls_error(request, self.settings.base_url, err) from err\n",
-        "            raise api.connection_lost_error(request, err) from err\n",
-        ("tests/hooks/test_doto.py::test_tls_handshake_failure_is_a_connect_error_never_sent",),
+        TRANSPORT,
+        '    ("requests.exceptions.SSLError", _requests_ssl),  # handshake: never sent; later: lost\n',
+        '    ("requests.exceptions.SSLError", _lost),\n',
+        (
+            "tests/hooks/test_doto.py::test_tls_handshake_failure_is_a_connect_error_never_sent",
+            f"{T_TRANSPORT}::test_both_tables_put_one_failure_on_one_typed_error",
+        ),
     ),
     Mutation(
         "tls-failure-as-lost-async",
         "a TLS handshake failure means nothing was sent: DotoConnectError, safe to retry (async hook)",
-        ASYNC_HOOK,
-        "            raise api.tls_error(request, settings.base_url, err) from err\n",
-        "            raise api.connection_lost_error(request, err) from err\n",
-        ("tests/hooks/test_doto_async.py::test_tls_handshake_failure_is_a_connect_error_never_sent",),
+        TRANSPORT,
+        '    ("aiohttp.ClientSSLError", _tls),  # ClientConnectorSSLError, ClientConnectorCertificateError\n',
+        '    ("aiohttp.ClientSSLError", _lost),\n',
+        (
+            "tests/hooks/test_doto_async.py::test_tls_handshake_failure_is_a_connect_error_never_sent",
+            f"{T_TRANSPORT}::test_both_tables_put_one_failure_on_one_typed_error",
+        ),
+    ),
+    Mutation(
+        "http-to-tls-server-as-lost",
+        "plain http spoken to a TLS server sent nothing: DotoConnectError naming https (both hooks)",
+        TRANSPORT,
+        "        if _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):\n",
+        "        if False:\n",
+        (f"{T_TRANSPORT}::test_tls_failure_is_never_sent_and_names_the_cause",),
+    ),
+    Mutation(
+        "lookup-failure-as-config-error",
+        "only a connection that is not defined is a DotoConfigError; a lookup failure keeps its type",
+        SYNC_HOOK,
+        "        except AirflowNotFoundException as err:\n",
+        "        except Exception as err:\n",
+        ("tests/triggers/test_doto_connection.py::test_any_other_lookup_failure_keeps_its_type_and_cause",),
+    ),
+    Mutation(
+        "lookup-outage-ends-trigger",
+        "a trigger waits out a secrets backend or metadata DB outage like any transient failure",
+        TRIGGER,
+        "                if not isinstance(err, DotoError) and hook.connection_loaded:\n",
+        "                if not isinstance(err, DotoError):\n",
+        (
+            "tests/triggers/test_doto_connection.py::test_trigger_waits_out_a_secrets_backend_failure_and_fires",
+        ),
     ),
 )
 

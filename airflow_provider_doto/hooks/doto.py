@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
@@ -20,6 +20,7 @@ from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
 )
+from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -38,6 +39,15 @@ def server_flavor(settings: DotoSettings) -> api.ServerFlavor:
     """The process-wide :class:`~api.ServerFlavor` of a connection's server."""
     key = (settings.base_url, settings.account_id, settings.flavor)
     return _server_flavors.setdefault(key, api.ServerFlavor(settings.flavor))
+
+
+def connection_not_defined(conn_id: str, err: BaseException) -> DotoConfigError:
+    """The one connection-loading failure that is a bad configuration: no connection of that id.
+
+    Anything else (a secrets backend or the metadata DB briefly down) keeps its own type and cause:
+    it is no configuration mistake, and a trigger waits and tries again.
+    """
+    return DotoConfigError(f"Doto connection {conn_id!r} could not be loaded: {err}")
 
 
 def announce_flavor(settings: DotoSettings, server: api.ServerFlavor) -> None:
@@ -99,12 +109,8 @@ class DotoHook(BaseHook):
         """The connection, read and validated on first use (never in ``__init__``)."""
         try:
             conn = self.get_connection(self.doto_conn_id)
-        except DotoError:
-            raise
-        except Exception as err:  # AirflowNotFoundException and friends
-            raise DotoConfigError(
-                f"Doto connection {self.doto_conn_id!r} could not be loaded: {err}"
-            ) from None
+        except AirflowNotFoundException as err:
+            raise connection_not_defined(self.doto_conn_id, err) from err
         return api.DotoSettings.from_connection(self.doto_conn_id, conn, conn.extra_dejson)
 
     @cached_property
@@ -119,7 +125,7 @@ class DotoHook(BaseHook):
         # the token header is the only credential Doto takes.
         session.trust_env = False
         session.proxies.update(requests.utils.get_environ_proxies(self.settings.base_url))
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.verify = ca_bundle() or True
         # Redirects are never followed (requests would carry our custom token header to any host):
         # every request passes allow_redirects=False. Not max_redirects=0: requests then raises
         # TooManyRedirects for any 3xx even when not following, hiding the status.
@@ -234,10 +240,9 @@ class DotoHook(BaseHook):
         return retrying(lambda: raise_if_retryable(request, self._send_once(request)))
 
     def _send_once(self, request: DotoRequest) -> DotoResponse:
-        """One HTTP exchange; requests' exceptions become the provider's typed transport errors."""
-        import requests
-
-        try:
+        """One HTTP exchange; requests' exceptions become typed errors (``REQUESTS_ERRORS``)."""
+        exchange = Exchange(request, self.settings.base_url, self.timeout, proxied=bool(self.session.proxies))
+        with map_errors(REQUESTS_ERRORS, exchange):
             response = self.session.request(
                 request.method,
                 request.url(self.settings.base_url),
@@ -247,19 +252,6 @@ class DotoHook(BaseHook):
                 allow_redirects=False,
             )
             body = response.content
-        except requests.ConnectTimeout:
-            raise api.connect_error(request, self.settings.base_url, self.timeout) from None
-        except requests.ReadTimeout:
-            raise api.timeout_error(request, self.timeout) from None
-        except requests.exceptions.SSLError as err:
-            # The handshake failed, so the request never reached Doto: safe to retry, even a POST.
-            raise api.tls_error(request, self.settings.base_url, err) from err
-        except requests.ConnectionError as err:
-            if _never_connected(err):
-                raise api.connect_error(request, self.settings.base_url) from None
-            raise api.connection_lost_error(request) from None
-        except requests.RequestException as err:
-            raise api.connection_lost_error(request, err) from None
         return api.DotoResponse(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
@@ -313,22 +305,3 @@ class DotoHook(BaseHook):
         from airflow_provider_doto.get_provider_info import UI_FIELD_BEHAVIOUR
 
         return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
-
-
-def _never_connected(err: Exception) -> bool:
-    """True when requests' ConnectionError wraps a failure to open the connection at all."""
-    import urllib3.exceptions
-
-    cause: BaseException | None = err
-    while cause is not None:
-        reason = getattr(cause, "reason", None)
-        if isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionRefusedError) or isinstance(
-            reason, urllib3.exceptions.NewConnectionError
-        ):
-            return True
-        cause = (
-            reason
-            if isinstance(reason, BaseException)
-            else (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None)
-        )
-    return False

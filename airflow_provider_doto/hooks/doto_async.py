@@ -20,11 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
-from airflow_provider_doto.exceptions import (
-    DotoConfigError,
-    DotoError,
+from airflow_provider_doto.exceptions import DotoError
+from airflow_provider_doto.hooks._transport import (
+    AIOHTTP_ERRORS,
+    Exchange,
+    amap_errors,
+    ca_bundle,
+    ssl_context,
 )
-from airflow_provider_doto.hooks.doto import announce_flavor, send_once_flow, server_flavor
+from airflow_provider_doto.hooks.doto import (
+    announce_flavor,
+    connection_not_defined,
+    send_once_flow,
+    server_flavor,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -58,8 +67,10 @@ def shared_session() -> aiohttp.ClientSession:
     if entry is not None and not entry[0].closed:
         return entry[0]
     # trust_env stays off: it looks up proxies and ~/.netrc in a thread on every request, which
-    # doubled the CPU per poll. The hook reads the proxy variables once instead (``env_proxy``).
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
+    # doubled the CPU per poll. The hook reads the proxy variables once instead (``env_proxy``), and
+    # https is verified against the same CA bundle as the sync hook's (REQUESTS_CA_BUNDLE).
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=ssl_context(ca_bundle()))
+    session = aiohttp.ClientSession(connector=connector)
     _sessions[loop] = (session, loop.create_task(_close_with_loop(loop, session)))
     return session
 
@@ -104,20 +115,23 @@ class DotoAsyncHook:
         self._settings: DotoSettings | None = None
         self._proxy: tuple[Any, Any] = (None, None)
 
+    @property
+    def connection_loaded(self) -> bool:
+        """Whether :meth:`get_settings` has read the connection (it is kept from then on)."""
+        return self._settings is not None
+
     async def get_settings(self) -> DotoSettings:
         if self._settings is None:
-            try:
-                from airflow.providers.common.compat.connection import get_async_connection
+            from airflow.providers.common.compat.connection import get_async_connection
+            from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
+            try:
                 # No hook=: common-compat < 1.17 lacks it, and DotoHook reads connections as BaseHook does.
                 conn = await get_async_connection(self.doto_conn_id)
-                extra = await _async_extra_dejson(conn)
-            except DotoError:
-                raise
-            except Exception as err:
-                raise DotoConfigError(
-                    f"Doto connection {self.doto_conn_id!r} could not be loaded: {err}"
-                ) from None
+            except AirflowNotFoundException as err:
+                raise connection_not_defined(self.doto_conn_id, err) from err
+            # Any other failure keeps its type: a secrets backend briefly down is no bad configuration.
+            extra = await _async_extra_dejson(conn)
             self._settings = api.DotoSettings.from_connection(self.doto_conn_id, conn, extra)
             self._proxy = env_proxy(self._settings.base_url)
         return self._settings
@@ -196,13 +210,15 @@ class DotoAsyncHook:
         return response
 
     async def _send_once(self, request: DotoRequest) -> DotoResponse:
-        """One HTTP exchange; aiohttp's exceptions become the provider's typed transport errors."""
+        """One HTTP exchange; aiohttp's exceptions become typed errors (``AIOHTTP_ERRORS``)."""
         import aiohttp
 
         settings = await self.get_settings()
         timeout = self._timeout if self._timeout is not None else settings.timeout
-        try:
-            async with shared_session().request(
+        exchange = Exchange(request, settings.base_url, timeout, proxied=self._proxy[0] is not None)
+        async with (
+            amap_errors(AIOHTTP_ERRORS, exchange),
+            shared_session().request(
                 request.method,
                 request.url(settings.base_url),
                 params=dict(request.params) or None,
@@ -213,23 +229,9 @@ class DotoAsyncHook:
                 # connect covers waiting for a pooled connection too; sock_read is per read, like httpx's.
                 timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
                 allow_redirects=False,  # a redirect must never carry the token to another host
-            ) as response:
-                body = await response.read()
-        except (
-            aiohttp.ClientSSLError,
-            aiohttp.ClientConnectorCertificateError,
-            aiohttp.ServerFingerprintMismatch,
-        ) as err:
-            # The handshake failed, so the request never reached Doto: safe to retry, even a POST.
-            raise api.tls_error(request, settings.base_url, err) from err
-        except aiohttp.ConnectionTimeoutError:
-            raise api.connect_error(request, settings.base_url, timeout) from None
-        except aiohttp.ClientConnectorError:
-            raise api.connect_error(request, settings.base_url) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise api.timeout_error(request, timeout) from None
-        except aiohttp.ClientError as err:
-            raise api.connection_lost_error(request, err) from None
+            ) as response,
+        ):
+            body = await response.read()
         return api.DotoResponse(
             status=response.status,
             headers={k.lower(): v for k, v in response.headers.items()},

@@ -173,7 +173,12 @@ class NewMessageTrigger(BaseEventTrigger):
                 if not self.is_watcher:
                     return
                 delay = MAX_BACKOFF
-            except DotoError as err:
+            except Exception as err:
+                # Besides a DotoError only the connection lookup fails for a while (a secrets backend
+                # or the metadata DB briefly down): waited out like any transient failure. After the
+                # connection is in, anything else is a bug and ends the trigger.
+                if not isinstance(err, DotoError) and hook.connection_loaded:
+                    raise
                 failures += 1
                 self.log.warning(
                     "Doto poll of conversation %s failed (%d of %d): %s",
@@ -222,7 +227,7 @@ class NewMessageTrigger(BaseEventTrigger):
             }
         )
 
-    def _error_event(self, err: DotoError, *, failures: int = 1) -> TriggerEvent:
+    def _error_event(self, err: BaseException, *, failures: int = 1) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": "error",
