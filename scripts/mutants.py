@@ -42,6 +42,7 @@ SETTINGS = "airflow_provider_doto/api/_settings.py"
 SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
 ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
 TRANSPORT = "airflow_provider_doto/hooks/_transport.py"
+LINK = "airflow_provider_doto/links/doto.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
 OPERATOR = "airflow_provider_doto/operators/doto.py"
 
@@ -267,6 +268,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             "tests/triggers/test_doto_connection.py::test_trigger_waits_out_a_secrets_backend_failure_and_fires",
         ),
+    ),
+    Mutation(
+        "link-error-on-failed-task",
+        "a task failing before its conversation is known logs its own error only (no link traceback)",
+        LINK,
+        "        except DotoConfigError:  # nothing to link; the task failed on it already and says so\n",
+        "        except KeyError:\n",
+        ("tests/links/test_doto.py::test_a_task_failing_before_its_conversation_is_known_logs_one_error",),
     ),
 )
 

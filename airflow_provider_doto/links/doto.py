@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import DotoConfigError
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -16,6 +19,9 @@ class DotoConversationLink(BaseOperatorLink):
 
     Airflow 3 computes the link on the worker when the task ends, from the rendered operator,
     and stores it in XCom for the UI; so the connection is read there, not in the API server.
+    It does so for a failed task too: with no valid conversation id (a template that rendered to
+    something else) or no such connection, there is nothing to link and the link is empty, never
+    an error of its own beside the task's.
     """
 
     name = "View in Doto"
@@ -23,9 +29,9 @@ class DotoConversationLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow_provider_doto.hooks.doto import DotoHook
 
-        conversation_id = getattr(operator, "conversation_id", None)
-        if conversation_id in (None, ""):
+        conn_id = getattr(operator, "doto_conn_id", DotoHook.default_conn_name)
+        try:
+            conversation_id = api.to_id(getattr(operator, "conversation_id", None), name="conversation_id")
+            return DotoHook(conn_id).conversation_url(conversation_id)
+        except DotoConfigError:  # nothing to link; the task failed on it already and says so
             return ""
-        return DotoHook(getattr(operator, "doto_conn_id", DotoHook.default_conn_name)).conversation_url(
-            conversation_id
-        )

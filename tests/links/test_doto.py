@@ -7,10 +7,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from pathlib import Path
 
 import pendulum
 import pytest
 from airflow.sdk import DAG, BaseOperator
+from dagrun import load_dag, task_instances, xcom
 
 try:
     from airflow.sdk.types import TaskInstanceKey
@@ -127,3 +129,21 @@ def test_serialised_dag_keeps_the_link_for_the_ui(monkeypatch: pytest.MonkeyPatc
         links = restored.get_task(task_id).operator_extra_link_dict
         assert list(links) == ["View in Doto"]
         assert links["View in Doto"].xcom_key == DotoConversationLink().xcom_key
+
+
+def test_a_task_failing_before_its_conversation_is_known_logs_one_error(
+    airflow_db: Path, doto_emulator: DotoEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A real run whose send renders a conversation id that is not one: the task fails with that
+    error alone. Airflow still computes the link when the task ends; with nothing to link it is
+    empty, with no traceback of its own ("Failed to push an xcom for task operator extra link")."""
+    dag = load_dag("test_dags/doto_test_bad_conversation_id.py")
+    run = dag.test()
+    log = "".join(capfd.readouterr())
+    assert run.state == "failed"
+    assert task_instances(run)[("send", -1)].state == "failed"
+    assert "conversation_id must be a positive integer" in log
+    assert "Failed to push an xcom" not in log
+    assert log.count("Traceback (most recent call last)") <= 1, log
+    assert xcom(run, "send", key=DotoConversationLink().xcom_key) == ""
+    assert doto_emulator.requests == []
