@@ -37,9 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
-    from airflow_provider_doto.testing import demo, stack
+    from airflow_provider_doto.testing import demo, stack_cli
 
-    stack.add_arguments(
+    stack_cli.add_arguments(
         commands.add_parser("stack", help="run Airflow (scheduler, triggerer, UI...) + emulator until Ctrl-C")
     )
     demo.add_arguments(
@@ -77,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "stack":
-        from airflow_provider_doto.testing import stack
+        from airflow_provider_doto.testing import stack_cli
 
-        return stack.run(args)
+        return stack_cli.run(args)
     if args.command == "demo":
         from airflow_provider_doto.testing import demo
 

@@ -11,7 +11,6 @@ api-server`` on loopback, and stops every process it started on Ctrl-C, SIGTERM 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import json
@@ -19,20 +18,19 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any
+from types import TracebackType
 
 import requests
 
-from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
+from airflow_provider_doto.testing.airflow_api import AirflowApi
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.testing.local_airflow import (
     EXAMPLE_DAGS,
     airflow_settings,
@@ -41,11 +39,30 @@ from airflow_provider_doto.testing.local_airflow import (
     tail,
     wait_until,
 )
+from airflow_provider_doto.testing.postgres import PostgresCluster, find_postgres_bin
+from airflow_provider_doto.testing.processes import (
+    Component,
+    StackError,
+    free_port,
+    group_members,
+    port_free,
+    stop_groups,
+)
 from airflow_provider_doto.testing.seed import seed_conversation
 
+# Re-exported: the deployment tests and older callers import these from here.
+__all__ = [
+    "AirflowStack",
+    "Component",
+    "StackError",
+    "find_postgres_bin",
+    "free_port",
+    "group_members",
+    "stop_groups",
+    "wait_until",
+]
+
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-HEALTH_PATH = "/api/v2/monitor/health"
-STOP_TIMEOUT = 20.0
 # Settings every component shares; per-stack values (home, ports, keys, DB) are added in ``env``.
 BASE_SETTINGS: dict[str, str] = {
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -68,215 +85,8 @@ BASE_SETTINGS: dict[str, str] = {
 }
 
 
-class StackError(RuntimeError):
-    """The stack could not start, or a component died; the message says which and shows its log."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _drop_privileges_argv() -> list[str]:
-    """Prefix that runs a PostgreSQL binary as ``postgres`` when we are root (initdb refuses root)."""
-    if os.geteuid() != 0:
-        return []
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        raise StackError("running as root needs `runuser` to start PostgreSQL as the postgres user")
-    return [runuser, "-u", "postgres", "--"]
-
-
-def find_postgres_bin() -> Path:
-    """Directory with ``initdb`` and ``pg_ctl``: ``$DOTO_PG_BIN``, Debian's newest, or ``$PATH``."""
-    configured = os.environ.get("DOTO_PG_BIN")
-    if configured:
-        return Path(configured)
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
-    if debian:
-        return debian[-1].parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
-    raise StackError("no PostgreSQL server binaries found (install `postgresql` or set DOTO_PG_BIN)")
-
-
-class PostgresCluster:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 with trust auth, one database ``airflow``."""
-
-    def __init__(self, port: int | None = None, bin_dir: Path | None = None) -> None:
-        self.bin_dir = bin_dir or find_postgres_bin()
-        self.port = port or free_port()
-        self.root: Path | None = None
-        self._started = False
-
-    @property
-    def uri(self) -> str:
-        # psycopg 3 serves both Airflow's sync engine and its async one (no psycopg2 + asyncpg pair).
-        return f"postgresql+psycopg://airflow@127.0.0.1:{self.port}/airflow"
-
-    def _run(self, argv: Sequence[str], timeout: float = 120) -> None:
-        result = subprocess.run(
-            [*_drop_privileges_argv(), *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd="/",
-        )
-        if result.returncode != 0:
-            raise StackError(
-                f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
-
-    def start(self) -> PostgresCluster:
-        # Its own temp dir (not under AIRFLOW_HOME), so the postgres user can own and enter it.
-        self.root = Path(tempfile.mkdtemp(prefix="doto-stack-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-        data = self.root / "data"
-        self._run(
-            [str(self.bin_dir / "initdb"), "-D", str(data), "-U", "airflow", "--auth=trust", "-E", "UTF8"]
-        )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run(
-            [
-                str(self.bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(self.root / "postgres.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
-        self._started = True
-        self._run(
-            [
-                str(self.bin_dir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "airflow",
-                "airflow",
-            ]
-        )
-        return self
-
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete its files; safe to call twice."""
-        root, self.root = self.root, None
-        if root is None:
-            return
-        try:
-            if self._started:
-                self._started = False
-                with contextlib.suppress(StackError, subprocess.TimeoutExpired):
-                    self._run(
-                        [str(self.bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"],
-                        timeout=60,
-                    )
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-
 @dataclass
-class Component:
-    """One Airflow component: a process group we started, logging to one file."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``; empty once the group is gone."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: ask the kernel whether the group still exists
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may contain spaces, so split after the last ')'.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
-def stop_groups(
-    processes: Iterable[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT
-) -> dict[int, float | None]:
-    """SIGTERM each process group, wait for all members to exit, then SIGKILL whatever is left.
-
-    Returns, per group leader pid, the seconds its group took to exit, or None if it was killed.
-    """
-    procs = list(processes)
-    t0 = time.monotonic()
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    took: dict[int, float | None] = {}
-    deadline = t0 + timeout
-    while len(took) < len(procs) and time.monotonic() < deadline:
-        for proc in procs:
-            proc.poll()  # reap our direct children so they stop counting as members
-            if proc.pid not in took and not group_members(proc.pid):
-                took[proc.pid] = time.monotonic() - t0
-        time.sleep(0.1)
-    for proc in procs:
-        if proc.pid not in took:
-            took[proc.pid] = None
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-    return took
-
-
-@dataclass
-class AirflowStack:
+class AirflowStack(AirflowApi):
     """Airflow's scheduler, dag-processor, triggerer and api-server, plus the Doto emulator.
 
     ``with AirflowStack() as stack:`` migrates a fresh metadata DB, creates the ``doto_default``
@@ -535,18 +345,8 @@ class AirflowStack:
         if existing is not None:
             component.restarts += 1
         self.components[name] = component  # registered first, so stop() sees it whatever happens next
-        with component.log_path.open("ab") as log:
-            log.write(f"\n=== starting {name} (start #{component.restarts + 1}) ===\n".encode())
-            log.flush()
-            component.process = subprocess.Popen(
-                component.argv,
-                env=self._base_env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop it and all its children by pgid
-            )
+        assert self.home is not None
+        component.spawn(self._base_env, self.home)
         self._say(f"  {name}: pid {component.pid}, log {component.log_path}")
         return component
 
@@ -567,100 +367,6 @@ class AirflowStack:
                     f"last lines of {component.log_path}:\n{tail(component.log_path)}"
                 )
 
-    def health(self) -> dict[str, Any] | None:
-        try:
-            response = self._session.get(self.base_url + HEALTH_PATH, timeout=5)
-        except requests.RequestException:
-            return None
-        return response.json() if response.ok else None
-
-    def wait_healthy(
-        self, timeout: float = 120, components: Sequence[str] = ("scheduler", "triggerer", "dag_processor")
-    ) -> dict[str, Any]:
-        def healthy() -> dict[str, Any] | None:
-            self.check_alive()
-            report = self.health()
-            if report is None:
-                return None
-            parts = ["metadatabase", *components]
-            ok = all((report.get(part) or {}).get("status") == "healthy" for part in parts)
-            return report if ok else None
-
-        return wait_until(healthy, timeout, "all components to report healthy", interval=0.5)
-
-    # -- REST API ----------------------------------------------------------------------------------
-
-    def api_token(self) -> str:
-        """A bearer token from ``GET /auth/token`` (SimpleAuthManager with all users admin)."""
-        if self._api_token is None:
-            response = self._session.get(self.base_url + "/auth/token", timeout=30)
-            response.raise_for_status()
-            self._api_token = str(response.json()["access_token"])
-        return self._api_token
-
-    def api(self, method: str, path: str, json_body: Any = None, ok: Sequence[int] = (200,)) -> Any:
-        """Call the public REST API (``path`` under ``/api/v2``); return the decoded JSON."""
-        response = self._session.request(
-            method,
-            f"{self.base_url}/api/v2{path}",
-            json=json_body,
-            headers={"Authorization": f"Bearer {self.api_token()}"},
-            timeout=30,
-        )
-        if response.status_code not in ok:
-            raise StackError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
-        return response.json() if response.content else None
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
-        """Wait until the dag-processor has parsed ``dag_id`` (and it has no import error)."""
-
-        def parsed() -> dict[str, Any] | None:
-            self.check_alive()
-            response = self._session.get(
-                f"{self.base_url}/api/v2/dags/{dag_id}",
-                headers={"Authorization": f"Bearer {self.api_token()}"},
-                timeout=30,
-            )
-            return response.json() if response.ok else None
-
-        try:
-            return wait_until(parsed, timeout, f"DAG {dag_id} to be parsed", interval=0.5)
-        except TimeoutError as exc:
-            errors = self.api("GET", "/importErrors")
-            raise StackError(f"{exc}; import errors: {json.dumps(errors)[:4000]}") from None
-
-    def trigger_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Start a manual run through the REST API; return its ``dag_run_id``."""
-        body = {"logical_date": None, "conf": dict(conf or {})}
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", body)
-        return str(run["dag_run_id"])
-
-    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
-
-    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return list(self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
-
-    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
-        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"))
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return list(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true"
-        return self.api("GET", path)["value"]
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
-        """Wait until a run is finished (success or failed); return it."""
-
-        def finished() -> dict[str, Any] | None:
-            self.check_alive()
-            run = self.dag_run(dag_id, run_id)
-            return run if run["state"] in ("success", "failed") else None
-
-        return wait_until(finished, timeout, f"run {run_id} of {dag_id} to finish", interval=0.5)
-
     # -- logs --------------------------------------------------------------------------------------
 
     def log_files(self) -> list[Path]:
@@ -669,106 +375,7 @@ class AirflowStack:
         return sorted(p for p in (self.home / "logs").rglob("*") if p.is_file())
 
 
-# -- command line -------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``stack`` command's options (shared by ``python -m airflow_provider_doto.testing stack``)."""
-    parser.add_argument(
-        "--home", type=Path, help="AIRFLOW_HOME to create and keep (default: a temp dir, deleted)"
-    )
-    parser.add_argument(
-        "--postgres",
-        action="store_true",
-        default=os.environ.get("DOTO_STACK_DB", "").lower() == "postgres",
-        help="use a throwaway PostgreSQL cluster on loopback (also: DOTO_STACK_DB=postgres)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=8080, help="api-server / UI port on 127.0.0.1; 0 picks a free one"
-    )
-    parser.add_argument(
-        "--token", default=DEFAULT_TOKEN, help=f"the emulator's API token (default {DEFAULT_TOKEN})"
-    )
-    parser.add_argument("--seed", type=int, default=12, help="messages seeded in the demo conversation")
-    parser.add_argument(
-        "--flavor",
-        choices=("doto", "chatwoot"),
-        default="doto",
-        help="the emulator's server personality: doto (the reference) or chatwoot (its finder rules)",
-    )
-    parser.add_argument(
-        "--dags",
-        type=Path,
-        action="append",
-        help="DAG file or folder to link into the DAGs folder (repeatable; default: the example DAGs shipped in the package)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Start the stack, print how to use it, and serve until Ctrl-C / SIGTERM or a component dies."""
-    interrupted: list[int] = []
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        if not interrupted:  # raise once; later signals must not interrupt the cleanup
-            interrupted.append(signum)
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    stack = AirflowStack(
-        home=args.home,
-        dags=args.dags,
-        database="postgres" if args.postgres else "sqlite",
-        token=args.token,
-        flavor=args.flavor,
-        seed=args.seed,
-        api_port=args.port,
-        echo=lambda line: print(line, flush=True),
-    )
-    try:
-        with stack:
-            emulator = stack.emulator
-            assert emulator is not None
-            add_message = (
-                f"curl -X POST -H 'api_access_token: {emulator.token}' -H 'Content-Type: application/json' "
-                f"""-d '{{"content": "I want a refund", "message_type": "incoming"}}' """
-                f"{emulator.messages_url(stack.conversation_id)}"
-            )
-            print(
-                "\n".join(
-                    [
-                        "",
-                        f"Airflow UI:        {stack.ui_url}  (no password: SimpleAuthManager, everyone is admin)",
-                        f"REST API token:    curl {stack.base_url}/auth/token",
-                        f"AIRFLOW_HOME:      {stack.home}",
-                        f"Component logs:    {stack.log_dir}/<component>.log",
-                        f"Doto emulator:     {emulator.base_url}  (connection doto_default, in the metadata DB)",
-                        f"Conversation id:   {stack.conversation_id}  (watched by doto_new_message_watcher)",
-                        f"Customer message:  {add_message}",
-                        "Press Ctrl-C to stop every process.",
-                    ]
-                ),
-                flush=True,
-            )
-            while True:
-                stack.check_alive()
-                time.sleep(1)
-    except KeyboardInterrupt:
-        print("Stopped every process the stack started.", flush=True)
-        return 0
-    except (StackError, TimeoutError, subprocess.TimeoutExpired) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        print("Stopped every process the stack started.", file=sys.stderr, flush=True)
-        return 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_doto.testing.stack", description=__doc__
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
+    from airflow_provider_doto.testing.stack_cli import main
+
     raise SystemExit(main())
