@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
+from airflow_provider_doto.testing.flavors import FLAVORS
 from airflow_provider_doto.testing.seed import seed_conversations
-from airflow_provider_doto.testing.store import FLAVORS
 
 
 def _parser() -> argparse.ArgumentParser:

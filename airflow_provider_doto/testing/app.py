@@ -9,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_provider_doto.testing.chatwoot import ruby_to_i
+from airflow_provider_doto.testing.messages import Invalid, NotFound
 from airflow_provider_doto.testing.middleware import BOT_SCOPE_KEY, rails_not_found
-from airflow_provider_doto.testing.store import Invalid, NotFound, Store, ruby_to_i
+from airflow_provider_doto.testing.store import Store
 
 CONVERSATIONS_PATH = "/api/v1/accounts/{account_id}/conversations"
 MESSAGES_PATH = CONVERSATIONS_PATH + "/{conversation_id}/messages"
@@ -27,8 +29,8 @@ def _path_int(value: str) -> int:
     # Chatwoot looks ids up as given, so a non-numeric id is simply not found.
     try:
         return int(value)
-    except ValueError:
-        raise NotFound(value) from None
+    except ValueError as exc:
+        raise NotFound(value) from exc
 
 
 def _timestamp(name: str, value: str | None) -> float | None:
@@ -36,8 +38,8 @@ def _timestamp(name: str, value: str | None) -> float | None:
         return None
     try:
         return float(value)
-    except ValueError:
-        raise Invalid(f"{name} must be a Unix timestamp in seconds, not {value!r}") from None
+    except ValueError as exc:
+        raise Invalid(f"{name} must be a Unix timestamp in seconds, not {value!r}") from exc
 
 
 def build_app(store: Store) -> FastAPI:

@@ -13,8 +13,9 @@ from urllib.parse import quote, urlencode
 
 from airflow_provider_doto.testing.clock import Clock
 from airflow_provider_doto.testing.faults import Fault, FaultBook, FaultKind
+from airflow_provider_doto.testing.flavors import FLAVORS, EmulatorKnobs, Flavor
 from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog
-from airflow_provider_doto.testing.store import FLAVORS, Flavor, Store
+from airflow_provider_doto.testing.store import Store
 
 if TYPE_CHECKING:
     import uvicorn
@@ -40,7 +41,7 @@ def check_loopback(host: str, allow_non_loopback: bool = False) -> None:
         )
 
 
-class DotoEmulator:
+class DotoEmulator(EmulatorKnobs):
     """A local Doto Messages API server with seedable state, knobs and fault injection.
 
     Use as a context manager, or call ``start()`` / ``stop()``. All methods are thread-safe.
@@ -48,7 +49,8 @@ class DotoEmulator:
     ``flavor`` picks the server's personality: ``"doto"`` (Doto's reference: ``before``/``after``
     are timestamps, string message types) or ``"chatwoot"`` (Chatwoot's real server: ids, integer
     types, fixed page caps, soft delete, flood guard). Message ids are one account-wide sequence
-    starting at ``first_message_id`` and growing by ``id_step``; both survive ``reset()``.
+    starting at ``first_message_id`` and growing by ``id_step``; both survive ``reset()``. The
+    ``flavor`` and knob properties come from ``EmulatorKnobs`` (``testing/flavors.py``).
     """
 
     FLAVORS = FLAVORS
@@ -293,16 +295,7 @@ class DotoEmulator:
         self.clock.reset()
         self._log.clear()
 
-    # -- flavor, tokens, other resources ---------------------------------------------------------------
-
-    @property
-    def flavor(self) -> Flavor:
-        """``"doto"`` or ``"chatwoot"``; setting it keeps the data and sets that flavor's knob defaults."""
-        return self._store.flavor
-
-    @flavor.setter
-    def flavor(self, value: Flavor | str) -> None:
-        self._store.apply_flavor_defaults(value)
+    # -- ids, tokens, other resources -----------------------------------------------------------------
 
     @property
     def first_message_id(self) -> int:
@@ -334,75 +327,6 @@ class DotoEmulator:
         """The account's conversation list."""
         account = self.account_id if account_id is None else account_id
         return f"{self.base_url}/api/v1/accounts/{account}/conversations"
-
-    # -- knobs ---------------------------------------------------------------------------------------
-
-    @property
-    def page_cap(self) -> int | None:
-        """Max messages per list response (None = all): oldest after ``after``, else the newest."""
-        return self._store.page_cap
-
-    @page_cap.setter
-    def page_cap(self, value: int | None) -> None:
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError("page_cap must be a positive int or None")
-        self._store.page_cap = value
-
-    @property
-    def int_message_types(self) -> bool:
-        """Answer message_type as Chatwoot's integers (0 incoming, 1 outgoing, 2 activity, 3 template)."""
-        return self._store.int_message_types
-
-    @int_message_types.setter
-    def int_message_types(self, value: bool) -> None:
-        self._store.int_message_types = value
-
-    @property
-    def soft_delete(self) -> bool:
-        """Delete like Chatwoot: keep the message, flagged deleted; a second delete answers 200."""
-        return self._store.soft_delete
-
-    @soft_delete.setter
-    def soft_delete(self, value: bool) -> None:
-        self._store.soft_delete = value
-
-    @property
-    def drop_content_attributes(self) -> bool:
-        """Store POSTed messages without their ``content_attributes`` (a server that keeps none)."""
-        return self._store.drop_content_attributes
-
-    @drop_content_attributes.setter
-    def drop_content_attributes(self, value: bool) -> None:
-        self._store.drop_content_attributes = value
-
-    @property
-    def message_rate_limit(self) -> tuple[int, int] | None:
-        """The flood guard as ``(limit, window_seconds)``, or None (off; the doto flavor's default).
-
-        A POST answers 422 ``{"error": "Too many messages"}`` when the conversation already holds
-        ``limit`` messages created in the last ``window`` seconds of the emulator's clock.
-        """
-        return self._store.rate_limit
-
-    def set_message_rate_limit(self, limit: int | None, window: int = 60) -> None:
-        """Turn the flood guard on (``limit`` messages per ``window`` seconds) or off (``None``)."""
-        if limit is None:
-            self._store.rate_limit = None
-            return
-        if not isinstance(limit, int) or limit < 1 or not isinstance(window, int) or window < 1:
-            raise ValueError("limit and window must be positive ints")
-        self._store.rate_limit = (limit, window)
-
-    @property
-    def max_content_length(self) -> int | None:
-        """POSTed content longer than this answers 422 (Chatwoot: 150,000); None = no limit."""
-        return self._store.max_content_length
-
-    @max_content_length.setter
-    def max_content_length(self, value: int | None) -> None:
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError("max_content_length must be a positive int or None")
-        self._store.max_content_length = value
 
     # -- faults --------------------------------------------------------------------------------------
 

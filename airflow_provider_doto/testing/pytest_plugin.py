@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_doto.testing.emulator import DotoEmulator
-from airflow_provider_doto.testing.store import FLAVORS, check_flavor
+from airflow_provider_doto.testing.flavors import FLAVORS, check_flavor
 
 TEST_TOKEN = "doto-test-token"
 DEFAULT_FLAVOR = "doto"

@@ -1,66 +1,44 @@
-"""The emulator's state: accounts, conversations and messages, with Chatwoot-like knobs."""
+"""The emulator's state: accounts, conversations and messages behind one lock.
+
+The store owns what exists and in which order (seeding, POST, delete, the hidden and late
+messages); what a message may be lives in ``messages``, Chatwoot's picking and rendering in
+``chatwoot``, and the flavor presets in ``flavors``. The names other modules imported from here
+before those existed are re-exported.
+"""
 
 from __future__ import annotations
 
 import bisect
 import copy
 import math
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airflow_provider_doto.testing import chatwoot
+from airflow_provider_doto.testing.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
 from airflow_provider_doto.testing.clock import Clock
+from airflow_provider_doto.testing.flavors import (
+    CHATWOOT_RATE_LIMIT,
+    FLAVORS,
+    MAX_CONTENT_LENGTH,
+    Flavor,
+    check_flavor,
+)
+from airflow_provider_doto.testing.messages import (
+    DEFAULT_AGENT,
+    DEFAULT_BOT,
+    DEFAULT_CONTACT,
+    MESSAGE_TYPES,
+    Invalid,
+    NotFound,
+    list_meta,
+    marked_deleted,
+    validate_post,
+)
 
-# Position = the integer Chatwoot uses for the type in lists.
-MESSAGE_TYPES: tuple[str, ...] = ("incoming", "outgoing", "activity", "template")
-CONTENT_TYPES = frozenset(
-    {
-        "text", "input_text", "input_textarea", "input_email", "input_select", "cards", "form",
-        "article", "incoming_email", "input_csat", "integrations", "sticker", "voice_call",
-    }
-)  # fmt: skip
-DELETED_CONTENT = "This message was deleted"
-DEFAULT_CONTACT = "Jane Doe"
-DEFAULT_AGENT = "Doto Agent"
-DEFAULT_BOT = "Doto Bot"
-DEFAULT_AGENT_EMAIL = "agent@doto.example"
-
-Flavor = Literal["doto", "chatwoot"]
-FLAVORS: tuple[str, ...] = ("doto", "chatwoot")
-# Chatwoot: CONVERSATION_MESSAGE_PER_MINUTE_LIMIT (default 200) messages per conversation per minute.
-CHATWOOT_RATE_LIMIT = (200, 60)
-MAX_CONTENT_LENGTH = 150_000  # Chatwoot's Message validation
-CONVERSATIONS_PER_PAGE = 25  # Chatwoot's conversation list page size
-# Chatwoot's push-event ``type`` of each sender kind.
-CHATWOOT_SENDER_TYPES = {"Contact": "contact", "User": "user", "AgentBot": "agent_bot"}
-_TO_I = re.compile(r"\s*([+-]?\d+(?:_\d+)*)")
-
-
-def check_flavor(flavor: str) -> Flavor:
-    if flavor not in FLAVORS:
-        raise ValueError(f"unknown flavor {flavor!r}; expected one of {FLAVORS}")
-    return flavor  # type: ignore[return-value]
-
-
-def ruby_to_i(value: str | None) -> int:
-    """Ruby's ``String#to_i``: leading digits (optional sign, ``_`` separators), junk reads as 0."""
-    match = _TO_I.match(value or "")
-    return int(match.group(1).replace("_", "")) if match else 0
-
-
-def present(value: str | None) -> bool:
-    """Rails' ``present?`` for a request param: given and not only whitespace."""
-    return value is not None and value.strip() != ""
-
-
-class NotFound(LookupError):
-    """The account, conversation or message does not exist (HTTP 404)."""
-
-
-class Invalid(ValueError):
-    """The request is well-formed HTTP but not an acceptable message (HTTP 422)."""
+__all__ = ["FLAVORS", "Flavor", "Invalid", "NotFound", "Store", "check_flavor", "ruby_to_i"]
 
 
 @dataclass
@@ -243,7 +221,7 @@ class Store:
                 # Chatwoot: oldest page forward from ``after``, otherwise the newest page.
                 window = window[:cap] if after is not None else window[-cap:] if cap > 0 else []
             payload = [self._render(r.message) for r in window]
-            return {"meta": _meta(), "payload": payload}
+            return {"meta": list_meta(), "payload": payload}
 
     def list_chatwoot(
         self, account_id: int, conversation_id: int, params: Mapping[str, str]
@@ -251,29 +229,9 @@ class Store:
         """The body of a list response exactly as Chatwoot's MessageFinder picks and orders it."""
         with self.lock:
             conversation = self._conversation(account_id, conversation_id)
-            rows = [r for r in conversation.records if r.visible and r.deleted != "hard"]
-            if present(params.get("filter_internal_messages")):
-                rows = [
-                    r for r in rows if not (r.message["private"] or r.message["message_type"] == "activity")
-                ]
-            after, before = params.get("after"), params.get("before")
-            # ``rows`` is ordered by created_at (ties by id): asc = as is, "desc ... reverse" = tail.
-            if present(after) and present(before):
-                low, high = ruby_to_i(after), ruby_to_i(before)
-                rows = [r for r in rows if low <= r.message["id"] < high][:1000]
-            elif present(before):
-                high = ruby_to_i(before)
-                rows = [r for r in rows if r.message["id"] < high][-20:]
-            elif present(after):
-                low = ruby_to_i(after)
-                rows = [r for r in rows if r.message["id"] > low][:100]
-            elif present(params.get("before_timestamp")):
-                ts = ruby_to_i(params.get("before_timestamp"))
-                rows = [r for r in rows if r.message["created_at"] < ts][-20:]
-            else:
-                rows = rows[-20:]
-            payload = [self._render(r.message) for r in rows]
-            return {"meta": _chatwoot_meta(), "payload": payload}
+            shown = [r.message for r in conversation.records if r.visible and r.deleted != "hard"]
+            payload = [self._render(m) for m in chatwoot.find_messages(shown, params)]
+            return {"meta": chatwoot.list_meta(), "payload": payload}
 
     def post(self, account_id: int, conversation_id: int, body: Any, bot: bool = False) -> dict[str, Any]:
         """Create a message from a POST body, or raise Invalid with Chatwoot-like wording."""
@@ -281,7 +239,7 @@ class Store:
             conversation = self._conversation(account_id, conversation_id)
             if self.flavor == "chatwoot" and isinstance(body, dict) and body.get("message_type") is None:
                 body = {**body, "message_type": "outgoing"}  # Chatwoot's default
-            fields = _validate_post(body)
+            fields = validate_post(body)
             if self.max_content_length is not None and len(fields["content"]) > self.max_content_length:
                 raise Invalid(f"Content is too long (maximum is {self.max_content_length} characters)")
             if self.drop_content_attributes:
@@ -307,21 +265,8 @@ class Store:
     def profile(self) -> dict[str, Any]:
         """``GET /api/v1/profile``: the token's user and every account the emulator knows."""
         with self.lock:
-            accounts = [
-                {"id": a, "name": f"Account {a}", "role": "administrator", "status": "active"}
-                for a in sorted(self._accounts)
-            ]
-            return {
-                "id": self._people[("User", DEFAULT_AGENT)],
-                "name": DEFAULT_AGENT,
-                "available_name": DEFAULT_AGENT,
-                "display_name": DEFAULT_AGENT,
-                "email": DEFAULT_AGENT_EMAIL,
-                "account_id": self.default_account_id,
-                "role": "administrator",
-                "type": "user",
-                "accounts": accounts,
-            }
+            user_id = self._people[("User", DEFAULT_AGENT)]
+            return chatwoot.render_profile(user_id, self.default_account_id, sorted(self._accounts))
 
     def list_conversations(self, account_id: int, page: int = 1) -> dict[str, Any]:
         """``GET /api/v1/accounts/{id}/conversations``: Chatwoot's shape, 25 per page, newest first."""
@@ -334,12 +279,10 @@ class Store:
                 reverse=True,
             )
             start = (max(page, 1) - 1) * CONVERSATIONS_PER_PAGE
-            payload = [
-                self._render_conversation(c) for c in conversations[start : start + CONVERSATIONS_PER_PAGE]
-            ]
-            count = len(conversations)
-            meta = {"mine_count": 0, "assigned_count": 0, "unassigned_count": count, "all_count": count}
-            return {"data": {"meta": meta, "payload": payload}}
+            page_rows = conversations[start : start + CONVERSATIONS_PER_PAGE]
+            return chatwoot.conversation_list(
+                [self._render_conversation(c) for c in page_rows], len(conversations)
+            )
 
     def delete(self, account_id: int, conversation_id: int, message_id: int) -> dict[str, Any]:
         """Soft or hard delete; deleting a soft-deleted message again answers 200, like Chatwoot."""
@@ -354,23 +297,9 @@ class Store:
             ):
                 raise NotFound(f"message {message_id}")
             if record.deleted is None:
-                message = record.message
-                if self.soft_delete:
-                    # Replace, never mutate: rendered copies may still be serialising on another thread.
-                    record.message = {
-                        **message,
-                        "content": DELETED_CONTENT,
-                        "content_type": "text",
-                        "content_attributes": {"deleted": True},
-                        "attachments": [],
-                    }
-                    record.deleted = "soft"
-                else:
-                    record.message = {
-                        **message,
-                        "content_attributes": {**message["content_attributes"], "deleted": True},
-                    }
-                    record.deleted = "hard"
+                # Replace, never mutate: rendered copies may still be serialising on another thread.
+                record.message = marked_deleted(record.message, soft=self.soft_delete)
+                record.deleted = "soft" if self.soft_delete else "hard"
             return self._render(record.message)
 
     # -- internals -----------------------------------------------------------------------------
@@ -442,112 +371,19 @@ class Store:
 
     def _render(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.flavor == "chatwoot":
-            return self._render_chatwoot(message)
+            return chatwoot.render_message(message, self.int_message_types)
         rendered = dict(message)
         if self.int_message_types:
             rendered["message_type"] = MESSAGE_TYPES.index(message["message_type"])
         return rendered
 
-    def _render_chatwoot(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Chatwoot's ``_message.json.jbuilder``: no account_id, lower-case sender types."""
-        message_type: str | int = message["message_type"]
-        if self.int_message_types:
-            message_type = MESSAGE_TYPES.index(message["message_type"])
-        rendered: dict[str, Any] = {
-            "id": message["id"],
-            "content": message["content"],
-            "inbox_id": message["inbox_id"],
-            "conversation_id": message["conversation_id"],
-            "message_type": message_type,
-            "content_type": message["content_type"],
-            "status": message["status"],
-            "content_attributes": message["content_attributes"],
-            "created_at": message["created_at"],
-            "private": message["private"],
-            "source_id": message["source_id"],
-        }
-        sender = message.get("sender")
-        if sender is not None:
-            kind = CHATWOOT_SENDER_TYPES.get(sender["type"], str(sender["type"]).lower())
-            rendered["sender"] = {**sender, "type": kind, "thumbnail": ""}
-        if message.get("attachments"):
-            rendered["attachments"] = message["attachments"]
-        return rendered
-
     def _render_conversation(self, conversation: _Conversation) -> dict[str, Any]:
         visible = [r for r in conversation.records if r.visible and r.deleted != "hard"]
-        last = visible[-1].message if visible else None
         created = conversation.records[0].message["created_at"] if conversation.records else 0
-        return {
-            "id": conversation.conversation_id,
-            "account_id": conversation.account_id,
-            "inbox_id": 1,
-            "status": "open",
-            "messages": [] if last is None else [self._render(last)],
-            "meta": {
-                "sender": {"id": 1, "name": DEFAULT_CONTACT, "type": "contact"},
-                "channel": "Channel::Api" if conversation.api_inbox else "Channel::WebWidget",
-                "assignee": None,
-            },
-            "unread_count": 0,
-            "created_at": created,
-            "timestamp": created if last is None else last["created_at"],
-            "last_activity_at": created if last is None else last["created_at"],
-            "labels": [],
-            "additional_attributes": {},
-            "custom_attributes": {},
-        }
-
-
-def _meta() -> dict[str, Any]:
-    return {
-        "labels": [],
-        "additional_attributes": {},
-        "contact": {"id": 1, "name": DEFAULT_CONTACT},
-        "assignee": None,
-        "agent_last_seen_at": None,
-        "assignee_last_seen_at": None,
-    }
-
-
-def _chatwoot_meta() -> dict[str, Any]:
-    """Chatwoot's list ``meta`` for an unassigned conversation (no ``assignee`` key then)."""
-    return {
-        "labels": [],
-        "additional_attributes": {},
-        "contact": {"id": 1, "name": DEFAULT_CONTACT, "type": "contact", "thumbnail": ""},
-        "contact_id": 1,
-        "agent_last_seen_at": None,
-        "assignee_last_seen_at": None,
-    }
-
-
-def _validate_post(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise Invalid("Request body must be a JSON object")
-    content = body.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise Invalid("Content can't be blank")
-    message_type = body.get("message_type")
-    if message_type not in ("outgoing", "incoming"):
-        raise Invalid(f"'{message_type}' is not a valid message_type; use 'outgoing' or 'incoming'")
-    private = body.get("private")
-    if private is None:
-        private = False
-    if not isinstance(private, bool):
-        raise Invalid("private must be a boolean")
-    content_type = body.get("content_type") or "text"
-    if content_type not in CONTENT_TYPES:
-        raise Invalid(f"'{content_type}' is not a valid content_type")
-    attributes = body.get("content_attributes")
-    if attributes is None:
-        attributes = {}
-    if not isinstance(attributes, dict):
-        raise Invalid("content_attributes must be an object")
-    return {
-        "content": content,
-        "message_type": message_type,
-        "private": private,
-        "content_type": content_type,
-        "content_attributes": copy.deepcopy(attributes),
-    }
+        return chatwoot.render_conversation(
+            conversation.conversation_id,
+            conversation.account_id,
+            api_inbox=conversation.api_inbox,
+            created_at=created,
+            last=self._render(visible[-1].message) if visible else None,
+        )

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from airflow_provider_doto.testing import DotoEmulator
-from airflow_provider_doto.testing.store import ruby_to_i
+from airflow_provider_doto.testing.chatwoot import ruby_to_i
 from tests.testing.test_emulator import delete, headers, read_until, run_cli, served_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,6 +189,16 @@ def test_ruby_to_i() -> None:
     assert [ruby_to_i(v) for v in ("12abc", " 7", "-3x", "1_000", "abc", "", None, "+5")] == [
         12, 7, -3, 1000, 0, 0, 0, 5,
     ]  # fmt: skip
+
+
+def test_store_keeps_its_old_import_path() -> None:
+    # Names moved to chatwoot, flavors and messages stay importable from testing.store.
+    from airflow_provider_doto.testing import chatwoot as chatwoot_rules
+    from airflow_provider_doto.testing import flavors, messages, store
+
+    assert store.ruby_to_i is chatwoot_rules.ruby_to_i
+    assert (store.FLAVORS, store.check_flavor) == (flavors.FLAVORS, flavors.check_flavor)
+    assert (store.Invalid, store.NotFound) == (messages.Invalid, messages.NotFound)
 
 
 @chatwoot
