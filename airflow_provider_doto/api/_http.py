@@ -248,13 +248,27 @@ def parse_json(request: DotoRequest, response: DotoResponse) -> Any:
         raise error
     try:
         return json.loads(response.body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise DotoResponseError(
-            f"Doto {request.describe()} returned HTTP {response.status} with a body that is not JSON "
-            f"({len(response.body)} bytes, content-type {response.headers.get('content-type', '?')!r})",
-            method=request.method,
-            path=request.path,
-        ) from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        cause = _without_document(exc)
+    # Raised outside the except block, so the decoder's error (which holds the whole body in
+    # ``doc``/``object``, and its frames' locals) is neither the cause nor the context.
+    raise DotoResponseError(
+        f"Doto {request.describe()} returned HTTP {response.status} with a body that is not JSON "
+        f"({len(response.body)} bytes, content-type {response.headers.get('content-type', '?')!r})",
+        method=request.method,
+        path=request.path,
+    ) from cause
+
+
+def _without_document(exc: BaseException) -> ValueError:
+    """The decoder's complaint and where it arose, without the text it was decoding."""
+    if isinstance(exc, json.JSONDecodeError):
+        where = f"{exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})"
+    elif isinstance(exc, UnicodeDecodeError):
+        where = f"{exc.encoding} {exc.reason} at byte {exc.start}"
+    else:  # RecursionError, or a ValueError whose text may quote the body
+        where = "nested too deeply" if isinstance(exc, RecursionError) else "undecodable"
+    return ValueError(f"{type(exc).__name__}: {where}")
 
 
 def retry_after_seconds(value: str | None, *, now: dt.datetime | None) -> float | None:

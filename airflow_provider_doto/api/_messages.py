@@ -101,8 +101,8 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
         if isinstance(created, str):
             try:
                 created = to_timestamp(created, name="created_at")
-            except DotoConfigError:
-                raise bad("'created_at' is not a timestamp") from None
+            except DotoConfigError as err:  # names the value, clipped: never a body's worth of text
+                raise bad("'created_at' is not a timestamp") from err
         else:
             raise bad(f"'created_at' must be a Unix timestamp, got {type(created).__name__}")
     if not _MIN_TIMESTAMP <= created <= _MAX_TIMESTAMP:  # also NaN and infinities (json accepts them)

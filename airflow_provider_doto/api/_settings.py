@@ -59,17 +59,17 @@ class DotoSettings:
             )
         try:
             account_id = int(str(account).strip())
-        except ValueError:
+        except ValueError as err:
             raise DotoConfigError(
                 f"Doto connection {conn_id!r}: Account ID must be an integer, got {account!r}."
-            ) from None
+            ) from err
         timeout = extra.get("timeout")
         try:
             timeout = DEFAULT_TIMEOUT if timeout in (None, "") else float(timeout)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as err:
             raise DotoConfigError(
                 f"Doto connection {conn_id!r}: timeout must be a number of seconds, got {timeout!r}."
-            ) from None
+            ) from err
         if timeout <= 0:
             raise DotoConfigError(f"Doto connection {conn_id!r}: timeout must be positive, got {timeout}.")
         base_url = normalise_base_url(

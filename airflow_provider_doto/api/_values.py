@@ -47,8 +47,9 @@ def to_timestamp(value: Timestamp, *, name: str = "timestamp") -> int:
             return to_timestamp(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), name=name)
         except ValueError:
             pass
+    shown = value[:40] + "..." if isinstance(value, str) and len(value) > 40 else value
     raise DotoConfigError(
-        f"{name} must be a Unix timestamp, a datetime or an ISO-8601 string, got {value!r}."
+        f"{name} must be a Unix timestamp, a datetime or an ISO-8601 string, got {shown!r}."
     )
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import email.utils
 import json
 import pickle
+import traceback
 
 import pytest
 from hypothesis import example, given, settings
@@ -170,6 +171,28 @@ class TestErrorForStatus:
             parse_json(REQ, api.DotoResponse(200, {}, b"<html>login page</html>"))
         assert (info.value.method, info.value.path) == ("GET", REQ.path)
         assert "login page" not in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("body", "complaint"),
+        [
+            (
+                b'{"token": "s3cret-body", ',
+                "JSONDecodeError: Expecting property name enclosed in double quotes",
+            ),
+            (b'"s3cret-body \xff"', "UnicodeDecodeError: utf-8 invalid start byte at byte 13"),
+            (b"[" * 100_000 + b'"s3cret-body"', "RecursionError: nested too deeply"),
+        ],
+    )
+    def test_parse_json_keeps_the_complaint_not_the_body(self, body, complaint):
+        # The decoder's own error holds the whole body (JSONDecodeError.doc, UnicodeDecodeError.object):
+        # the cause names what went wrong and where, and the decoder's error is not reachable at all.
+        with pytest.raises(DotoResponseError) as info:
+            parse_json(REQ, api.DotoResponse(200, {}, body))
+        cause = info.value.__cause__
+        assert type(cause) is ValueError and str(cause).startswith(complaint)
+        assert info.value.__context__ is None and cause.__context__ is None
+        logged = "".join(traceback.format_exception(info.value)) + repr(cause) + repr(vars(cause))
+        assert "s3cret-body" not in logged
 
     def test_parse_json_raises_typed_error_first(self):
         with pytest.raises(DotoNotFoundError):

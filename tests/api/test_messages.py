@@ -300,3 +300,14 @@ class TestRobustness:
             lambda: api.run_flow(api.delete_message_flow(1, 42, 1), lambda r: response)
         )
         assert deleted in (None, True)
+
+
+def test_bad_created_at_keeps_its_cause_clipped():
+    # The cause names the value (the outer message does not), clipped so a server cannot fill a log.
+    with pytest.raises(DotoResponseError, match="'created_at' is not a timestamp") as info:
+        api.parse_message(msg(1, "yesterday"))
+    assert "got 'yesterday'" in str(info.value.__cause__)
+    with pytest.raises(DotoResponseError) as info:
+        api.parse_message(msg(1, "y" * 10_000))
+    assert f"got '{'y' * 40}...'" in str(info.value.__cause__)
+    assert len(str(info.value.__cause__)) < 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -149,7 +151,21 @@ class TestDotoSettings:
     def test_problems_name_the_connection_and_field(self, overrides, match):
         with pytest.raises(DotoConfigError, match=match) as info:
             api.DotoSettings.from_connection_fields("c1", **self.fields(**overrides))
-        assert "tok-SECRET-1234" not in str(info.value)
+        # Nor anywhere in the chain a log would print (the causes are kept).
+        assert "tok-SECRET-1234" not in "".join(traceback.format_exception(info.value))
+
+    @pytest.mark.parametrize(
+        ("extra", "cause"),
+        [
+            ({"account_id": "abc"}, ValueError),
+            ({"account_id": 1, "timeout": "soon"}, ValueError),
+            ({"account_id": 1, "timeout": [1]}, TypeError),
+        ],
+    )
+    def test_parse_errors_keep_their_cause(self, extra, cause):
+        with pytest.raises(DotoConfigError) as info:
+            api.DotoSettings.from_connection_fields("c1", **self.fields(extra=extra))
+        assert type(info.value.__cause__) is cause
 
     @pytest.mark.parametrize("flag", [True, "true", "True", "1", "yes", "on"])
     def test_allow_insecure_http(self, flag):
