@@ -211,14 +211,20 @@ def connect_error(request: DotoRequest, base_url: str, timeout: float | None = N
     return DotoConnectError(f"Doto {request.describe()}: {why}", method=request.method, path=request.path)
 
 
-def tls_error(request: DotoRequest, base_url: str, cause: BaseException | None = None) -> DotoConnectError:
+def tls_error(
+    request: DotoRequest, base_url: str, cause: BaseException | None = None, *, hint: str | None = None
+) -> DotoConnectError:
     """The TLS handshake failed: the connection never carried the request, so nothing reached Doto
-    (a :class:`DotoConnectError`, safe to retry even for a POST). Names the likely causes."""
+    (a :class:`DotoConnectError`, safe to retry even for a POST). ``hint`` is the likely cause, as
+    the transport that saw the failure reads it; without one, both usual causes are named."""
     detail = f" ({type(cause).__name__})" if cause is not None else ""
+    hint = hint or (
+        "the server is not speaking https at that address or its certificate is not trusted; "
+        "check the Base URL's scheme and port, and REQUESTS_CA_BUNDLE"
+    )
     return DotoConnectError(
-        f"Doto {request.describe()}: TLS handshake failed with {base_url}{detail}: is the server "
-        "speaking https? / certificate not trusted (check the Base URL's scheme and port, and the "
-        "CA bundle)",
+        f"Doto {request.describe()}: TLS handshake failed with {base_url}{detail}, so nothing reached "
+        f"Doto, likely because {hint}",
         method=request.method,
         path=request.path,
     )

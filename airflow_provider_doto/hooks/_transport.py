@@ -76,12 +76,8 @@ def _not_built(x: Exchange, exc: BaseException) -> DotoError:
 
 
 def tls_failure(x: Exchange, exc: BaseException, hint: str | None = None) -> DotoError:
-    """:func:`api.tls_error` (never sent), followed by the likely cause this failure points at."""
-    error = api.tls_error(x.request, x.base_url, exc)
-    hint = hint or tls_hint(exc)
-    if hint is None:
-        return error
-    return type(error)(f"{error}; likely cause: {hint}", method=error.method, path=error.path)
+    """:func:`api.tls_error` (never sent), naming the likely cause this failure points at."""
+    return api.tls_error(x.request, x.base_url, exc, hint=hint or tls_hint(exc))
 
 
 def _tls(x: Exchange, exc: BaseException) -> DotoError:
@@ -189,7 +185,7 @@ async def amap_errors(table: tuple[tuple[str, Constructor], ...], x: Exchange) -
 
 # ---- TLS: which side of the handshake, and the likely cause ----------------------------------
 
-HTTP_TO_TLS = "the server speaks https at that address: write https:// in the Base URL"
+HTTP_TO_TLS = "the server speaks https at that address; write https:// in the Base URL"
 # OpenSSL's reasons when the peer answered a ClientHello with something that is not TLS.
 _NOT_TLS_REASONS = frozenset(
     {
@@ -203,17 +199,17 @@ _NOT_TLS_REASONS = frozenset(
 
 
 def tls_hint(exc: BaseException) -> str | None:
-    """The likely cause of a TLS failure, in words a connection's owner can act on."""
+    """The likely cause of a TLS failure, in words a connection's owner can act on (None: unknown)."""
     if _find(exc, ssl.SSLCertVerificationError) is not None:
         verify = _find(exc, ssl.SSLCertVerificationError, having="verify_message")
         why = getattr(verify, "verify_message", None) or "the certificate failed verification"
         return (
-            f"certificate not trusted ({why}): give the server a certificate from a trusted CA, or "
+            f"the server's certificate is not trusted ({why}); give it one from a trusted CA, or "
             "point REQUESTS_CA_BUNDLE at a CA bundle that includes its CA (both hooks read it)"
         )
     tls = _find(exc, ssl.SSLError, having="reason")
     if tls is not None and getattr(tls, "reason", None) in _NOT_TLS_REASONS:
-        return "is the server speaking https? It answered in plain http: check the Base URL's scheme and port"
+        return "the server is not speaking https (it answered in plain http); check the Base URL's scheme and port"
     return None
 
 

@@ -305,3 +305,18 @@ class TestNotFound:
     def test_without_a_base_url(self):
         response = api.DotoResponse(404, {}, json.dumps(RAILS_404).encode())  # old constructor call
         assert "no Doto API at this Base URL" in str(api.error_for_status(GET, response))
+
+
+class TestTlsError:
+    def test_names_the_transports_hint_in_one_sentence(self):
+        err = api.tls_error(REQ, BASE, OSError("boom"), hint="the certificate expired")
+        assert str(err) == (
+            f"Doto {REQ.describe()}: TLS handshake failed with {BASE} (OSError), so nothing reached Doto, "
+            "likely because the certificate expired"
+        )
+        assert (err.method, err.path) == (REQ.method, REQ.path)
+
+    def test_without_a_hint_names_both_usual_causes(self):
+        text = str(api.tls_error(REQ, BASE))
+        assert text.count("likely because") == 1
+        assert "not speaking https" in text and "certificate is not trusted" in text

@@ -112,7 +112,7 @@ FAILURES: list[tuple[str, BaseException, list[BaseException], type[DotoError], s
         requests.exceptions.SSLError(urllib3.exceptions.SSLError(_verify_error())),
         [aiohttp.ClientConnectorCertificateError(_conn_key(), _verify_error())],
         DotoConnectError,
-        "certificate not trusted (self-signed certificate)",
+        "certificate is not trusted (self-signed certificate)",
     ),
     (
         "https to a plain-http server",
@@ -395,8 +395,8 @@ CAUSES = {
 @pytest.mark.parametrize(
     ("failure", "hint"),
     [
-        ("untrusted", "certificate not trusted (self"),
-        ("https to http", "is the server speaking https? It answered in plain http"),
+        ("untrusted", "certificate is not trusted (self"),
+        ("https to http", "not speaking https (it answered in plain http)"),
         ("http to https", HTTP_TO_TLS),
     ],
 )
