@@ -152,8 +152,14 @@ def map_error(
 
 
 @contextlib.contextmanager
-def map_errors(table: tuple[tuple[str, Constructor], ...], x: Exchange) -> Iterator[None]:
-    """Raise the typed error for a transport exception, ``from`` it (the sync hook's exchange)."""
+def map_errors(
+    table: tuple[tuple[str, Constructor], ...], x: Exchange, *, probe_tls: bool = True
+) -> Iterator[None]:
+    """Raise the typed error for a transport exception, ``from`` it (the sync hook's exchange).
+
+    A plain-http exchange dropped unanswered is then probed: if the port speaks TLS, the error says
+    so (``probe_tls=False`` leaves that to the caller, as :func:`amap_errors` does).
+    """
     try:
         yield
     except DotoError:
@@ -162,25 +168,24 @@ def map_errors(table: tuple[tuple[str, Constructor], ...], x: Exchange) -> Itera
         error = map_error(table, x, exc)
         if error is None:
             raise
-        if _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):
+        if probe_tls and _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):
             error = tls_failure(x, exc, HTTP_TO_TLS)
         raise error from exc
 
 
 @contextlib.asynccontextmanager
 async def amap_errors(table: tuple[tuple[str, Constructor], ...], x: Exchange) -> AsyncIterator[None]:
-    """:func:`map_errors` for the async hook (the TLS probe runs in a thread)."""
+    """:func:`map_errors` for the async hook: the same mapping, the TLS probe run in a thread."""
     try:
-        yield
-    except DotoError:
-        raise
-    except Exception as exc:
-        error = map_error(table, x, exc)
-        if error is None:
+        with map_errors(table, x, probe_tls=False):
+            yield
+    except DotoConnectionLostError as error:
+        cause = error.__cause__
+        if cause is None or not _worth_probing(x, error):
             raise
-        if _worth_probing(x, error) and await asyncio.to_thread(speaks_tls, x.base_url, x.timeout):
-            error = tls_failure(x, exc, HTTP_TO_TLS)
-        raise error from exc
+        if await asyncio.to_thread(speaks_tls, x.base_url, x.timeout):
+            raise tls_failure(x, cause, HTTP_TO_TLS) from cause
+        raise
 
 
 # ---- TLS: which side of the handshake, and the likely cause ----------------------------------
