@@ -3,7 +3,7 @@
 # emulator in every environment of the Airflow version matrix (constraints/matrix.tsv), and one
 # line per environment with its counts and duration. Exits non-zero if anything failed.
 #
-#   bash scripts/test.sh                          # lint + 3.3.2, 3.2.2, 3.1.8 ("lowest": by name, below)
+#   bash scripts/test.sh                          # lint + every environment: 3.3.2, 3.2.2, 3.1.8, lowest
 #   bash scripts/test.sh --one tests/hooks -q     # only the default (newest) environment
 #   DOTO_MATRIX=3.1.8 bash scripts/test.sh -x     # only the named environment(s), e.g. "3.1.8 lowest"
 #
@@ -22,11 +22,7 @@ if [ "${1:-}" = "--one" ]; then
   selected=$default
   shift
 fi
-# The "lowest" environment (Airflow 3.1.1 with every floor) is left out of the default run for now:
-# Airflow 3.1.1's own BaseSensorOperator fails reschedule-mode sensors there (README, "Airflow
-# versions"). Run it by name: DOTO_MATRIX=lowest bash scripts/test.sh
-KNOWN_FAILING="lowest"
-[ -n "$selected" ] || selected=$(cut -f1 <<<"$matrix" | grep -vxF -e "$KNOWN_FAILING" | xargs)
+[ -n "$selected" ] || selected=$(cut -f1 <<<"$matrix" | xargs)
 selected=${selected//,/ }
 for name in $selected; do
   cut -f1 <<<"$matrix" | grep -qxF "$name" || { echo "unknown environment $name; constraints/matrix.tsv has: $(cut -f1 <<<"$matrix" | xargs)" >&2; exit 2; }

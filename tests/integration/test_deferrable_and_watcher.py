@@ -221,7 +221,12 @@ def sync_dags_folder() -> None:
     try:
         from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     except ImportError:  # Airflow 3.1
-        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db
+        from airflow.models.dagbag import sync_bag_to_db
+
+        try:
+            from airflow.models.dagbag import BundleDagBag
+        except ImportError:  # Airflow 3.1.5: DagBag does what BundleDagBag does from 3.1.8 on
+            from airflow.models.dagbag import DagBag as BundleDagBag
     from airflow.utils.session import create_session
 
     manager = DagBundlesManager()
@@ -342,6 +347,20 @@ def test_watcher_dag_fails_on_an_error_event(watcher_module: ModuleType) -> None
     payload = {"status": "error", "error_type": "DotoAuthError", "error": "DotoAuthError: HTTP 401"}
     with pytest.raises(DotoTriggerError, match="HTTP 401"):
         watcher_module.summarise([payload])
+
+
+def test_watcher_dag_counts_a_redelivered_message_once(watcher_module: ModuleType) -> None:
+    """A batch announced again after a triggerer restart can trigger the same run twice: one note line."""
+
+    def message(mid: int) -> dict:
+        return {"id": mid, "content": f"message {mid}"}
+
+    first = {"status": "success", "conversation_id": 7, "messages": [message(1), message(2)]}
+    again = {**first, "redelivered": True}
+    newer = {"status": "success", "conversation_id": 7, "messages": [message(3)], "redelivered": False}
+    summary = watcher_module.summarise([first, again, newer])
+    assert summary["message_ids"] == [1, 2, 3]
+    assert summary["note"].startswith("3 new message(s)")
 
 
 def test_watcher_dag_parses_to_a_stable_trigger(watcher_module: ModuleType) -> None:
