@@ -1,8 +1,10 @@
 """Polling for new messages: the :class:`MessageFilter` and the :class:`MessageWatch` cursor.
 
 The watch re-reads ``overlap`` seconds behind its cursor and de-duplicates by id, so a late commit
-is still found and nothing is reported twice; its state is plain JSON. Rule: no I/O, no clock: the
-start point is given, and "new" is decided from the messages alone.
+is still found and nothing is reported twice; its state is plain JSON. A watcher's batches stay in
+that state (``pending``) from before their event leaves until the event is surely stored, so a
+restart announces them again instead of losing them. Rule: no I/O, no clock: the start point and
+every "now" are given, and "new" is decided from the messages alone.
 """
 
 from __future__ import annotations
@@ -108,6 +110,14 @@ class MessageFilter:
 
 
 @dataclass
+class InFlight:
+    """A batch whose event has been (or is about to be) announced but may not be stored yet."""
+
+    messages: list[Message]
+    handed_over_at: float | None = None  # when its event left the trigger; memory only
+
+
+@dataclass
 class MessageWatch:
     """State of a wait for new messages, shared by the sensor (all modes) and the trigger.
 
@@ -119,6 +129,12 @@ class MessageWatch:
     that left the overlap window, so a lower id committed late is still above it. ``to_state()``
     is plain JSON (with the resolved server flavor), so the watch survives reschedules, trigger
     restarts and serialisation without probing the server again.
+
+    A watcher, whose events nobody acknowledges, keeps each batch it announces in ``pending``
+    (:meth:`announce`, saved before the event leaves) until the event has been handed over for
+    long enough to be stored (:meth:`handed_over`, :meth:`settle`). A watch restored with
+    batches pending announces them again, merged into one (:meth:`in_flight`): at least once,
+    with duplicates bounded to those batches.
     """
 
     start: int
@@ -130,6 +146,7 @@ class MessageWatch:
     matched: list[Message] = field(default_factory=list)  # found, not yet reported (< min_messages)
     flavor: str | None = None  # the server's flavor once known (doto or chatwoot)
     after_id: int | None = None  # chatwoot: ids at or below this are behind the overlap window
+    pending: list[InFlight] = field(default_factory=list)  # announced, not surely stored yet
 
     def __post_init__(self) -> None:
         if (
@@ -196,8 +213,32 @@ class MessageWatch:
             return batch
         return None
 
+    # ---- a watcher's batches in flight ----------------------------------------------------
+
+    def announce(self, batch: Sequence[Message]) -> None:
+        """Hold ``batch`` as pending: call before its event leaves, and save the state first."""
+        self.pending.append(InFlight(sort_messages(batch)))
+
+    def handed_over(self, now: float) -> None:
+        """The events of the pending batches have left the trigger (the consumer took them) at ``now``."""
+        for batch in self.pending:
+            if batch.handed_over_at is None:
+                batch.handed_over_at = now
+
+    def settle(self, now: float, after: float) -> bool:
+        """Forget the batches handed over at least ``after`` seconds before ``now``; True if any went."""
+        kept = [b for b in self.pending if b.handed_over_at is None or now - b.handed_over_at < after]
+        settled, self.pending = len(kept) != len(self.pending), kept
+        return settled
+
+    def in_flight(self) -> list[Message]:
+        """Every pending message, oldest first, each once: what to announce again after a restart."""
+        return _unique(m for batch in self.pending for m in batch.messages)
+
+    # ---- state --------------------------------------------------------------------------------
+
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "start": self.start,
             "position": self.position,
             "seen": [[mid, ts] for mid, ts in self.seen.items()],
@@ -205,6 +246,9 @@ class MessageWatch:
             "flavor": self.flavor,
             "after_id": self.after_id,
         }
+        if self.pending:  # only watchers have any; the sensor's state keeps its shape
+            state["pending"] = [[m.to_dict() for m in b.messages] for b in self.pending]
+        return state
 
     def restore(self, state: Mapping[str, Any] | None) -> MessageWatch:
         """Continue from ``to_state()`` output taken with the same start point; ignore anything else."""
@@ -217,4 +261,12 @@ class MessageWatch:
         self.flavor = flavor if flavor in SERVER_FLAVORS else None
         after_id = state.get("after_id")
         self.after_id = int(after_id) if self.flavor == "chatwoot" and after_id is not None else None
+        # Announced by a run that may have died before the event was stored: one batch to announce again.
+        pending = _unique(Message.from_dict(m) for batch in state.get("pending", []) for m in batch)
+        self.pending = [InFlight(pending)] if pending else []
         return self
+
+
+def _unique(messages: Iterable[Message]) -> list[Message]:
+    """Oldest first, each id once."""
+    return sort_messages({m.id: m for m in messages}.values())

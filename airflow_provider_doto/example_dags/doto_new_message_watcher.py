@@ -5,14 +5,18 @@ No sensor and no schedule: the asset below carries an ``AssetWatcher`` whose
 Airflow's triggerer. Each batch of new incoming messages becomes one asset event, and each asset
 event queues one run of ``doto_new_message_watcher``. The run reads the messages from
 ``triggering_asset_events[asset][i].extra["payload"]`` (Airflow stores the trigger event's payload
-there: ``{"status": "success", "conversation_id": ..., "messages": [...]}``) and posts a private
-note summarising them, so the team sees at a glance what came in.
+there: ``{"status": "success", "conversation_id": ..., "messages": [...], "redelivered": ...}``,
+each message with its ``id``) and posts a private note summarising them, so the team sees at a
+glance what came in.
 
 * The trigger's kwargs are fixed at parse time (no start time in them), so Airflow keeps ONE
   trigger for the asset across re-parses. It starts from "now" the first time it runs.
 * Its cursor lives in the asset's state store (Airflow 3.3+): a restarted triggerer resumes where
-  it stopped, so no message is lost or reported twice. Without that store (Airflow 3.1/3.2) a
-  restarted trigger starts again from "now": messages that arrive while it is down are missed.
+  it stopped, so no message is lost. Airflow does not tell a trigger when its event is stored, so
+  a batch announced in the seconds before the triggerer died is announced again
+  (``"redelivered": true``): de-duplicate by message id (this DAG does, within a run). Without
+  that store (Airflow 3.1/3.2) a restarted trigger starts again from "now": messages that arrive
+  while it is down are missed.
 * The summary is a private outgoing note; the watcher only counts public incoming messages, so
   the note never triggers another run.
 * If polling fails for good (bad token: 401, conversation gone: 404) the trigger emits an error
@@ -59,7 +63,8 @@ incoming_messages = Asset(
 
 def summarise(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """One note for every message in the triggering events (error events raise DotoTriggerError)."""
-    messages = [m for payload in payloads for m in messages_from_event(payload)]
+    # A batch announced again after a triggerer restart may sit in this run twice: each id once.
+    messages = list({m["id"]: m for payload in payloads for m in messages_from_event(payload)}.values())
     lines = [f"{len(messages)} new message(s) from the customer:"]
     for message in messages:
         text = " ".join((message.get("content") or "").split())

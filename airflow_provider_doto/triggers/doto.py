@@ -7,6 +7,9 @@ Polls exactly like :class:`~airflow_provider_doto.sensors.doto.NewMessageSensor`
 * In an ``AssetWatcher`` (no task instance) it never returns: one event per batch, forever. Its
   kwargs stay deterministic (no start time in them): a watcher starts from "now" the first time
   and keeps its cursor in the asset's state store, so a restarted triggerer resumes where it was.
+  Airflow never tells a trigger that its event is stored, so each batch is saved as pending
+  before its event leaves and forgotten only ``event_settle_seconds`` after the triggerer took it;
+  a restart announces pending batches again (at least once; ``"redelivered": true``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 # These will not get better by waiting.
 FATAL_ERRORS = (DotoAuthError, DotoNotFoundError, DotoConfigError, DotoValidationError)
 MAX_BACKOFF = 300.0
+# A watcher's event taken by the triggerer sits in its runner's queue until the next sync (about
+# every second), and the triggerer stores it after that sync; a batch is kept pending this long.
+EVENT_SETTLE_SECONDS = 10.0
 
 
 class NewMessageTrigger(BaseEventTrigger):
@@ -52,7 +58,14 @@ class NewMessageTrigger(BaseEventTrigger):
     :param timeout_at: Unix seconds; a deferred wait still empty at that time ends with a
         ``"timeout"`` event (the sensor's ``timeout``; also enforced where Airflow's own deferral
         timeout is not, e.g. ``dag.test()``). Ignored by watchers, which never end.
+
+    A success event's payload is ``{"status": "success", "conversation_id": ..., "messages": [...],
+    "redelivered": bool}``; every message carries its ``id``. ``redelivered`` is true on a watcher's
+    announcement, after a restart, of a batch it announced before: a consumer may have it already.
     """
+
+    # Not a kwarg: a watcher is identified by the hash of its kwargs. Patched by tests.
+    event_settle_seconds: float = EVENT_SETTLE_SECONDS
 
     def __init__(
         self,
@@ -162,10 +175,17 @@ class NewMessageTrigger(BaseEventTrigger):
         # Inside the loop each request is tried once: the poll interval (with backoff) is the retry.
         hook = DotoAsyncHook(self.doto_conn_id, retry_policy=api.RetryPolicy(attempts=1))
         watch = await self._load_watch()
+        if self.is_watcher and (in_flight := watch.in_flight()):
+            # Announced by a run that died, perhaps before Airflow stored the event: announce again.
+            self.log.info("Announcing again %d message(s) whose event may be lost", len(in_flight))
+            yield self._messages_event(in_flight, redelivered=True)
+            watch.handed_over(time.time())
         failures = 0
         first = True
         while True:
             delay = self.poll_interval
+            if watch.settle(time.time(), self.event_settle_seconds):
+                await self._save_watch(watch)  # those events are stored by now: forget the batches
             try:
                 batch = await hook.poll(watch, self.conversation_id)
             except FATAL_ERRORS as err:
@@ -195,16 +215,15 @@ class NewMessageTrigger(BaseEventTrigger):
             else:
                 failures = 0
                 if batch:
-                    yield TriggerEvent(
-                        {
-                            "status": "success",
-                            "conversation_id": self.conversation_id,
-                            "messages": [m.to_dict() for m in batch],
-                        }
-                    )
+                    if self.is_watcher and self._state_store is not None:
+                        # Saved as pending before its event leaves: a death from here on announces it
+                        # again. (Without a store, Airflow < 3.3, the cursor dies with the trigger.)
+                        watch.announce(batch)
+                        await self._save_watch(watch)
+                    yield self._messages_event(batch)
                     if not self.is_watcher:
                         return
-                # Saved after the event is handed over: a restart before this re-reports, never loses.
+                    watch.handed_over(time.time())
                 await self._save_watch(watch)
                 if first:
                     # Triggers often start together (a triggerer restart, a burst of deferrals): a random
@@ -217,6 +236,16 @@ class NewMessageTrigger(BaseEventTrigger):
                     return
                 delay = min(delay, remaining)  # one last poll at the deadline, like poke mode
             await asyncio.sleep(delay)
+
+    def _messages_event(self, batch: Sequence[api.Message], *, redelivered: bool = False) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "success",
+                "conversation_id": self.conversation_id,
+                "messages": [m.to_dict() for m in batch],
+                "redelivered": redelivered,
+            }
+        )
 
     def _timeout_event(self) -> TriggerEvent:
         return TriggerEvent(

@@ -206,6 +206,80 @@ class TestMessageWatch:
         assert len(reported) == len(set(reported))
 
 
+class TestBatchesInFlight:
+    """A watcher's batches stay in the state from before their event leaves until it is surely stored."""
+
+    def watch_with_batch(self, conv: Conversation, *mids: int) -> tuple[api.MessageWatch, list]:
+        watch = api.MessageWatch(start=T0)
+        for i, mid in enumerate(mids):
+            conv.add(mid, T0 + i)
+        batch = api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+        assert batch is not None
+        return watch, batch
+
+    def test_an_announced_batch_is_in_the_state_until_it_settles(self):
+        conv = Conversation()
+        watch, batch = self.watch_with_batch(conv, 1, 2)
+        watch.announce(batch)
+        assert [[m["id"] for m in b] for b in watch.to_state()["pending"]] == [[1, 2]]
+        assert not watch.settle(now=1000.0, after=10)  # not handed over yet: kept, whatever the time
+        watch.handed_over(now=1000.0)
+        assert not watch.settle(now=1009.9, after=10)
+        assert watch.in_flight() and "pending" in watch.to_state()
+        assert watch.settle(now=1010.0, after=10)
+        assert watch.in_flight() == [] and "pending" not in watch.to_state()
+
+    def test_the_sensors_state_keeps_its_shape(self):
+        conv = Conversation()
+        watch, _ = self.watch_with_batch(conv, 1)
+        assert "pending" not in watch.to_state()
+
+    def test_a_restored_watch_announces_the_pending_batch_again_and_nothing_else(self):
+        conv = Conversation()
+        watch, batch = self.watch_with_batch(conv, 1, 2)
+        watch.announce(batch)
+        saved = json.loads(json.dumps(watch.to_state()))  # what the killed triggerer left
+
+        again = api.MessageWatch(start=T0).restore(saved)
+        assert ids(again.in_flight()) == [1, 2]
+        assert [m.to_dict() for m in again.in_flight()] == [m.to_dict() for m in batch]
+        assert conv.poll(again) is None  # the cursor is past them: they come back only as in flight
+        conv.add(3, T0 + 5)
+        assert conv.poll(again) == [3]
+        assert ids(again.in_flight()) == [1, 2]  # still pending: not handed over again yet
+
+    def test_several_pending_batches_come_back_as_one_each_message_once(self):
+        conv = Conversation()
+        watch, first = self.watch_with_batch(conv, 1)
+        watch.announce(first)
+        watch.handed_over(now=1000.0)
+        conv.add(2, T0 + 3)
+        second = api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+        watch.announce(second)
+        watch.announce(second)  # announced twice (a re-announcement): still each message once
+        assert watch.settle(now=1001.0, after=10) is False
+        again = api.MessageWatch(start=T0).restore(watch.to_state())
+        assert len(again.pending) == 1 and ids(again.in_flight()) == [1, 2]
+
+    def test_only_batches_handed_over_long_enough_ago_settle(self):
+        conv = Conversation()
+        watch, first = self.watch_with_batch(conv, 1)
+        watch.announce(first)
+        watch.handed_over(now=1000.0)
+        conv.add(2, T0 + 3)
+        watch.announce(api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages)))
+        watch.handed_over(now=1008.0)
+        assert watch.settle(now=1010.0, after=10)
+        assert ids(watch.in_flight()) == [2]
+
+    def test_a_state_from_another_start_brings_no_pending_batch(self):
+        conv = Conversation()
+        watch, batch = self.watch_with_batch(conv, 1)
+        watch.announce(batch)
+        assert api.MessageWatch(start=T0 + 1).restore(watch.to_state()).in_flight() == []
+        assert api.MessageWatch(start=T0).restore({**watch.to_state(), "pending": []}).pending == []
+
+
 class TestMessageFilter:
     @pytest.mark.parametrize(
         "kwargs",
