@@ -80,7 +80,7 @@ class PostgresCluster:
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         self._run(
             [

@@ -48,6 +48,7 @@ class Component:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    killed: bool = False  # on purpose (a test's crash): its exit is not a failure of the stack
 
     @property
     def pid(self) -> int | None:
@@ -58,6 +59,7 @@ class Component:
 
     def spawn(self, env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a new process group, appending its output to ``log_path``."""
+        self.killed = False
         with self.log_path.open("ab") as log:
             log.write(f"\n=== starting {self.name} (start #{self.restarts + 1}) ===\n".encode())
             log.flush()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MASK = "***"
@@ -21,6 +22,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes = b""
     authorized: bool = False  # whether the api_access_token header carried the right token
+    at: float = field(default_factory=time.time)  # when it arrived (epoch seconds)
 
 
 class RequestLog:

@@ -6,12 +6,15 @@ starts, in a fresh ``AIRFLOW_HOME``: the Doto emulator (seeded conversation), th
 that DB, then ``airflow scheduler``, ``airflow dag-processor``, ``airflow triggerer`` and ``airflow
 api-server`` on loopback, and stops every process it started on Ctrl-C, SIGTERM or failure.
 
+Distributed mode (``--executor celery --workers 2 --triggerers 2``) runs Airflow's scale-out parts
+instead: PostgreSQL, a Redis broker, N ``airflow celery worker`` processes and M triggerers sharing
+the triggers (high availability), each its own process group with its own log.
+
 :class:`AirflowStack` is the same thing as a context manager; the deployment tests use it.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -30,11 +33,10 @@ from types import TracebackType
 import requests
 
 from airflow_provider_doto.testing.airflow_api import AirflowApi
+from airflow_provider_doto.testing.broker import redis_argv, wait_for_redis
 from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.testing.local_airflow import (
     EXAMPLE_DAGS,
-    airflow_settings,
-    isolated_environment,
     sqlite_uri,
     tail,
     wait_until,
@@ -49,9 +51,11 @@ from airflow_provider_doto.testing.processes import (
     stop_groups,
 )
 from airflow_provider_doto.testing.seed import seed_conversation
+from airflow_provider_doto.testing.stack_env import BASE_SETTINGS, component_argv, stack_environment
 
 # Re-exported: the deployment tests and older callers import these from here.
 __all__ = [
+    "BASE_SETTINGS",
     "AirflowStack",
     "Component",
     "StackError",
@@ -61,28 +65,6 @@ __all__ = [
     "stop_groups",
     "wait_until",
 ]
-
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Settings every component shares; per-stack values (home, ports, keys, DB) are added in ``env``.
-BASE_SETTINGS: dict[str, str] = {
-    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-    "AIRFLOW__CORE__AUTH_MANAGER": (
-        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-    ),
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-    "AIRFLOW__API__WORKERS": "1",
-    "AIRFLOW__API__EXPOSE_CONFIG": "False",
-    # No sync-in-async bridge: a trigger that fetches its connection synchronously fails here, as it
-    # would in a triggerer without greenback, instead of silently working.
-    "AIRFLOW_DISABLE_GREENBACK_PORTAL": "true",
-    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-    "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    "PYTHONUNBUFFERED": "1",
-}
 
 
 @dataclass
@@ -102,11 +84,15 @@ class AirflowStack(AirflowApi):
     :param flavor: the server personality of the emulator it makes (``doto`` or ``chatwoot``);
         the ``doto_default`` connection stays on ``auto``.
     :param env: extra environment for every component (e.g. settings or DAG inputs).
+    :param executor: ``"local"`` (LocalExecutor, the default) or ``"celery"`` (a Redis broker and
+        ``workers`` Celery workers of ``worker_concurrency`` slots each; needs PostgreSQL, the
+        default database then).
+    :param triggerers: how many ``airflow triggerer`` processes share the triggers.
     """
 
     home: Path | None = None
     dags: Sequence[Path] | None = None
-    database: str = "sqlite"
+    database: str | None = None
     emulator: DotoEmulator | None = None
     token: str | None = None
     account_id: int = 1
@@ -118,9 +104,14 @@ class AirflowStack(AirflowApi):
     keep_home: bool | None = None
     startup_timeout: float = 240.0
     echo: Callable[[str], None] | None = None
+    executor: str = "local"
+    workers: int = 2
+    worker_concurrency: int = 4
+    triggerers: int = 1
 
     components: dict[str, Component] = field(default_factory=dict, init=False)
     conversation_id: int = field(default=0, init=False)
+    redis_port: int = field(default=0, init=False)
     _postgres: PostgresCluster | None = field(default=None, init=False)
     _own_emulator: bool = field(default=False, init=False)
     _own_home: bool = field(default=False, init=False)
@@ -198,6 +189,11 @@ class AirflowStack(AirflowApi):
             f"conversation {self.conversation_id}"
         )
 
+        if self.executor not in ("local", "celery"):
+            raise ValueError(f"executor must be 'local' or 'celery', not {self.executor!r}")
+        self.database = self.database or ("postgres" if self.executor == "celery" else "sqlite")
+        if self.executor == "celery" and self.database != "postgres":
+            raise StackError("the CeleryExecutor needs PostgreSQL (database='postgres'), not SQLite")
         if self.database == "postgres":
             self._say("Starting a throwaway PostgreSQL cluster ...")
             self._postgres = PostgresCluster().start()
@@ -212,10 +208,22 @@ class AirflowStack(AirflowApi):
         self._say("Migrating the metadata DB ...")
         self.airflow("db", "migrate", timeout=300)
         self._create_connection()
-        for name in COMPONENTS:
+        if self.executor == "celery":
+            self.start_component("redis")
+            wait_for_redis(self.redis_port)
+        for name in self.component_names():
             self.start_component(name)
         self._say("Waiting for the components to report healthy ...")
         self.wait_healthy(self.startup_timeout)
+        if self.triggerers > 1 or self.executor == "celery":
+            wait_until(
+                lambda: len(self.alive_jobs("TriggererJob")) >= self.triggerers,
+                self.startup_timeout,
+                f"{self.triggerers} triggerers to heartbeat",
+                interval=0.5,
+            )
+            for name in self.worker_names():
+                self.wait_worker_ready(name)
         self._say(f"Stack healthy in {time.monotonic() - t0:.1f} s")
 
     def stop(self) -> None:
@@ -223,9 +231,10 @@ class AirflowStack(AirflowApi):
         try:
             t0 = time.monotonic()
             running = {c.name: c.process for c in self.components.values() if c.process is not None}
-            # Workers and triggers talk to the api-server while they shut down: stop it last.
-            took = stop_groups(p for name, p in running.items() if name != "api-server")
-            took.update(stop_groups(p for name, p in running.items() if name == "api-server"))
+            # Workers and triggers talk to the api-server and the broker while they shut down: stop those last.
+            last = ("api-server", "redis")
+            took = stop_groups(p for name, p in running.items() if name not in last)
+            took.update(stop_groups(p for name, p in running.items() if name in last))
             if running:
                 detail = ", ".join(
                     f"{name} {'killed' if took[p.pid] is None else f'{took[p.pid]:.1f} s'}"
@@ -261,20 +270,15 @@ class AirflowStack(AirflowApi):
 
     def _environment(self, db_uri: str) -> dict[str, str]:
         assert self.home is not None
-        # Nothing Airflow-related leaks in from the caller (e.g. a test session's unit-test settings).
-        env = isolated_environment({**BASE_SETTINGS, **airflow_settings(self.home, self.dags_folder, db_uri)})
-        env.update(
-            {
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_uri.replace(
-                    "sqlite://", "sqlite+aiosqlite://", 1
-                ),
-                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
-                "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            }
+        if self.executor == "celery":
+            self.redis_port = self.redis_port or free_port()
+        env = stack_environment(
+            self.home,
+            self.dags_folder,
+            db_uri,
+            self.base_url,
+            self.parallelism,
+            celery=(self.redis_port, self.worker_concurrency) if self.executor == "celery" else None,
         )
         # The asset-watcher example DAG watches the seeded conversation, polling every 5 s.
         env["DOTO_WATCH_CONVERSATION_ID"] = str(self.conversation_id)
@@ -317,24 +321,38 @@ class AirflowStack(AirflowApi):
 
     # -- components -----------------------------------------------------------------------------------
 
+    def triggerer_names(self) -> list[str]:
+        """``triggerer`` alone, else ``triggerer-1`` ... ``triggerer-M``."""
+        return (
+            ["triggerer"]
+            if self.triggerers == 1
+            else [f"triggerer-{i}" for i in range(1, self.triggerers + 1)]
+        )
+
+    def worker_names(self) -> list[str]:
+        return [f"worker-{i}" for i in range(1, self.workers + 1)] if self.executor == "celery" else []
+
+    def component_names(self) -> list[str]:
+        """The Airflow processes of this stack (the broker, when there is one, starts before them)."""
+        return ["api-server", "scheduler", "dag-processor", *self.triggerer_names(), *self.worker_names()]
+
+    def wait_worker_ready(self, name: str, timeout: float = 120) -> None:
+        """Wait for a Celery worker's ``celery@<name> ready.`` line in its log (since its last start)."""
+        component = self.components[name]
+
+        def ready() -> bool:
+            self.check_alive()
+            text = component.log_path.read_text(errors="replace")
+            return f"celery@{name} ready." in text.rsplit("=== starting", 1)[-1]
+
+        wait_until(ready, timeout, f"Celery worker {name} to be ready", interval=0.5)
+
     def _argv(self, name: str) -> list[str]:
-        base = [sys.executable, "-m", "airflow"]
-        if name == "api-server":
-            return [
-                *base,
-                "api-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.api_port),
-                "--workers",
-                "1",
-            ]
-        if name in ("scheduler", "triggerer"):
-            return [*base, name, "--skip-serve-logs"]
-        if name == "dag-processor":
-            return [*base, "dag-processor"]
-        raise ValueError(f"unknown component {name!r}")
+        if name == "redis":
+            assert self.home is not None
+            (self.home / "redis").mkdir(exist_ok=True)
+            return redis_argv(self.redis_port, self.home / "redis")
+        return component_argv(name, self.api_port)
 
     def start_component(self, name: str) -> Component:
         """Start (or restart) one component in its own process group, appending to its log."""
@@ -354,6 +372,7 @@ class AirflowStack(AirflowApi):
         """Send ``sig`` to a component's whole process group and wait until the group is gone."""
         component = self.components[name]
         assert component.process is not None
+        component.killed = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(component.process.pid, sig)
         stop_groups([component.process])
@@ -361,6 +380,8 @@ class AirflowStack(AirflowApi):
     def check_alive(self) -> None:
         """Raise :class:`StackError` with the log tail if any component has exited."""
         for component in self.components.values():
+            if component.killed:
+                continue
             if component.process is not None and component.process.poll() is not None:
                 raise StackError(
                     f"{component.name} exited with {component.process.returncode}; "

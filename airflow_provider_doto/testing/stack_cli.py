@@ -43,6 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the emulator's server personality: doto (the reference) or chatwoot (its finder rules)",
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local (LocalExecutor, default) or celery (a Redis broker and Celery workers; implies --postgres)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Celery workers with --executor celery (default 2)"
+    )
+    parser.add_argument(
+        "--triggerers", type=int, default=1, help="triggerer processes sharing the triggers (default 1)"
+    )
+    parser.add_argument(
         "--dags",
         type=Path,
         action="append",
@@ -64,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     stack = AirflowStack(
         home=args.home,
         dags=args.dags,
-        database="postgres" if args.postgres else "sqlite",
+        database="postgres" if args.postgres or args.executor == "celery" else "sqlite",
+        executor=args.executor,
+        workers=args.workers,
+        triggerers=args.triggerers,
         token=args.token,
         flavor=args.flavor,
         seed=args.seed,
@@ -88,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
                         f"REST API token:    curl {stack.base_url}/auth/token",
                         f"AIRFLOW_HOME:      {stack.home}",
                         f"Component logs:    {stack.log_dir}/<component>.log",
+                        f"Components:        {', '.join(stack.components)}",
                         f"Doto emulator:     {emulator.base_url}  (connection doto_default, in the metadata DB)",
                         f"Conversation id:   {stack.conversation_id}  (watched by doto_new_message_watcher)",
                         f"Customer message:  {add_message}",

@@ -1,0 +1,88 @@
+"""One distributed Airflow deployment for these tests: PostgreSQL, a Redis broker, two Celery
+workers, two triggerers, scheduler, dag-processor and api-server, each its own process.
+
+Started once, on first use, by :class:`AirflowStack` (``executor="celery"``) and stopped by process
+group at the end of the session, also when a test fails; its logs go to ``artifacts/distributed/``.
+The figures the tests measure are printed at the end of the run (they go to RELIABILITY.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_doto.testing.broker import find_redis_server
+from airflow_provider_doto.testing.postgres import find_postgres_bin
+from airflow_provider_doto.testing.processes import StackError
+from airflow_provider_doto.testing.stack import AirflowStack
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "distributed"
+TOKEN = "doto-distributed-SECRET-7b3e0c51"
+# A dead triggerer's triggers move once its heartbeat is this old (Airflow's default is 30 s).
+HEALTH_CHECK_THRESHOLD = 6
+_FIGURES: list[str] = []
+
+
+def figure(line: str) -> None:
+    """A measured figure, printed in the summary at the end of the run (never asserted on)."""
+    _FIGURES.append(line)
+    print(line, flush=True)
+
+
+@pytest.fixture(scope="session")
+def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    try:
+        find_redis_server()
+        find_postgres_bin()
+    except StackError as exc:
+        pytest.skip(f"{exc} (.ci/deployment-prereqs.sh installs it)")
+    stack = AirflowStack(
+        home=tmp_path_factory.mktemp("airflow-distributed"),
+        executor="celery",
+        workers=2,
+        worker_concurrency=4,
+        triggerers=2,
+        parallelism=32,
+        dags=[REPO / "tests" / "dags" / "distributed_sensor_failover.py"],
+        token=TOKEN,
+        env={
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(HEALTH_CHECK_THRESHOLD),
+            # A task queued on a killed worker is re-queued after this long (default 600 s).
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        },
+        echo=print,
+    )
+    t0 = time.monotonic()
+    stack.start()  # stops whatever it started if it fails
+    figure(f"distributed stack start: {time.monotonic() - t0:.1f} s ({', '.join(stack.components)})")
+    try:
+        yield stack
+    finally:
+        t0 = time.monotonic()
+        stack.stop()
+        figure(f"distributed stack stop: {time.monotonic() - t0:.1f} s")
+        shutil.rmtree(ARTIFACTS / "logs", ignore_errors=True)
+        shutil.copytree(stack.log_dir, ARTIFACTS / "logs", dirs_exist_ok=True)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "tests/distributed/" in report.nodeid:
+        _FIGURES.append(f"{report.nodeid} ({report.outcome}): {report.duration:.1f} s")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("distributed test figures")
+    for line in _FIGURES:
+        terminalreporter.write_line(line)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(_FIGURES, indent=1))

@@ -1,0 +1,133 @@
+"""Triggerer failover on the distributed topology: 100 deferred sensors on two triggerers, one SIGKILLed.
+
+Each map index of ``distributed_sensor_failover`` waits (deferred) for a message in its own
+conversation. Both triggerers hold some of the triggers; one is SIGKILLed while they wait, then one
+customer message lands in every conversation. The survivor takes over the dead one's triggers once
+its heartbeat is older than ``[triggerer] triggerer_health_check_threshold``, resuming each from
+its serialized cursor: every sensor must return exactly its own message, none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from airflow_provider_doto.testing.processes import group_usage
+from airflow_provider_doto.testing.stack import AirflowStack, wait_until
+
+from .conftest import HEALTH_CHECK_THRESHOLD, figure
+
+pytestmark = pytest.mark.distributed
+
+DAG_ID = "distributed_sensor_failover"
+SENSORS = 100
+POLL = re.compile(r"/conversations/(\d+)/messages$")
+
+
+def sensor_tis(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?task_id=wait&limit=200"
+    return list(stack.api("GET", path)["task_instances"])
+
+
+def polls_since(stack: AirflowStack, since: float) -> dict[int, float]:
+    """The first message-list GET per conversation that reached the emulator after ``since``."""
+    assert stack.emulator is not None
+    first: dict[int, float] = {}
+    for request in stack.emulator.requests:
+        match = POLL.search(request.path)
+        if request.method == "GET" and match and request.at > since:
+            first.setdefault(int(match.group(1)), request.at)
+    return first
+
+
+def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack) -> None:
+    stack = distributed_stack
+    emulator = stack.emulator
+    assert emulator is not None
+    stack.wait_for_dag(DAG_ID, timeout=180)
+    cids = [emulator.add_conversation() for _ in range(SENSORS)]
+    t0 = time.monotonic()
+    run_id = stack.trigger_dag(DAG_ID, {"cids": cids})
+
+    # 1. Every sensor deferred and its trigger running in one of the two triggerers.
+    def all_deferred() -> list[dict[str, Any]] | None:
+        stack.check_alive()
+        tis = sensor_tis(stack, run_id)
+        done = [t for t in tis if t["state"] in ("success", "failed", "upstream_failed")]
+        if done:
+            pytest.fail(f"sensors ended before any message: {[(t['map_index'], t['state']) for t in done]}")
+        held = [t for t in tis if t["state"] == "deferred" and t["triggerer_job"]]
+        return tis if len(held) == SENSORS else None
+
+    tis = wait_until(all_deferred, 900, f"{SENSORS} sensors to be deferred in a triggerer", interval=2)
+    figure(f"triggerer failover: {SENSORS} sensors deferred {time.monotonic() - t0:.1f} s after the trigger")
+    held_by = Counter(int(t["triggerer_job"]["id"]) for t in tis)
+    cid_of = {t["map_index"]: cids[t["map_index"]] for t in tis}
+    jobs = {int(j["id"]): j for j in stack.alive_jobs("TriggererJob")}
+    assert len(held_by) == 2 and set(held_by) <= set(jobs), f"triggers per triggerer job: {held_by}"
+    figure(f"triggers per triggerer job before the kill: {dict(held_by)}")
+
+    # Figures of the triggerer about to die are taken now; the survivor's at the end.
+    usage = {name: group_usage(stack.components[name].process.pid) for name in stack.triggerer_names()}  # type: ignore[union-attr]
+    victim = stack.triggerer_names()[0]
+    # Mid-wait: every trigger has polled since it started (the cursor is in its serialized state).
+    wait_until(lambda: len(polls_since(stack, 0)) >= SENSORS, 60, "every conversation polled once")
+    killed_at = time.time()
+    stack.kill_component(victim, signal.SIGKILL)
+    figure(
+        f"SIGKILLed {victim} (pid group {stack.components[victim].pid}) "
+        f"{time.monotonic() - t0:.1f} s after the trigger, all {SENSORS} sensors deferred"
+    )
+    # 2. One customer message per conversation, at once, while the dead one's triggers are orphaned.
+    sent = {cid: emulator.add_message(cid, f"message for {cid}", message_type="incoming") for cid in cids}
+
+    dead_job = wait_until(
+        lambda: [j for j in jobs if j not in {int(a["id"]) for a in stack.alive_jobs("TriggererJob")}],
+        60,
+        "the killed triggerer's job to stop being alive",
+        interval=0.5,
+    )[0]
+    orphaned = {cid_of[t["map_index"]] for t in tis if int(t["triggerer_job"]["id"]) == dead_job}
+    figure(f"the killed triggerer (job {dead_job}) held {len(orphaned)} triggers")
+
+    # 3. Every sensor succeeds with exactly its own message.
+    run = stack.wait_for_run(DAG_ID, run_id, timeout=900)
+    finished = sensor_tis(stack, run_id)
+    states = Counter(t["state"] for t in finished)
+    assert run["state"] == "success", f"run ended {run['state']}: {states}"
+    assert states == {"success": SENSORS}, states
+    for ti in finished:
+        cid = cid_of[ti["map_index"]]
+        path = (
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait/xcomEntries/return_value"
+            f"?map_index={ti['map_index']}&deserialize=true"
+        )
+        value = stack.api("GET", path)["value"]
+        assert [m["id"] for m in value] == [sent[cid]["id"]], (cid, value)
+    figure(
+        f"all {SENSORS} sensors succeeded with exactly their message, {time.monotonic() - t0:.1f} s after the trigger"
+    )
+
+    # 4. How long the dead triggerer's triggers waited for the survivor (never asserted on).
+    first = polls_since(stack, killed_at)
+    delays = sorted(first[cid] - killed_at for cid in orphaned if cid in first)
+    assert len(delays) == len(orphaned), "a moved trigger never polled again"
+    figure(
+        f"kill -> moved triggers polling on the survivor (health-check threshold {HEALTH_CHECK_THRESHOLD} s): "
+        f"first {delays[0]:.1f} s, median {statistics.median(delays):.1f} s, last {delays[-1]:.1f} s "
+        f"({len(delays)} triggers)"
+    )
+    survivor = stack.triggerer_names()[1]
+    usage[survivor] = group_usage(stack.components[survivor].process.pid)  # type: ignore[union-attr]
+    for name, used in usage.items():
+        when = "at the kill" if name == victim else "at the end"
+        figure(
+            f"{name} ({when}): peak RSS {used.peak_rss_mib:.0f} MiB, CPU {used.cpu_seconds:.1f} s "
+            f"over {used.processes} processes"
+        )
