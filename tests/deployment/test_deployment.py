@@ -72,6 +72,21 @@ def private_notes(stack: AirflowStack, cid: int) -> list[dict[str, Any]]:
     return [m for m in messages(stack, cid) if m["private"]]
 
 
+def watch_state(stack: AirflowStack) -> dict[str, Any] | None:
+    """The watcher's cursor as the triggerer saved it in the asset state store (REST API, 3.3+)."""
+    cid = stack.conversation_id
+    [asset] = stack.api("GET", f"/assets?name_pattern=doto_conversation_{cid}_incoming")["assets"]
+    entries = stack.api("GET", f"/assets/{asset['id']}/state-store")["asset_state_store"]
+    return next((e["value"] for e in entries if e["key"].startswith("doto_watch:")), None)
+
+
+def settled_watch(stack: AirflowStack) -> dict[str, Any] | None:
+    """The stored cursor once no batch is pending (every announced event surely stored)."""
+    stack.check_alive()
+    state = watch_state(stack)
+    return state if state is not None and not state.get("pending") else None
+
+
 def assert_run_succeeded(stack: AirflowStack, dag_id: str, run_id: str, timeout: float = 180) -> None:
     run = stack.wait_for_run(dag_id, run_id, timeout)
     if run["state"] != "success":
@@ -192,6 +207,8 @@ def test_watcher_cursor_survives_a_triggerer_restart(stack: AirflowStack) -> Non
     [before] = wait_until(runs_settled, 180, "earlier runs of the asset-watcher DAG to finish", interval=0.5)
     seen = polls()
     wait_until(lambda: polls() >= seen + 2, 120, "the asset watcher to poll the conversation twice")
+    # A batch stays pending in the stored cursor until its event has surely been stored (~10 s).
+    wait_until(lambda: settled_watch(stack), 120, "the stored cursor to hold no pending batch", interval=0.5)
     assert len(stack.dag_runs(WATCHER)) == len(before)  # no new message, no new run
 
     stack.kill_component("triggerer", signal.SIGKILL)  # a crash: the cursor is only in the store
@@ -223,6 +240,60 @@ def test_watcher_cursor_survives_a_triggerer_restart(stack: AirflowStack) -> Non
     wait_until(lambda: polls() >= seen + 3, 120, "the restarted watcher to poll three more times")
     [after] = wait_until(runs_settled, 180, "the asset-watcher runs to finish", interval=0.5)
     assert [r["dag_run_id"] for r in after if r["dag_run_id"] not in known] == [run["dag_run_id"]]
+    stack.wait_healthy()
+
+
+def test_watcher_killed_with_a_batch_in_flight_announces_it_again(stack: AirflowStack) -> None:
+    """SIGKILL right after a poll found a message (its batch saved as pending; the event perhaps not
+    stored yet): after the restart the message is in an asset event, never lost; a second event for
+    it, if any, is marked ``redelivered`` and carries the same ids."""
+    emulator = stack.emulator
+    assert emulator is not None
+    stack.wait_for_dag(WATCHER)
+    cid = stack.conversation_id
+    wait_until(lambda: settled_watch(stack), 180, "the stored cursor to hold no pending batch", interval=0.5)
+    known = {r["dag_run_id"] for r in stack.dag_runs(WATCHER)}
+
+    message = emulator.add_message(cid, "Hello? Anyone?", message_type="incoming")
+
+    def in_flight() -> list[int] | None:
+        stack.check_alive()
+        state = watch_state(stack) or {}
+        pending = [m["id"] for batch in state.get("pending", []) for m in batch]
+        return pending or None
+
+    assert wait_until(in_flight, 60, "the watcher to save the new message as pending", interval=0.05) == [
+        message["id"]
+    ]
+    stack.kill_component("triggerer", signal.SIGKILL)  # the batch is in flight: saved, perhaps not stored
+    stack.start_component("triggerer")
+
+    def events_for_message() -> list[dict[str, Any]] | None:
+        stack.check_alive()
+        runs = [r for r in stack.dag_runs(WATCHER) if r["dag_run_id"] not in known]
+        if not runs or not settled_watch(stack):
+            return None
+        found = [
+            e
+            for r in runs
+            for e in stack.api("GET", f"/dags/{WATCHER}/dagRuns/{r['dag_run_id']}/upstreamAssetEvents")[
+                "asset_events"
+            ]
+        ]
+        return (
+            found
+            if any(message["id"] in [m["id"] for m in e["extra"]["payload"]["messages"]] for e in found)
+            else None
+        )
+
+    events = wait_until(
+        events_for_message, 240, "the message in an asset event after the restart", interval=1
+    )
+    payloads = [e["extra"]["payload"] for e in events]
+    assert all([m["id"] for m in p["messages"]] == [message["id"]] for p in payloads), payloads
+    assert 1 <= len(payloads) <= 2  # not lost; at most the one batch in flight announced twice
+    assert [p.get("redelivered", False) for p in payloads].count(False) <= 1
+    print(f"asset events for the in-flight message after the kill: {len(payloads)}")
     stack.wait_healthy()
 
 
