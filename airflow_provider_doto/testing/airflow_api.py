@@ -111,6 +111,16 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
 
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every map index of one task, page by page (the API returns at most 100 per page)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?task_id={task_id}&limit=100&offset={len(found)}"
+            page = self.api("GET", path)["task_instances"]
+            found.extend(page)
+            if len(page) < 100:
+                return found
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true"
         return self.api("GET", path)["value"]

@@ -49,13 +49,16 @@ def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airf
         worker_concurrency=4,
         triggerers=2,
         parallelism=32,
-        dags=[REPO / "tests" / "dags" / "distributed_sensor_failover.py"],
+        dags=[REPO / "tests" / "dags" / f"distributed_{name}_failover.py" for name in ("sensor", "send")],
         token=TOKEN,
         env={
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(HEALTH_CHECK_THRESHOLD),
             # A task queued on a killed worker is re-queued after this long (default 600 s).
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "30",
+            # A task whose worker died is failed (then retried) once its heartbeat is this old (default 300 s).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         },
         echo=print,
