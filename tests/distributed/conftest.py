@@ -60,6 +60,8 @@ def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airf
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # The asset-watcher example DAG (linked by test_watcher_failover.py) polls every second.
+            "DOTO_WATCH_POLL_INTERVAL": "1",
         },
         echo=print,
     )
