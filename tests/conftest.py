@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -36,6 +37,28 @@ def airflow_db():
 
     db.initdb()
     return _HOME / "airflow.db"
+
+
+@pytest.fixture(autouse=True)
+def _one_execution_api_per_test():
+    """Build dag.test()'s in-process Execution API once per test, not once per task run.
+
+    Before Airflow 3.3 every task that dag.test() runs builds the whole versioned API app again
+    (seconds of CPU each: most of the suite's time on 3.1 and 3.2); 3.3 wraps the same factory in
+    ``functools.lru_cache(maxsize=1)``. Only the harness's speed changes, not what runs. The cache
+    is dropped after each test: building the app also points Airflow's logging at the output
+    pytest captures for the current test, which is closed once the test ends.
+    """
+    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
+    if supervisor is None:
+        from airflow.sdk.execution_time import supervisor
+    factory = supervisor.in_process_api_server
+    if not hasattr(factory, "cache_info"):
+        supervisor.in_process_api_server = factory = functools.lru_cache(maxsize=1)(factory)
+        factory.doto_patched = True  # type: ignore[attr-defined]
+    yield
+    if getattr(factory, "doto_patched", False):
+        factory.cache_clear()
 
 
 @pytest.fixture(autouse=True)

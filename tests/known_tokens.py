@@ -20,6 +20,7 @@ KNOWN_TOKENS: tuple[str, ...] = (
     "SECRET-TOKEN-d0t0-XYZ",  # tests/reliability (reliability_support.TOKEN)
     "doto-deploy-SECRET-4f1c9e7a2b",  # tests/deployment/conftest.py
     "doto-cli-SECRET-9d2e61",  # tests/deployment/test_cli.py
+    "doto-distributed-SECRET-7b3e0c51",  # tests/distributed/conftest.py
     "bot-token-7d1e",  # tests/hooks/test_doto_server_differences.py (an agent bot's token)
     "wrong-token-1",  # refused tokens: even a wrong token must not be shown
     "wrong-token-2",
