@@ -247,9 +247,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "http-to-tls-server-as-lost",
         "plain http spoken to a TLS server sent nothing: DotoConnectError naming https (both hooks)",
         TRANSPORT,
-        "        if _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):\n",
-        "        if False:\n",
+        '        isinstance(error, DotoConnectionLostError) and not x.proxied and urlsplit(x.base_url).scheme == "http"\n',
+        "        False\n",
         (f"{T_TRANSPORT}::test_tls_failure_is_never_sent_and_names_the_cause",),
+    ),
+    Mutation(
+        "watcher-cursor-moves-before-event",
+        "an asset watcher keeps a found batch pending until its event is stored: a kill loses nothing",
+        TRIGGER,
+        "                        watch.announce(batch)\n",
+        "                        pass\n",
+        (
+            "tests/triggers/test_doto_watcher_handover.py::"
+            "test_killed_after_the_cursor_save_before_the_event_was_stored_announces_the_batch_again",
+        ),
     ),
     Mutation(
         "lookup-failure-as-config-error",
