@@ -13,6 +13,7 @@
     │   ├── DotoTimeoutError       no answer in time (a POST may have been committed)
     │   └── DotoConnectionLostError connection dropped mid-request (a POST may have been committed)
     ├── DotoResponseError          an answer that is not what the API documents (not JSON, wrong shape)
+    ├── DotoBatchError             more messages of a batch failed than it tolerates (names them)
     └── DotoTriggerError           a deferred wait ended in error (carries the typed error's text)
 
 Messages name the HTTP method, path, status and Doto's own ``error`` text. They never contain the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "DotoAuthError",
+    "DotoBatchError",
     "DotoConfigError",
     "DotoConnectError",
     "DotoConnectionLostError",
@@ -126,6 +128,21 @@ class DotoConnectionLostError(DotoTransportError):
 
 class DotoResponseError(DotoError):
     """Doto's answer could not be understood (not JSON, or not the documented shape)."""
+
+
+class DotoBatchError(DotoError):
+    """More messages of a batch failed (after their retries) than the batch tolerates.
+
+    ``failed`` of ``total`` failed; ``conversation_ids`` lists the failed conversations.
+    """
+
+    def __init__(
+        self, message: str, *, failed: int, total: int, conversation_ids: tuple[int, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.total = total
+        self.conversation_ids = conversation_ids
 
 
 class DotoTriggerError(DotoError):

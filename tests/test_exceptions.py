@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_doto import exceptions
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
+    DotoBatchError,
     DotoConfigError,
     DotoConnectError,
     DotoConnectionLostError,
@@ -38,6 +39,7 @@ PARENTS = {
     DotoTimeoutError: DotoTransportError,
     DotoConnectionLostError: DotoTransportError,
     DotoResponseError: DotoError,
+    DotoBatchError: DotoError,
     DotoTriggerError: DotoError,
 }
 
@@ -133,6 +135,7 @@ def test_simple_errors_pickle(error):
     [
         DotoHTTPError("Doto GET /p failed with HTTP 500", method="GET", path="/p", status=500),
         DotoRateLimitError("Doto GET /p failed with HTTP 429", status=429, retry_after=3.0),
+        DotoBatchError("2 of 5 Doto message(s) failed", failed=2, total=5, conversation_ids=(4, 9)),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -20,10 +20,23 @@ One module a concern; this package is their one public face (``api.X``):
 - ``_retry_policy``: :func:`is_retryable` and :class:`RetryPolicy` (applied by the transports).
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`send_once_flow`.
+- ``_batch``: one message to each of many conversations: :class:`BatchItem`, :func:`build_batch`,
+  :class:`BatchResult`, :func:`check_batch`.
 """
 
 from __future__ import annotations
 
+from airflow_provider_doto.api._batch import (
+    BATCH_STATUSES,
+    BatchItem,
+    BatchResult,
+    batch_counts,
+    batch_result,
+    build_batch,
+    check_batch,
+    failed_result,
+    validate_tolerance,
+)
 from airflow_provider_doto.api._delivery import (
     DELIVERY_KEY_ATTRIBUTE,
     delivery_key,
@@ -63,6 +76,7 @@ from airflow_provider_doto.api._values import (
 from airflow_provider_doto.api._watch import DEFAULT_OVERLAP, MessageFilter, MessageWatch
 
 __all__ = [
+    "BATCH_STATUSES",
     "DEFAULT_BASE_URL",
     "DEFAULT_OVERLAP",
     "DEFAULT_TIMEOUT",
@@ -70,6 +84,8 @@ __all__ = [
     "FLAVORS",
     "MAX_CONTENT_LENGTH",
     "MESSAGE_TYPES",
+    "BatchItem",
+    "BatchResult",
     "DotoRequest",
     "DotoResponse",
     "DotoSettings",
@@ -81,6 +97,10 @@ __all__ = [
     "ServerFlavor",
     "Timestamp",
     "arun_flow",
+    "batch_counts",
+    "batch_result",
+    "build_batch",
+    "check_batch",
     "check_connection_flow",
     "connect_error",
     "connection_lost_error",
@@ -88,6 +108,7 @@ __all__ = [
     "delivery_key",
     "detect_flavor_flow",
     "error_for_status",
+    "failed_result",
     "find_delivered",
     "headers",
     "is_retryable",
@@ -102,4 +123,5 @@ __all__ = [
     "to_id",
     "to_timestamp",
     "validate_send",
+    "validate_tolerance",
 ]

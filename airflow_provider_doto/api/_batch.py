@@ -1,0 +1,209 @@
+"""Batch sending: many conversations, one message each, checked before the first request.
+
+:func:`build_batch` turns a list of ``{conversation_id, content}`` mappings (or ids and their
+contents) into :class:`BatchItem` objects, refusing anything wrong with the item's index;
+:func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
+:class:`BatchResult`; :func:`batch_counts` and :func:`check_batch` sum them up and decide whether the
+batch failed. Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``)
+and report what happened.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from airflow_provider_doto.api._messages import Message
+from airflow_provider_doto.api._values import to_id, validate_send
+from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoError
+
+BatchStatus = Literal["sent", "already_delivered", "failed"]
+BATCH_STATUSES: tuple[BatchStatus, ...] = ("sent", "already_delivered", "failed")
+BATCH_ITEM_KEYS = frozenset({"conversation_id", "content"})
+# How many failed conversations a batch error names one by one; the rest are counted.
+NAMED_FAILURES = 20
+# An item's error text in a result: enough for the status and Doto's own error text.
+MAX_ERROR_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One message of a batch: ``content`` for ``conversation_id``."""
+
+    conversation_id: int
+    content: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one conversation's message. ``to_dict()`` is the JSON-safe form."""
+
+    conversation_id: int
+    status: BatchStatus
+    message_id: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "status": self.status,
+            "message_id": self.message_id,
+            "error": self.error,
+        }
+
+
+def build_batch(
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    conversation_ids: Sequence[Any] | None = None,
+    content: str | Sequence[str] | None = None,
+    message_type: str = "outgoing",
+    private: bool = False,
+    content_type: str = "text",
+    content_attributes: Mapping[str, Any] | None = None,
+) -> list[BatchItem]:
+    """The checked items of a batch, from ``messages`` or from ``conversation_ids`` and ``content``.
+
+    ``messages`` is a list of ``{"conversation_id": ..., "content": ...}`` mappings. Otherwise
+    ``conversation_ids`` is a list of ids and ``content`` one text for all of them, or one text per
+    id (in the same order: the caller rendered a template per conversation). Every item is checked
+    like a single send (:func:`validate_send`); a conversation may appear only once (one message
+    each, one delivery key each). Anything wrong raises :class:`DotoConfigError` naming the item
+    (``messages[3]``, ``conversation_ids[3]``). An empty batch is fine: nothing to send.
+    """
+    if (messages is None) == (conversation_ids is None):
+        raise DotoConfigError("Pass either messages or conversation_ids (with content), not both or neither.")
+    if messages is not None:
+        if content is not None:
+            raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
+        pairs = list(_pairs_from_messages(messages))
+        name = "messages"
+    else:
+        pairs = list(_pairs_from_ids(conversation_ids, content))
+        name = "conversation_ids"
+    validate_send("x", message_type, private, content_type, content_attributes)
+    items: list[BatchItem] = []
+    first_index: dict[int, int] = {}
+    for index, (raw_id, text) in enumerate(pairs):
+        where = f"{name}[{index}]"
+        try:
+            conversation_id = to_id(raw_id, name="conversation_id")
+            validate_send(text, message_type, private, content_type, content_attributes)
+        except DotoConfigError as err:
+            raise DotoConfigError(f"{where}: {err}") from err
+        if conversation_id in first_index:
+            raise DotoConfigError(
+                f"{where}: conversation {conversation_id} is already {name}[{first_index[conversation_id]}]; "
+                "a batch sends one message per conversation."
+            )
+        first_index[conversation_id] = index
+        items.append(BatchItem(conversation_id, text))
+    return items
+
+
+def _pairs_from_messages(messages: Any) -> Iterable[tuple[Any, Any]]:
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise DotoConfigError(
+            f"messages must be a list of {{'conversation_id', 'content'}} mappings, got {type(messages).__name__}."
+        )
+    for index, item in enumerate(messages):
+        if not isinstance(item, Mapping):
+            raise DotoConfigError(
+                f"messages[{index}] must be a mapping with conversation_id and content, "
+                f"got {type(item).__name__}."
+            )
+        unknown = sorted(str(k) for k in item if k not in BATCH_ITEM_KEYS)
+        if unknown:
+            raise DotoConfigError(
+                f"messages[{index}] has unknown key(s) {', '.join(map(repr, unknown))}; "
+                "an item has only conversation_id and content."
+            )
+        missing = sorted(BATCH_ITEM_KEYS - set(item))
+        if missing:
+            raise DotoConfigError(f"messages[{index}] lacks {' and '.join(missing)}.")
+        yield item["conversation_id"], item["content"]
+
+
+def _pairs_from_ids(conversation_ids: Any, content: Any) -> Iterable[tuple[Any, Any]]:
+    if isinstance(conversation_ids, str | bytes | Mapping) or not isinstance(conversation_ids, Sequence):
+        raise DotoConfigError(
+            f"conversation_ids must be a list of conversation ids, got {type(conversation_ids).__name__}."
+        )
+    if content is None:
+        raise DotoConfigError("conversation_ids needs content: the text to send to each conversation.")
+    if isinstance(content, str):
+        return ((cid, content) for cid in conversation_ids)
+    if not isinstance(content, Sequence) or len(content) != len(conversation_ids):
+        raise DotoConfigError(
+            "content must be one string, or one string per conversation id "
+            f"({len(conversation_ids)}), got {type(content).__name__}"
+            + (f" of {len(content)}" if isinstance(content, Sequence) else "")
+            + "."
+        )
+    return zip(conversation_ids, content, strict=True)
+
+
+def batch_result(item: BatchItem, message: Message, already_delivered: bool) -> BatchResult:
+    """The result of an item whose send (``send_once_flow``) returned ``(message, already_delivered)``."""
+    status: BatchStatus = "already_delivered" if already_delivered else "sent"
+    return BatchResult(item.conversation_id, status, message_id=message.id)
+
+
+def failed_result(item: BatchItem, error: BaseException) -> BatchResult:
+    """The result of an item whose send failed after its retries.
+
+    A provider error's text names the request and Doto's own error text, never the token or a
+    body; any other exception is named by its type only, since its text is not ours to vouch for.
+    """
+    text = f"{type(error).__name__}: {error}" if isinstance(error, DotoError) else type(error).__name__
+    if len(text) > MAX_ERROR_LENGTH:
+        text = text[: MAX_ERROR_LENGTH - 3] + "..."
+    return BatchResult(item.conversation_id, "failed", error=text)
+
+
+def batch_counts(results: Iterable[BatchResult]) -> dict[str, int]:
+    """``{"total": n, "sent": n, "already_delivered": n, "failed": n}``."""
+    counts: dict[str, int] = dict.fromkeys(BATCH_STATUSES, 0)
+    for result in results:
+        counts[result.status] += 1
+    return {"total": sum(counts.values()), **counts}
+
+
+def validate_tolerance(tolerate_failures: Any) -> float:
+    """The share of failed messages a batch may have and still succeed: a number from 0.0 to 1.0."""
+    if (
+        isinstance(tolerate_failures, bool)
+        or not isinstance(tolerate_failures, int | float)
+        or not math.isfinite(tolerate_failures)
+        or not 0.0 <= tolerate_failures <= 1.0
+    ):
+        raise DotoConfigError(
+            f"tolerate_failures must be a share from 0.0 to 1.0 (0.05 tolerates 5% failed messages), "
+            f"got {tolerate_failures!r}."
+        )
+    return float(tolerate_failures)
+
+
+def check_batch(results: Sequence[BatchResult], tolerate_failures: float = 0.0) -> None:
+    """Raise :class:`DotoBatchError` when more than ``tolerate_failures`` of the messages failed.
+
+    The error names how many failed out of how many, and the failed conversations with their
+    errors (the first :data:`NAMED_FAILURES`, then how many more).
+    """
+    share = validate_tolerance(tolerate_failures)
+    failed = [r for r in results if r.status == "failed"]
+    # A hair of slack: 0.29 * 100 is 28.999999999999996 in floating point, yet 29 of 100 is 29%.
+    if not failed or len(failed) <= share * len(results) + 1e-9:
+        return
+    named = "; ".join(f"conversation {r.conversation_id}: {r.error}" for r in failed[:NAMED_FAILURES])
+    more = len(failed) - NAMED_FAILURES
+    tolerated = f" (tolerated: {share * 100:g}%)" if share else ""
+    raise DotoBatchError(
+        f"{len(failed)} of {len(results)} Doto message(s) failed{tolerated}: {named}"
+        + (f"; and {more} more" if more > 0 else ""),
+        failed=len(failed),
+        total=len(results),
+        conversation_ids=tuple(r.conversation_id for r in failed),
+    )

@@ -1,0 +1,201 @@
+"""``_batch``: building and checking a batch, per-conversation results, counts and the verdict."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import (
+    DotoBatchError,
+    DotoConfigError,
+    DotoConnectionLostError,
+    DotoNotFoundError,
+)
+
+from ._support import T0, msg
+
+
+class TestBuildBatch:
+    def test_from_messages(self):
+        items = api.build_batch(
+            [{"conversation_id": 4, "content": "a"}, {"conversation_id": "7", "content": "b"}]
+        )
+        assert items == [api.BatchItem(4, "a"), api.BatchItem(7, "b")]
+
+    def test_from_ids_and_one_content(self):
+        assert api.build_batch(conversation_ids=[3, 1], content="hi") == [
+            api.BatchItem(3, "hi"),
+            api.BatchItem(1, "hi"),
+        ]
+
+    def test_from_ids_and_one_content_each(self):
+        items = api.build_batch(conversation_ids=[3, 1], content=["hi 3", "hi 1"])
+        assert [(i.conversation_id, i.content) for i in items] == [(3, "hi 3"), (1, "hi 1")]
+
+    def test_empty_batch_is_nothing_to_do(self):
+        assert api.build_batch([]) == []
+        assert api.build_batch(conversation_ids=[], content="hi") == []
+
+    @pytest.mark.parametrize(
+        ("kwargs", "expected"),
+        [
+            (
+                {
+                    "messages": [
+                        {"conversation_id": 1, "content": "a"},
+                        {"conversation_id": 0, "content": "b"},
+                    ]
+                },
+                r"messages\[1\]: conversation_id must be a positive integer, got 0",
+            ),
+            ({"messages": [{"conversation_id": True, "content": "a"}]}, r"messages\[0\]: conversation_id"),
+            ({"messages": [{"conversation_id": "x", "content": "a"}]}, r"messages\[0\]: conversation_id"),
+            (
+                {"messages": [{"conversation_id": 1, "content": "  "}]},
+                r"messages\[0\]: content must be a non-empty string",
+            ),
+            ({"messages": [{"conversation_id": 1, "content": 5}]}, r"messages\[0\]: content must be"),
+            ({"messages": [{"conversation_id": 1, "content": None}]}, r"messages\[0\]: content must be"),
+            (
+                {"messages": [{"conversation_id": 1, "content": "x" * (api.MAX_CONTENT_LENGTH + 1)}]},
+                r"messages\[0\]: content is 150,001 characters long",
+            ),
+            (
+                {"messages": [{"conversation_id": 1, "content": "a", "private": True}]},
+                r"messages\[0\] has unknown key\(s\) 'private'",
+            ),
+            ({"messages": [{"content": "a"}]}, r"messages\[0\] lacks conversation_id"),
+            ({"messages": [{}]}, r"messages\[0\] lacks content and conversation_id"),
+            ({"messages": [7]}, r"messages\[0\] must be a mapping"),
+            ({"messages": "[{...}]"}, r"messages must be a list"),
+            ({"messages": {"conversation_id": 1, "content": "a"}}, r"messages must be a list"),
+            (
+                {
+                    "messages": [
+                        {"conversation_id": 5, "content": "a"},
+                        {"conversation_id": "5", "content": "b"},
+                    ]
+                },
+                r"messages\[1\]: conversation 5 is already messages\[0\]",
+            ),
+            (
+                {"conversation_ids": [1, 2, 1], "content": "hi"},
+                r"conversation_ids\[2\]: conversation 1 is already conversation_ids\[0\]",
+            ),
+            ({"conversation_ids": [1, -2], "content": "hi"}, r"conversation_ids\[1\]: conversation_id"),
+            ({"conversation_ids": [1, 2], "content": ["a"]}, r"one string per conversation id \(2\)"),
+            ({"conversation_ids": [1, 2], "content": ["a", ""]}, r"conversation_ids\[1\]: content must be"),
+            ({"conversation_ids": [1]}, r"conversation_ids needs content"),
+            ({"conversation_ids": "1,2", "content": "hi"}, r"conversation_ids must be a list"),
+            ({"conversation_ids": [1], "content": 3}, r"content must be one string"),
+            ({}, r"either messages or conversation_ids"),
+            ({"messages": [], "conversation_ids": []}, r"either messages or conversation_ids"),
+            ({"messages": [], "content": "hi"}, r"content goes inside each"),
+        ],
+    )
+    def test_refuses_what_is_wrong_naming_the_item(self, kwargs, expected):
+        with pytest.raises(DotoConfigError, match=expected):
+            api.build_batch(**kwargs)
+
+    def test_item_error_keeps_its_cause(self):
+        with pytest.raises(DotoConfigError) as caught:
+            api.build_batch(conversation_ids=[1, 0], content="hi")
+        assert isinstance(caught.value.__cause__, DotoConfigError)
+
+    def test_send_options_are_checked_once_even_for_an_empty_batch(self):
+        with pytest.raises(DotoConfigError, match="message_type"):
+            api.build_batch([], message_type="activity")
+        with pytest.raises(DotoConfigError, match="private=True is only for outgoing"):
+            api.build_batch(conversation_ids=[1], content="hi", message_type="incoming", private=True)
+
+
+class TestResults:
+    def test_sent_and_already_delivered(self):
+        message = api.parse_message(msg(91, T0, "outgoing", content="hi"))
+        item = api.BatchItem(4, "hi")
+        assert api.batch_result(item, message, False) == api.BatchResult(4, "sent", message_id=91)
+        assert api.batch_result(item, message, True).status == "already_delivered"
+
+    def test_failed_result_is_the_typed_errors_text(self):
+        error = DotoNotFoundError("Doto POST /m failed with HTTP 404", status=404)
+        result = api.failed_result(api.BatchItem(4, "hi"), error)
+        assert result == api.BatchResult(
+            4, "failed", error="DotoNotFoundError: Doto POST /m failed with HTTP 404"
+        )
+
+    def test_failed_result_names_other_exceptions_by_type_only_and_stays_short(self):
+        assert api.failed_result(api.BatchItem(4, "hi"), RuntimeError("token=abc")).error == "RuntimeError"
+        long = api.failed_result(api.BatchItem(4, "hi"), DotoConnectionLostError("x" * 1000)).error
+        assert long is not None and len(long) == 300 and long.endswith("...")
+
+    def test_to_dict_is_json(self):
+        result = api.BatchResult(4, "failed", error="DotoServerError: boom")
+        assert json.loads(json.dumps(result.to_dict())) == {
+            "conversation_id": 4,
+            "status": "failed",
+            "message_id": None,
+            "error": "DotoServerError: boom",
+        }
+
+    def test_counts(self):
+        results = [
+            api.BatchResult(1, "sent", 10),
+            api.BatchResult(2, "already_delivered", 11),
+            api.BatchResult(3, "failed", error="e"),
+            api.BatchResult(4, "sent", 12),
+        ]
+        assert api.batch_counts(results) == {"total": 4, "sent": 2, "already_delivered": 1, "failed": 1}
+        assert api.batch_counts([]) == {"total": 0, "sent": 0, "already_delivered": 0, "failed": 0}
+
+
+def _results(ok: int, failed: int) -> list[api.BatchResult]:
+    return [api.BatchResult(1000 + i, "sent", i) for i in range(ok)] + [
+        api.BatchResult(i + 1, "failed", error=f"DotoNotFoundError: missing {i + 1}") for i in range(failed)
+    ]
+
+
+class TestCheckBatch:
+    def test_no_failure_passes(self):
+        api.check_batch(_results(3, 0))
+        api.check_batch([])
+
+    def test_one_failure_fails_naming_it(self):
+        with pytest.raises(DotoBatchError) as caught:
+            api.check_batch(_results(3, 1))
+        error = caught.value
+        assert str(error) == "1 of 4 Doto message(s) failed: conversation 1: DotoNotFoundError: missing 1"
+        assert (error.failed, error.total, error.conversation_ids) == (1, 4, (1,))
+
+    def test_tolerated_share(self):
+        api.check_batch(_results(71, 29), tolerate_failures=0.29)  # 29 of 100 is 29%
+        api.check_batch(_results(1, 1), tolerate_failures=0.5)
+        with pytest.raises(DotoBatchError, match=r"30 of 100 Doto message\(s\) failed \(tolerated: 29%\)"):
+            api.check_batch(_results(70, 30), tolerate_failures=0.29)
+        api.check_batch(_results(0, 5), tolerate_failures=1.0)
+
+    def test_names_the_first_twenty_then_counts(self):
+        with pytest.raises(DotoBatchError) as caught:
+            api.check_batch(_results(2, 25))
+        text = str(caught.value)
+        assert text.startswith(
+            "25 of 27 Doto message(s) failed: conversation 1: DotoNotFoundError: missing 1;"
+        )
+        assert "conversation 20: DotoNotFoundError: missing 20; and 5 more" in text
+        assert "conversation 21:" not in text
+        assert caught.value.conversation_ids == tuple(range(1, 26))
+
+    @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.1", None, True, float("nan"), float("inf")])
+    def test_tolerance_is_a_share(self, bad):
+        with pytest.raises(DotoConfigError, match=r"tolerate_failures must be a share from 0\.0 to 1\.0"):
+            api.validate_tolerance(bad)
+        with pytest.raises(DotoConfigError):
+            api.check_batch(_results(1, 0), tolerate_failures=bad)
+
+    def test_batch_error_pickles_with_its_fields(self):
+        with pytest.raises(DotoBatchError) as caught:
+            api.check_batch(_results(1, 2))
+        again = pickle.loads(pickle.dumps(caught.value))
+        assert str(again) == str(caught.value) and vars(again) == vars(caught.value)
