@@ -105,6 +105,7 @@ class NewMessageTrigger(BaseEventTrigger):
         self.overlap = overlap
         self.max_failures = max_failures
         self.state = state
+        self._stored_state: dict[str, Any] | None = None  # what the asset state store holds, once known
         self.timeout_at = None if timeout_at is None else float(timeout_at)
         # Validate min_messages / overlap now, not in the triggerer (watchers too: start=None).
         self._new_watch(self.start or 0)
@@ -150,6 +151,7 @@ class NewMessageTrigger(BaseEventTrigger):
             except Exception as err:  # a store problem must not stop the watcher
                 self.log.warning("Could not read the watch cursor from the asset state store: %r", err)
         state = stored if isinstance(stored, dict) else self.state
+        self._stored_state = stored if isinstance(stored, dict) else None
         start = self.start
         if start is None:
             start = int(state["start"]) if state and "start" in state else int(time.time())
@@ -162,14 +164,15 @@ class NewMessageTrigger(BaseEventTrigger):
 
     async def _save_watch(self, watch: api.MessageWatch) -> None:
         state = watch.to_state()
-        if state == self.state:
-            return
         self.state = state
-        if self._state_store is not None:
-            try:
-                await self._state_store.aset(self._state_key, state)
-            except Exception as err:  # keep watching; the cursor lives on in memory
-                self.log.warning("Could not save the watch cursor to the asset state store: %r", err)
+        if self._state_store is None or state == self._stored_state:
+            return
+        try:
+            await self._state_store.aset(self._state_key, state)
+        except Exception as err:  # keep watching; the cursor lives on in memory, saved again next poll
+            self.log.warning("Could not save the watch cursor to the asset state store: %r", err)
+        else:
+            self._stored_state = state
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Inside the loop each request is tried once: the poll interval (with backoff) is the retry.

@@ -202,18 +202,36 @@ def run_scenario(stack: AirflowStack, cid: int) -> None:
     )
 
     # 4. The runs consumed every event and finished; the cursor has no batch pending any more.
+    waiting_for = ["nothing yet"]
+
     def settled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         stack.check_alive()
         events = asset_events(stack, asset_id)
         state = watch_state(stack, asset_id)
-        if events is None or state is None or state.get("pending"):
-            return None
-        if not all(e["created_dagruns"] for e in events):
-            return None
         runs = stack.dag_runs(DAG_ID)
-        return (events, runs) if all(r["state"] in ("success", "failed") for r in runs) else None
+        unfinished = Counter(r["state"] for r in runs if r["state"] not in ("success", "failed"))
+        if events is None:
+            waiting_for[0] = f"the asset events (answered 500); runs not finished: {dict(unfinished)}"
+        elif state is None or state.get("pending"):
+            waiting_for[0] = f"the stored cursor to settle: pending {sorted(pending_ids(state))}"
+        elif without_run := [e["id"] for e in events if not e["created_dagruns"]]:
+            waiting_for[0] = f"runs for asset events {without_run}; runs not finished: {dict(unfinished)}"
+        elif unfinished:
+            waiting_for[0] = f"runs to finish: {dict(unfinished)}"
+        else:
+            return events, runs
+        return None
 
-    events, runs = wait_until(settled, 600, "every asset event's run to finish", interval=2)
+    try:
+        events, runs = wait_until(settled, 300, "every asset event's run to finish", interval=2)
+    except TimeoutError as exc:
+        saves_failed = sum(
+            stack.components[n].log_path.read_text(errors="replace").count("Could not save the watch cursor")
+            for n in stack.triggerer_names()
+        )
+        raise TimeoutError(
+            f"{exc}: still waiting for {waiting_for[0]} (failed cursor saves: {saves_failed})"
+        ) from exc
     seen = Counter(i for e in events for i in set(event_ids(e)))
     duplicates = sorted(i for i, n in seen.items() if n > 1 and i in sent)
     redelivered = [e for e in events if e["extra"]["payload"].get("redelivered")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
@@ -183,3 +184,46 @@ def test_without_a_store_nothing_is_held_or_announced_again(doto_emulator: DotoE
     event, mid = run(scenario())
     assert ids(event) == [mid] and event.payload["redelivered"] is False
     assert "pending" not in (trigger.state or {})
+
+
+class FlakyStore(MemoryStore):
+    """A store whose writes fail while ``failing`` (the metadata DB or the comms briefly away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.failed = 0
+
+    async def aset(self, key: str, value: Any) -> None:
+        if self.failing:
+            self.failed += 1
+            raise ConnectionError("asset state store unavailable")
+        await super().aset(key, value)
+
+
+def test_a_failed_save_is_made_again_so_no_batch_stays_pending_for_good(
+    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save that settles a batch fails once: a later poll saves it, not only the next change."""
+    emu = doto_emulator
+    store = FlakyStore()
+    monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 3600.0)
+    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store)
+
+    async def scenario() -> tuple[int, set[int], int]:
+        watcher = EventCollector(trigger)
+        await until(lambda: gets(emu, cid) >= 1)
+        mid = emu.add_message(cid, "one")["id"]
+        await watcher.wait_events(1)
+        held = pending_ids(store)
+        store.failing = True
+        monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 0.0)
+        await until(lambda: store.failed >= 1)  # the batch settled in memory, its save failed
+        store.failing = False
+        await until(lambda: mid in saved_ids(store))
+        await watcher.stop()
+        return mid, held, store.failed
+
+    mid, held, failed = run(scenario())
+    assert held == {mid} and failed >= 1
+    assert pending_ids(store) == set()
