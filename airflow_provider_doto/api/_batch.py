@@ -2,6 +2,7 @@
 
 :func:`build_batch` turns a list of ``{conversation_id, content}`` mappings (or ids and their
 contents) into :class:`BatchItem` objects, refusing anything wrong with the item's index;
+:func:`batch_item_flow` sends one item (duplicate-safe with a delivery key);
 :func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
 :class:`BatchResult`; :func:`batch_counts` and :func:`check_batch` sum them up and decide whether the
 batch failed. Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``)
@@ -11,12 +12,16 @@ and report what happened.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_provider_doto.api._delivery import send_once_flow
+from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flows import send_message_flow
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._messages import Message
-from airflow_provider_doto.api._values import to_id, validate_send
+from airflow_provider_doto.api._values import Timestamp, to_id, validate_send
 from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoError
 
 BatchStatus = Literal["sent", "already_delivered", "failed"]
@@ -143,6 +148,36 @@ def _pairs_from_ids(conversation_ids: Any, content: Any) -> Iterable[tuple[Any, 
             + "."
         )
     return zip(conversation_ids, content, strict=True)
+
+
+def batch_item_flow(
+    account_id: int,
+    item: BatchItem,
+    *,
+    key: str | None = None,
+    look_back_since: Timestamp | None = None,
+    flavor: str | ServerFlavor = "doto",
+    **options: Any,
+) -> Generator[DotoRequest, DotoResponse, BatchResult]:
+    """Send one item: with a delivery ``key`` through :func:`send_once_flow` (a retry with
+    ``look_back_since`` finds what an earlier try delivered), without one as a plain send.
+
+    A failure is raised as the typed error, as by any flow: the transport that drives the batch
+    turns it into the item's :func:`failed_result`, so one conversation never stops the others.
+    """
+    if key is None:
+        message = yield from send_message_flow(account_id, item.conversation_id, item.content, **options)
+        return batch_result(item, message, False)
+    message, already = yield from send_once_flow(
+        account_id,
+        item.conversation_id,
+        item.content,
+        key=key,
+        look_back_since=look_back_since,
+        flavor=flavor,
+        **options,
+    )
+    return batch_result(item, message, already)
 
 
 def batch_result(item: BatchItem, message: Message, already_delivered: bool) -> BatchResult:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
-from airflow_provider_doto.exceptions import DotoError
+from airflow_provider_doto.exceptions import DotoConfigError, DotoError
 from airflow_provider_doto.hooks._transport import (
     AIOHTTP_ERRORS,
     Exchange,
@@ -172,6 +173,77 @@ class DotoAsyncHook:
             settings, conversation_id, content, key=key, look_back_since=look_back_since, **options
         )
         return await api.arun_flow(flow, self.send)
+
+    async def send_messages(
+        self,
+        items: Iterable[api.BatchItem],
+        *,
+        delivery_keys: Callable[[int], str] | None = None,
+        look_back_since: api.Timestamp | None = None,
+        max_in_flight: int = 10,
+        message_type: str = "outgoing",
+        private: bool = False,
+        content_type: str = "text",
+        content_attributes: Mapping[str, Any] | None = None,
+    ) -> list[api.BatchResult]:
+        """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
+
+        With ``delivery_keys`` (conversation id to key, e.g. :func:`api.delivery_key` of the task
+        instance) each message is sent once per key (:func:`api.send_once_flow`); with
+        ``look_back_since`` too (a retried task: when its run started) a message an earlier try
+        delivered is found and not sent again. Each request is retried with the hook's retry
+        policy (rate limits with their wait, POSTs only when nothing was created). One item's
+        failure never raises: it becomes a ``failed`` :class:`~api.BatchResult` with the error's
+        text. Everything is checked before the first request.
+        """
+        batch = list(items)
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
+        for index, item in enumerate(batch):
+            if not isinstance(item, api.BatchItem):
+                raise DotoConfigError(f"items[{index}] must be an api.BatchItem, got {type(item).__name__}.")
+        api.build_batch(
+            [{"conversation_id": i.conversation_id, "content": i.content} for i in batch],
+            message_type=message_type,
+            private=private,
+            content_type=content_type,
+            content_attributes=content_attributes,
+        )
+        if look_back_since is not None:
+            api.to_timestamp(look_back_since, name="look_back_since")
+        if not batch:
+            return []
+        settings = await self.get_settings()
+        server = server_flavor(settings)
+        options = {
+            "message_type": message_type,
+            "private": private,
+            "content_type": content_type,
+            "content_attributes": content_attributes,
+        }
+        results: list[api.BatchResult | None] = [None] * len(batch)
+        pending = iter(enumerate(batch))
+
+        async def worker() -> None:
+            # Workers share one iterator: each takes the next item when its last one is done.
+            for index, item in pending:
+                key = delivery_keys(item.conversation_id) if delivery_keys is not None else None
+                flow = api.batch_item_flow(
+                    settings.account_id,
+                    item,
+                    key=key,
+                    look_back_since=look_back_since if key is not None else None,
+                    flavor=server,
+                    **options,
+                )
+                try:
+                    results[index] = await api.arun_flow(flow, self.send)
+                except Exception as err:  # one conversation's failure is its result, not the batch's
+                    results[index] = api.failed_result(item, err)
+
+        await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))
+        announce_flavor(settings, server)
+        return [r for r in results if r is not None]
 
     async def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
