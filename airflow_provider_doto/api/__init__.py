@@ -16,7 +16,8 @@ One module a concern; this package is their one public face (``api.X``):
 - ``_messages``: :class:`Message` and the parsers of Doto's answers.
 - ``_flows``: :func:`run_flow` / :func:`arun_flow`, and the send, delete and connection-check flows.
 - ``_flavors``: :class:`ServerFlavor`: timestamps (Doto) or ids (Chatwoot), and detecting which.
-- ``_listing``: :func:`list_messages_flow`: a window of messages from a capped server, once each.
+- ``_listing``: :func:`list_messages_flow`: a window of messages from a capped server, once each;
+  :class:`MessagePager` hands it out a page at a time (streaming).
 - ``_retry_policy``: :func:`is_retryable` and :class:`RetryPolicy` (applied by the transports).
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`send_once_flow`.
@@ -62,7 +63,7 @@ from airflow_provider_doto.api._http import (
     timeout_error,
     tls_error,
 )
-from airflow_provider_doto.api._listing import list_messages_flow
+from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
 from airflow_provider_doto.api._messages import Message, Sender, parse_message
 from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
 from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
@@ -92,6 +93,7 @@ __all__ = [
     "DotoSettings",
     "Message",
     "MessageFilter",
+    "MessagePager",
     "MessageWatch",
     "RetryPolicy",
     "Sender",

@@ -1,13 +1,16 @@
 """Listing a window of messages from a capped server: every message once, oldest first.
 
 Two paging strategies, one per server flavor: by time (Doto's reference reads ``before``/``after``
-as Unix timestamps) and by id (Chatwoot reads them as ids and caps its pages). Rule: no I/O, no
-clock; callers give the window as times, and each page is de-duplicated by id.
+as Unix timestamps) and by id (Chatwoot reads them as ids and caps its pages). :class:`MessagePager`
+pages forwards and hands out one page of new messages at a time, so a caller can stream a window
+holding no more than a page; :func:`list_messages_flow` collects the same pages (and pages a
+timestamp server backwards when the window has no start). Rule: no I/O, no clock; callers give the
+window as times, and each page is de-duplicated by id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 
 from airflow_provider_doto.api._flavors import ServerFlavor
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, list_request
@@ -22,6 +25,148 @@ CHATWOOT_BEFORE_PAGE = 20
 # Seconds by which ids and ``created_at`` may disagree on order: both are assigned at insert, but
 # concurrent inserts can take them in different orders. Id cursors step back this far in time.
 ID_ORDER_SLACK = 2
+# Where a forward read of a timestamp server starts when the window has none: no message is older.
+EPOCH = 0
+
+
+class MessagePager:
+    """A window ``after < created_at < before`` of one conversation, a page at a time, oldest first.
+
+    Each :meth:`next_page_flow` reads one page forwards (after resolving the server's flavor, and
+    on Chatwoot looking up the window's first id, on the first call) and returns the messages that
+    are new and settled: nothing a later page can bring sorts before them. Messages of the page's
+    newest second wait for the next page, which re-reads that second. Only what de-duplication
+    across the page boundary needs is kept: the ids the next request can answer again (that second
+    on a timestamp server; the ids above the cursor on Chatwoot). ``done`` once the last page is in.
+    A flow that raised (a failed request) leaves the pager as it was: it may be asked again.
+    """
+
+    def __init__(
+        self,
+        account_id: int,
+        conversation_id: int | str,
+        *,
+        before: Timestamp | None = None,
+        after: Timestamp | None = None,
+        flavor: str | ServerFlavor = "doto",
+        after_id: int | None = None,
+        page_full_at: int = PAGE_FULL_AT,
+        max_pages: int = 100_000,
+    ) -> None:
+        """``after_id`` (Chatwoot only): page from above this id instead of looking the window's first id up."""
+        self.account_id = account_id
+        self.conversation_id = to_id(conversation_id, name="conversation_id")
+        self.before = None if before is None else to_timestamp(before, name="before")
+        self.after = None if after is None else to_timestamp(after, name="after")
+        self.server = ServerFlavor.of(flavor)
+        self.page_full_at = page_full_at
+        self.max_pages = max_pages
+        self.pages = 0  # list pages read (not counting the flavor probe or the first-id lookup)
+        self.done = False
+        self._flavor: str | None = None
+        # Timestamp server: the ``after`` of the next page (a time); Chatwoot: the id above which it reads.
+        self._cursor: int | None = after_id
+        self._seen: dict[int, int] = {}  # id -> created_at, of what the next page may answer again
+        self._waiting: list[Message] = []  # new, in the window, not yet settled
+
+    def next_page_flow(self) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+        """The next page's new messages, oldest first (may be empty); ``[]`` once ``done``."""
+        if self.done:
+            return []
+        if self._flavor is None:
+            flavor = yield from self.server.resolve_flow(self.account_id, self.conversation_id)
+            if flavor is None:  # auto, and the conversation has no messages yet
+                self.done = True
+                return []
+            if self._cursor is None:
+                if flavor == "chatwoot":
+                    self._cursor = (
+                        0
+                        if self.after is None
+                        else (
+                            yield from window_start_id_flow(self.account_id, self.conversation_id, self.after)
+                        )
+                    )
+                else:
+                    self._cursor = EPOCH if self.after is None else self.after
+            self._flavor = flavor
+        if self._flavor == "chatwoot":
+            return (yield from self._id_page_flow())
+        return (yield from self._time_page_flow())
+
+    def _in_window(self, message: Message) -> bool:
+        return _in_window(message, self.after, self.before)
+
+    def _time_page_flow(self) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+        """Timestamp server: the oldest page after the cursor; the next re-reads its newest second.
+
+        A full page that brings nothing new means one second holds a whole page: paging steps past
+        that second. Paging stops at a short page.
+        """
+        assert self._cursor is not None
+        cursor = self._cursor
+        request = list_request(self.account_id, self.conversation_id, before=self.before, after=cursor)
+        # The window is strict on both ends; drop anything a lax server sent outside it.
+        page = [m for m in parse_message_list(request, (yield request)) if self._in_window(m)]
+        self.pages += 1
+        # Anything at or before the cursor was settled already (or lies outside what was asked).
+        fresh = self._take(m for m in page if m.created_at > cursor)
+        if len(page) < self.page_full_at or self.pages >= self.max_pages:
+            return self._finish()
+        newest = max(m.created_at for m in page)
+        if fresh:
+            self._cursor = newest - 1  # the page may end inside its newest second: read it again
+            return self._settle(below=newest, keep=lambda mid, ts: ts >= newest)
+        if newest <= cursor:  # a server that ignores ``after``: stop rather than loop
+            return self._finish()
+        self._cursor = newest
+        return self._settle(below=newest + 1, keep=lambda mid, ts: ts > newest)
+
+    def _id_page_flow(self) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+        """Chatwoot: the (at most 100) oldest messages above the cursor id, by ``created_at``.
+
+        The next page starts from an id safely behind the page's end (:data:`ID_ORDER_SLACK`),
+        re-reading a little. Paging stops at a short page, or once a page lies wholly after
+        ``before`` (so a recent window never reads the whole history, nor a window's end beyond it).
+        """
+        assert self._cursor is not None
+        after_id = self._cursor
+        request = list_request(self.account_id, self.conversation_id, after=after_id)
+        page = [m for m in parse_message_list(request, (yield request)) if m.id > after_id]
+        self.pages += 1
+        self._take(m for m in page if self._in_window(m))
+        if len(page) < CHATWOOT_AFTER_PAGE or self.pages >= self.max_pages:
+            return self._finish()
+        if self.before is not None and min(m.created_at for m in page) > self.before + ID_ORDER_SLACK:
+            return self._finish()
+        newest = max(m.created_at for m in page)
+        settled = [m.id for m in page if m.created_at < newest - ID_ORDER_SLACK]
+        next_id = max(settled) if settled else max(m.id for m in page)
+        self._cursor = next_id
+        # The page holds the oldest messages above ``after_id``: any it left out is no older than its newest.
+        return self._settle(below=newest, keep=lambda mid, ts: mid > next_id)
+
+    def _take(self, messages: Iterable[Message]) -> list[Message]:
+        """Remember and hold the ones not seen yet; returns them."""
+        fresh = []
+        for message in messages:
+            if message.id not in self._seen:
+                self._seen[message.id] = message.created_at
+                fresh.append(message)
+        self._waiting.extend(m for m in fresh if self._in_window(m))
+        return fresh
+
+    def _settle(self, *, below: int, keep: Callable[[int, int], bool]) -> list[Message]:
+        """Hand out the held messages older than ``below``; forget ids the next page cannot answer."""
+        ready = sort_messages(m for m in self._waiting if m.created_at < below)
+        self._waiting = [m for m in self._waiting if m.created_at >= below]
+        self._seen = {mid: ts for mid, ts in self._seen.items() if keep(mid, ts)}
+        return ready
+
+    def _finish(self) -> list[Message]:
+        ready = sort_messages(self._waiting)
+        self._waiting, self._seen, self.done = [], {}, True
+        return ready
 
 
 def list_messages_flow(
@@ -37,25 +182,33 @@ def list_messages_flow(
     """Every message with ``after < created_at < before`` exactly once, oldest first.
 
     ``before``/``after`` are always times here; ``flavor`` says how the server is asked for them
-    (``auto`` detects it first, see :class:`ServerFlavor`).
+    (``auto`` detects it first, see :class:`ServerFlavor`). The pages of a :class:`MessagePager`,
+    collected; on a timestamp server a window without ``after`` is read backwards from its end
+    (a short conversation is then one request, and one crowded second can give two pages).
     """
-    conversation_id = to_id(conversation_id, name="conversation_id")
-    before = None if before is None else to_timestamp(before, name="before")
-    after = None if after is None else to_timestamp(after, name="after")
-    server = ServerFlavor.of(flavor)
-    resolved = yield from server.resolve_flow(account_id, conversation_id)
-    if resolved is None:  # auto, and the conversation has no messages yet
-        return []
-    if resolved == "chatwoot":
-        found = yield from id_paged_flow(
-            account_id, conversation_id, after=after, until=before, max_pages=max_pages
-        )
-        return [m for m in found if _in_window(m, after, before)]
-    return (
-        yield from _timestamp_paged_flow(
-            account_id, conversation_id, before, after, page_full_at=page_full_at, max_pages=max_pages
-        )
+    pager = MessagePager(
+        account_id,
+        conversation_id,
+        before=before,
+        after=after,
+        flavor=flavor,
+        page_full_at=page_full_at,
+        max_pages=max_pages,
     )
+    if pager.after is None:
+        resolved = yield from pager.server.resolve_flow(account_id, pager.conversation_id)
+        if resolved is None:  # auto, and the conversation has no messages yet
+            return []
+        if resolved == "doto":
+            return (
+                yield from _backwards_flow(
+                    account_id, pager.conversation_id, pager.before, page_full_at, max_pages
+                )
+            )
+    messages: list[Message] = []
+    while not pager.done:
+        messages += yield from pager.next_page_flow()
+    return sort_messages(messages)
 
 
 def _in_window(message: Message, after: int | None, before: int | None) -> bool:
@@ -75,31 +228,22 @@ def id_paged_flow(
 
     Without ``after_id`` the window's first id is looked up from the time ``after``: the newest
     messages created before it (``before_timestamp``, one request) end below the window, so a
-    recent window never reads the whole history. Pages answer at most 100 messages ordered by
-    ``created_at``; the next page starts from an id safely behind the page's end
-    (:data:`ID_ORDER_SLACK`), re-reading a little and de-duplicating. Paging stops at a short page,
-    or once a page lies wholly after ``until`` (a time).
+    recent window never reads the whole history. Paging stops at a short page, or once a page lies
+    wholly after ``until`` (a time). The pages of a Chatwoot :class:`MessagePager`, collected.
     """
-    if after_id is None:
-        after_id = (
-            0 if after is None else (yield from window_start_id_flow(account_id, conversation_id, after))
-        )
-    by_id: dict[int, Message] = {}
-    for _ in range(max_pages):
-        request = list_request(account_id, conversation_id, after=after_id)
-        page = parse_message_list(request, (yield request))
-        by_id.update((m.id, m) for m in page if m.id > after_id)
-        if len(page) < CHATWOOT_AFTER_PAGE:
-            break
-        if until is not None and min(m.created_at for m in page) > until + ID_ORDER_SLACK:
-            break
-        newest = max(m.created_at for m in page)
-        settled = [m.id for m in page if m.created_at < newest - ID_ORDER_SLACK and m.id > after_id]
-        next_id = max(settled) if settled else max(m.id for m in page)
-        if next_id <= after_id:  # a server that ignores ``after``: stop rather than loop
-            break
-        after_id = next_id
-    return sort_messages(by_id.values())
+    pager = MessagePager(
+        account_id,
+        conversation_id,
+        after=after,
+        before=until,
+        flavor="chatwoot",
+        after_id=after_id,
+        max_pages=max_pages,
+    )
+    messages: list[Message] = []
+    while not pager.done:
+        messages += yield from pager.next_page_flow()
+    return messages
 
 
 def window_start_id_flow(
@@ -111,60 +255,34 @@ def window_start_id_flow(
     return max((m.id for m in older), default=0)
 
 
-def _timestamp_paged_flow(
-    account_id: int,
-    conversation_id: int,
-    before: int | None,
-    after: int | None,
-    *,
-    page_full_at: int,
-    max_pages: int,
+def _backwards_flow(
+    account_id: int, conversation_id: int, before: int | None, page_full_at: int, max_pages: int
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
-    """Doto's reference: ``before``/``after`` are times; pages through a capped server too.
+    """Timestamp server, no ``after``: the newest page before ``before``, then the page before it.
 
-    A capped server answers with the oldest page after ``after``, or the newest page before
-    ``before`` when there is no ``after``. A page that could have been cut is followed by the
-    next one, overlapping by one second (timestamps are whole seconds) and de-duplicated by id.
-    A full page that brings nothing new means one second holds a whole page: paging steps past
-    that second (going backwards, after reading it forwards, where pages are larger).
-    Paging stops at a short page.
+    A capped server answers with the newest page before ``before`` when there is no ``after``. A
+    page that could have been cut is followed by the next one, overlapping by one second and
+    de-duplicated by id. A full page that brings nothing new means one second holds a whole page:
+    that second is read forwards (where pages are larger), then paging steps past it. Paging stops
+    at a short page.
     """
     by_id: dict[int, Message] = {}
-    forward = after is not None
-    page_before, page_after = before, after
+    page_before = before
     for _ in range(max_pages):
-        request = list_request(account_id, conversation_id, before=page_before, after=page_after)
-        page = parse_message_list(request, (yield request))
-        # The window is strict on both ends; drop anything a lax server sent outside it.
-        page = [
-            m
-            for m in page
-            if (after is None or m.created_at > after) and (before is None or m.created_at < before)
-        ]
+        request = list_request(account_id, conversation_id, before=page_before)
+        page = [m for m in parse_message_list(request, (yield request)) if _in_window(m, None, before)]
         fresh = [m for m in page if m.id not in by_id]
         by_id.update((m.id, m) for m in fresh)
         if len(page) < page_full_at:
             break
+        crowded = min(m.created_at for m in page)
         if fresh:
-            # The page may end inside a second: the next page re-reads that second.
-            if forward:
-                page_after = max(m.created_at for m in page) - 1
-            else:
-                page_before = min(m.created_at for m in page) + 1
+            page_before = crowded + 1  # the page may start inside a second: the next re-reads it
             continue
-        # A full page of known messages: one second holds a whole page. Step past it, or stop
-        # if that makes no progress (a server that ignores before/after).
-        if forward:
-            crowded = max(m.created_at for m in page)
-            if page_after is not None and crowded <= page_after:
-                break
-            page_after = crowded
-        else:
-            crowded = min(m.created_at for m in page)
-            if page_before is not None and crowded >= page_before:
-                break
-            request = list_request(account_id, conversation_id, before=crowded + 1, after=crowded - 1)
-            rest = parse_message_list(request, (yield request))
-            by_id.update((m.id, m) for m in rest if m.created_at == crowded and m.id not in by_id)
-            page_before = crowded
+        if page_before is not None and crowded >= page_before:  # a server that ignores ``before``
+            break
+        request = list_request(account_id, conversation_id, before=crowded + 1, after=crowded - 1)
+        rest = parse_message_list(request, (yield request))
+        by_id.update((m.id, m) for m in rest if m.created_at == crowded and m.id not in by_id)
+        page_before = crowded
     return sort_messages(by_id.values())

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.api._listing import ID_ORDER_SLACK
-from airflow_provider_doto.exceptions import DotoAuthError
+from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
-from ._support import BIG_IDS, T0, T2026, FakeServer, history, ids, list_all, msg, ok
+from ._support import BIG_IDS, T0, T2026, FakeServer, capped_server, history, ids, list_all, msg, ok
 
 
 class TestListFlowByHand:
@@ -202,3 +202,129 @@ def test_soft_deleted_messages_are_recognised():
     server.add(7, T2026, content="This message was deleted", content_attributes={"deleted": True})
     (message,) = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert message.is_deleted and message.message_type == "incoming"
+
+
+# --------------------------------------------------------------------------------------------
+# MessagePager: the same window a page at a time
+# --------------------------------------------------------------------------------------------
+
+
+def _stream(server, **kwargs):
+    """Drive a pager to the end: its pages, and the most it held (ids kept, messages waiting)."""
+    pager = api.MessagePager(1, 42, **kwargs)
+    pages, held = [], 0
+    while not pager.done:
+        pages.append(api.run_flow(pager.next_page_flow(), server))
+        held = max(held, len(pager._seen), len(pager._waiting))
+    return pages, held
+
+
+def _flat(pages):
+    return [m for page in pages for m in page]
+
+
+class TestPager:
+    def test_pages_by_hand_hold_the_newest_second_back(self):
+        pager = api.MessagePager(1, 42, after=T0)
+        flow = pager.next_page_flow()
+        assert dict(next(flow).params) == {"after": T0}
+        page = [msg(i, T0 + 1 + (i - 1) // 4) for i in range(1, 21)]  # 4 a second, the last second T0 + 5
+        with pytest.raises(StopIteration) as first:
+            flow.send(ok({"payload": page}))
+        # Messages 17-20 share the page's newest second: a later page may hold more of it.
+        assert ids(first.value.value) == list(range(1, 17)) and not pager.done
+        flow = pager.next_page_flow()
+        assert dict(next(flow).params) == {"after": T0 + 4}
+        with pytest.raises(StopIteration) as second:
+            flow.send(ok({"payload": [msg(23, T0 + 5), *page[-4:], msg(21, T0 + 6), msg(22, T0 + 6)]}))
+        assert ids(second.value.value) == [17, 18, 19, 20, 23, 21, 22] and pager.done
+        assert api.run_flow(pager.next_page_flow(), lambda r: pytest.fail("asked again")) == []
+
+    def test_a_timestamp_window_without_a_start_is_read_forwards(self):
+        pages, _ = _stream(capped_server([msg(i, T0 + i) for i in range(1, 6)]))
+        assert ids(_flat(pages)) == [1, 2, 3, 4, 5]
+        calls = []
+        server = capped_server([msg(i, T0 + i) for i in range(1, 6)])
+        api.run_flow(
+            api.MessagePager(1, 42, before=T0 + 4).next_page_flow(), lambda r: calls.append(r) or server(r)
+        )
+        assert [dict(r.params) for r in calls] == [{"after": 0, "before": T0 + 4}]
+
+    def test_an_empty_conversation_on_auto_is_done_after_the_probe(self):
+        pager = api.MessagePager(1, 42, flavor="auto")
+        assert api.run_flow(pager.next_page_flow(), lambda r: ok({"payload": []})) == []
+        assert pager.done
+
+    def test_a_failed_request_leaves_the_pager_to_be_asked_again(self):
+        messages = [msg(i, T0 + i) for i in range(1, 60)]
+        server = capped_server(messages)
+        pager = api.MessagePager(1, 42, after=T0)
+        first = api.run_flow(pager.next_page_flow(), server)
+        with pytest.raises(DotoAuthError):
+            api.run_flow(pager.next_page_flow(), lambda r: ok({"error": "Invalid Access Token"}, status=401))
+        rest = []
+        while not pager.done:
+            rest += api.run_flow(pager.next_page_flow(), server)
+        assert ids(first + rest) == list(range(1, 60))
+
+    def test_bad_arguments_fail_before_any_request(self):
+        with pytest.raises(DotoConfigError, match="after must be"):
+            api.MessagePager(1, 42, after="yesterday")
+        with pytest.raises(DotoConfigError, match="conversation_id"):
+            api.MessagePager(1, 0)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        per_second=st.lists(st.integers(0, 45), min_size=1, max_size=12),
+        caps=st.sampled_from([(100, 20), (20, 20), (100, 100), (30, 20)]),
+        window=st.tuples(st.none() | st.integers(-1, 12), st.none() | st.integers(0, 13)),
+        tie_seed=st.integers(0, 1000),
+    )
+    def test_property_the_same_messages_in_the_same_order_as_the_list(
+        self, per_second, caps, window, tie_seed
+    ):
+        cap_after, cap_before = caps
+        messages, next_id = [], 1
+        for second, count in enumerate(per_second):
+            for _ in range(min(count, cap_after)):
+                messages.append(msg(next_id, T0 + second))
+                next_id += 1
+        random.Random(tie_seed).shuffle(messages)
+        after, before = (None if w is None else T0 + w for w in window)
+        server = capped_server(messages, cap_after=cap_after, cap_before=cap_before, tie_seed=tie_seed)
+        listed = api.run_flow(api.list_messages_flow(1, 42, after=after, before=before), server)
+        pages, held = _stream(server, after=after, before=before)
+        assert [(m.created_at, m.id) for m in _flat(pages)] == [(m.created_at, m.id) for m in listed]
+        # What the pager keeps between pages is at most what one page brought.
+        assert held <= cap_after
+
+    @pytest.mark.parametrize("server_flavor", ["doto", "chatwoot"])
+    def test_a_long_conversation_streams_with_a_page_held(self, server_flavor):
+        server = FakeServer(server_flavor)
+        # Three messages a second, ids out of time order inside the slack every seventh message.
+        for i in range(1_500):
+            server.add(BIG_IDS + i, T2026 + i // 3 + (1 if i % 7 == 0 else 0))
+        if server_flavor == "doto":
+            full = server._doto
+
+            def capped(rows, params):
+                rows = full(rows, params)
+                return rows[:100] if "after" in params else rows[-20:]
+
+            server._doto = capped  # a doto server that caps its pages as Chatwoot does
+        listed = api.run_flow(api.list_messages_flow(1, 42, flavor=server_flavor), server)
+        pages, held = _stream(server, flavor=server_flavor)
+        assert len(listed) == 1_500
+        assert ids(_flat(pages)) == ids(listed)
+        assert len(pages) > 10 and held <= 100
+        window = {"after": T2026 + 100, "before": T2026 + 400}
+        listed = api.run_flow(api.list_messages_flow(1, 42, flavor=server_flavor, **window), server)
+        assert ids(_flat(_stream(server, flavor=server_flavor, **window)[0])) == ids(listed)
+        assert all(T2026 + 100 < m.created_at < T2026 + 400 for m in listed) and len(listed) > 800
+
+    @pytest.mark.parametrize("server_flavor", ["doto", "chatwoot"])
+    def test_auto_detects_then_pages(self, server_flavor):
+        server = FakeServer(server_flavor)
+        all_ids = history(server, 250, first_id=BIG_IDS, start=T2026, step=3)
+        pages, _ = _stream(server, flavor="auto", after=T2026 + 9)
+        assert ids(_flat(pages)) == all_ids[10:]
