@@ -23,7 +23,7 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterator
 
     import requests
 
@@ -158,6 +158,32 @@ class DotoHook(BaseHook):
         messages = api.run_flow(flow, self.send)
         announce_flavor(self.settings, server)
         return messages
+
+    def iter_messages(
+        self,
+        conversation_id: int | str,
+        *,
+        after: Timestamp | None = None,
+        before: Timestamp | None = None,
+    ) -> Iterator[Message]:
+        """The messages of :meth:`list_messages`, in the same order, read a page at a time.
+
+        Each page is requested when the previous one has been consumed, so memory holds one page
+        (:class:`~api.MessagePager`), whatever the conversation's length. Arguments are checked
+        now, before anything is sent.
+        """
+        server = server_flavor(self.settings)
+        pager = api.MessagePager(
+            self.settings.account_id, conversation_id, before=before, after=after, flavor=server
+        )
+
+        def pages() -> Iterator[Message]:
+            while not pager.done:
+                page = api.run_flow(pager.next_page_flow(), self.send)
+                announce_flavor(self.settings, server)
+                yield from page
+
+        return pages()
 
     def send_message(
         self,

@@ -37,6 +37,8 @@ from airflow_provider_doto.hooks.doto import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     import aiohttp
 
     from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message
@@ -311,3 +313,22 @@ class DotoAsyncHook:
             base_url=settings.base_url,
             received_at=dt.datetime.now(dt.UTC),  # the clock is read here, not in the core
         )
+
+    async def aiter_messages(
+        self,
+        conversation_id: int | str,
+        *,
+        after: api.Timestamp | None = None,
+        before: api.Timestamp | None = None,
+    ) -> AsyncIterator[Message]:
+        """The async twin of :meth:`DotoHook.iter_messages` (the same pager, one page in memory)."""
+        settings = await self.get_settings()
+        server = server_flavor(settings)
+        pager = api.MessagePager(
+            settings.account_id, conversation_id, before=before, after=after, flavor=server
+        )
+        while not pager.done:
+            page = await api.arun_flow(pager.next_page_flow(), self.send)
+            announce_flavor(settings, server)
+            for message in page:
+                yield message
