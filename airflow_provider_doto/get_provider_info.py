@@ -56,7 +56,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [
-            {"integration-name": "Doto", "python-modules": ["airflow_provider_doto.operators.doto"]}
+            {
+                "integration-name": "Doto",
+                "python-modules": [
+                    "airflow_provider_doto.operators.doto",
+                    "airflow_provider_doto.operators.batch",
+                ],
+            }
         ],
         "sensors": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.sensors.doto"]}],
         "hooks": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.hooks.doto"]}],
