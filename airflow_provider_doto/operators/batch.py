@@ -50,6 +50,7 @@ class BatchSendMessagesOperator(BaseOperator):
         template file.
     :param message_type: ``outgoing`` (default) or ``incoming``.
     :param private: post private notes, visible to the team only.
+    :param content_attributes: extra structured content for every message (the delivery key is added).
     :param max_in_flight: how many requests may be in flight at once (default 10).
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
@@ -70,6 +71,7 @@ class BatchSendMessagesOperator(BaseOperator):
         content: str | None = None,
         message_type: str = "outgoing",
         private: bool = False,
+        content_attributes: dict[str, Any] | None = None,
         max_in_flight: int = 10,
         tolerate_failures: float = 0.0,
         results_path: str | None = None,
@@ -82,6 +84,7 @@ class BatchSendMessagesOperator(BaseOperator):
         self.content = content
         self.message_type = message_type
         self.private = private
+        self.content_attributes = content_attributes
         self.max_in_flight = max_in_flight
         self.tolerate_failures = tolerate_failures
         self.results_path = results_path
@@ -97,7 +100,7 @@ class BatchSendMessagesOperator(BaseOperator):
             )
         if messages is not None and content is not None:
             raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
-        api.validate_send("x", message_type, private, "text", None)
+        api.validate_send("x", message_type, private, "text", content_attributes)
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
         api.validate_tolerance(tolerate_failures)
@@ -106,7 +109,7 @@ class BatchSendMessagesOperator(BaseOperator):
                 f"results_path must be a path or URL string, got {type(results_path).__name__}."
             )
         if content is not None and not _is_dynamic(content) and not _is_template_file(content):
-            api.validate_send(content, message_type, private, "text", None)
+            api.validate_send(content, message_type, private, "text", content_attributes)
         if messages is not None and not _is_dynamic(messages):
             self._items(messages=messages)
         elif conversation_ids is not None and not _is_dynamic(conversation_ids):
@@ -119,7 +122,12 @@ class BatchSendMessagesOperator(BaseOperator):
         return DotoAsyncHook(self.doto_conn_id)
 
     def _items(self, **given: Any) -> list[api.BatchItem]:
-        return api.build_batch(**given, message_type=self.message_type, private=self.private)
+        return api.build_batch(
+            **given,
+            message_type=self.message_type,
+            private=self.private,
+            content_attributes=self.content_attributes,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.messages is not None:
@@ -150,6 +158,7 @@ class BatchSendMessagesOperator(BaseOperator):
                 max_in_flight=self.max_in_flight,
                 message_type=self.message_type,
                 private=self.private,
+                content_attributes=self.content_attributes,
             )
         )
         counts = api.batch_counts(results)

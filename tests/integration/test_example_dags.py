@@ -100,6 +100,66 @@ def test_follow_up_hours_param_decides_what_is_too_recent(airflow_db: Path, doto
     assert len(emu.messages(cid)) == 2 and emu.messages(cid)[-1]["content_attributes"]["doto_follow_up"]
 
 
+# ---- doto_backlog_nudge --------------------------------------------------------------------------
+
+
+def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    emu = doto_emulator
+    now = int(time.time())
+
+    def conversation(*messages: tuple[str, str, int, bool]) -> int:
+        cid = emu.add_conversation()
+        for content, message_type, hours_ago, private in messages:
+            emu.add_message(
+                cid, content, message_type=message_type, private=private, created_at=now - hours_ago * HOUR
+            )
+        return cid
+
+    quiet = [
+        conversation(("my parcel is late", "incoming", 60, False), ("it ships today", "outgoing", 50, False))
+        for _ in range(12)
+    ]
+    replied = conversation(("it ships today", "outgoing", 50, False), ("thanks!", "incoming", 49, False))
+    too_recent = conversation(("it ships today", "outgoing", 2, False))
+    only_a_note = conversation(("hello?", "incoming", 60, False), ("call them", "outgoing", 50, True))
+    quiet_with_note = conversation(
+        ("it ships today", "outgoing", 50, False), ("customer may call", "outgoing", 1, True)
+    )
+    due = [*quiet, quiet_with_note]
+    untouched = {cid: _contents(emu, cid) for cid in (replied, too_recent, only_a_note)}
+    dag = load_dag("example_dags/doto_backlog_nudge.py")
+    ids = [*quiet[:6], replied, too_recent, only_a_note, *quiet[6:], quiet_with_note]
+
+    dr = dag.test(run_conf={"conversation_ids": ids, "signature": "Ana, Acme support"})
+
+    assert dr.state == "success"
+    assert xcom(dr, "find_backlog") == due
+    out = xcom(dr, "nudge_backlog")
+    assert (out["total"], out["sent"], out["failed"]) == (len(due), len(due), 0)
+    assert [r["conversation_id"] for r in out["results"]] == due
+    for cid, result in zip(due, out["results"], strict=True):
+        nudge = emu.messages(cid)[-1]
+        assert nudge["content"] == (
+            f"Hi! Just checking in on conversation #{cid}: do you still need help? "
+            "Reply here and we'll pick it up.\n\nAna, Acme support"
+        )
+        assert nudge["message_type"] == "outgoing" and nudge["private"] is False
+        assert nudge["content_attributes"]["doto_backlog_nudge"] is True
+        assert result["message_id"] == nudge["id"]
+    for cid, contents in untouched.items():
+        assert _contents(emu, cid) == contents
+    assert sum(1 for r in emu.requests if r.method == "POST") == len(due)
+
+    # The next day: still quiet, but our last message is the nudge: no second one.
+    again = dag.test(run_conf={"conversation_ids": ids})
+    assert again.state == "success"
+    assert xcom(again, "find_backlog") == []
+    assert xcom(again, "nudge_backlog")["total"] == 0
+    assert all(len(emu.messages(cid)) == 3 for cid in quiet)
+
+
 # ---- doto_escalation -------------------------------------------------------------------------------
 
 

@@ -58,6 +58,10 @@ def _nudge(cid: int, total: int) -> str:
         ),
         ({"conversation_ids": [1], "content": "x", "tolerate_failures": "0.1"}, "tolerate_failures must be"),
         ({"conversation_ids": [1], "content": "x", "results_path": 5}, "results_path must be a path"),
+        (
+            {"conversation_ids": [1], "content": "x", "content_attributes": ["a"]},
+            "content_attributes must be a dict",
+        ),
     ],
 )
 def test_static_mistakes_fail_at_construction(kwargs: dict[str, Any], match: str) -> None:
