@@ -19,7 +19,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "airflow_provider_doto"
-EXAMPLE_DAGS = ("doto_escalation", "doto_export", "doto_follow_up", "doto_new_message_watcher")
+EXAMPLE_DAGS = (
+    "doto_backlog_nudge",
+    "doto_escalation",
+    "doto_export",
+    "doto_follow_up",
+    "doto_new_message_watcher",
+)
 
 
 def find_uv() -> str:
