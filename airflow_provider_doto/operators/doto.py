@@ -1,9 +1,9 @@
-"""Operators: send, delete and list (export) messages of a Doto conversation."""
+"""Operators: send, delete, list and export messages of Doto conversations."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
@@ -24,24 +25,32 @@ if TYPE_CHECKING:
 TEMPLATE_EXTENSIONS = (".txt", ".md", ".j2")
 
 
-class _DotoOperator(BaseOperator):
-    """Shared plumbing: the connection id, a lazily built hook and the "View in Doto" link."""
+class _DotoConnected(BaseOperator):
+    """Shared plumbing: the connection id and a lazily built hook."""
 
-    operator_extra_links = (DotoConversationLink(),)
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, conversation_id: int | str, doto_conn_id: str = "doto_default", **kwargs: Any):
+    def __init__(self, *, doto_conn_id: str = "doto_default", **kwargs: Any):
         super().__init__(**kwargs)
-        self.conversation_id = conversation_id
         self.doto_conn_id = doto_conn_id
-        if not is_template(conversation_id):
-            api.to_id(conversation_id, name="conversation_id")
 
     @cached_property
     def hook(self) -> DotoHook:
         from airflow_provider_doto.hooks.doto import DotoHook
 
         return DotoHook(self.doto_conn_id)
+
+
+class _DotoOperator(_DotoConnected):
+    """An operator on one conversation: its id, checked early, and the "View in Doto" link."""
+
+    operator_extra_links = (DotoConversationLink(),)
+
+    def __init__(self, *, conversation_id: int | str, doto_conn_id: str = "doto_default", **kwargs: Any):
+        super().__init__(doto_conn_id=doto_conn_id, **kwargs)
+        self.conversation_id = conversation_id
+        if not is_template(conversation_id):
+            api.to_id(conversation_id, name="conversation_id")
 
 
 class SendMessageOperator(_DotoOperator):
@@ -163,8 +172,9 @@ class ListMessagesOperator(_DotoOperator):
     :param after: only messages created after this (templated; Unix seconds, datetime or ISO).
     :param before: only messages created before this (templated).
     :param output_path: write JSON Lines here instead of returning the messages (templated): a
-        local path or any URL Airflow's ``ObjectStoragePath`` supports (``s3://``, ``file://``, ...).
-        The XCom value is then ``{"path": ..., "count": ...}``.
+        local path or any URL Airflow's ``ObjectStoragePath`` supports (``s3://``, ``file://``, ...),
+        gzip-compressed if it ends in ``.gz``. Written page by page and renamed into place once
+        complete, as :class:`ExportMessagesOperator` does. The XCom value is then ``{"path": ..., "count": ...}``.
     :param include_deleted: keep soft-deleted messages (default False).
     """
 
@@ -193,23 +203,151 @@ class ListMessagesOperator(_DotoOperator):
                 api.to_timestamp(value, name=name)
 
     def execute(self, context: Context) -> Any:
-        messages = self.hook.list_messages(
-            self.conversation_id,
-            after=self.after or None,
-            before=self.before or None,
-        )
-        rows = [m.to_dict() for m in messages if self.include_deleted or not m.is_deleted]
+        window = {"after": self.after or None, "before": self.before or None}
         if not self.output_path:
-            return rows
+            messages = self.hook.list_messages(self.conversation_id, **window)
+            return [m.to_dict() for m in messages if self.include_deleted or not m.is_deleted]
+        stream = self.hook.iter_messages(self.conversation_id, **window)
+        rows = (m.to_dict() for m in stream if self.include_deleted or not m.is_deleted)
+        path, count = write_jsonl(self.output_path, rows)
+        self.log.info("Wrote %d message(s) of conversation %s to %s", count, self.conversation_id, path)
+        return {"path": str(path), "count": count}
+
+
+class ExportMessagesOperator(_DotoConnected):
+    """Export the messages of many conversations in a window to one JSON Lines file, streaming.
+
+    Each conversation is read a page at a time (:meth:`DotoHook.iter_messages`) and written as it
+    comes, so memory holds about one page whatever the conversations' size. One JSON object per
+    line: a message's ``to_dict()`` form with its ``conversation_id``; conversations in the given
+    order, each oldest first. The file is written under a temporary name beside ``output_path``
+    and renamed into place once complete: a failed export leaves no file under ``output_path``
+    (an earlier file there stays as it was). Pass ``outlets=[Asset(...)]`` to announce the file to
+    asset-scheduled DAGs; the event's extra carries the path and counts.
+
+    :param conversation_ids: the conversations (templated): a list of ids, one id, or a string
+        such as ``"[1, 2]"`` or ``"1,2"`` (what a template renders). Repeated ids are exported once.
+    :param output_path: where to write (templated): a local path or any URL Airflow's
+        ``ObjectStoragePath`` supports (``s3://``, ``gs://``, ``file://``, ...).
+    :param after: only messages created after this (templated; Unix seconds, datetime or ISO).
+    :param before: only messages created before this (templated).
+    :param include_deleted: keep soft-deleted messages (default False).
+    :param compression: ``"gzip"``, ``None`` (plain) or ``"infer"`` (default: gzip if
+        ``output_path`` ends in ``.gz``).
+    :param doto_conn_id: the ``doto`` connection.
+
+    XCom: ``{"path": ..., "count": <lines>, "conversations": {"<id>": <lines>, ...}}``.
+    """
+
+    template_fields: Sequence[str] = ("conversation_ids", "output_path", "after", "before")
+
+    def __init__(
+        self,
+        *,
+        conversation_ids: int | str | Sequence[int | str],
+        output_path: str,
+        after: api.Timestamp | None = None,
+        before: api.Timestamp | None = None,
+        include_deleted: bool = False,
+        compression: str | None = "infer",
+        doto_conn_id: str = "doto_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(doto_conn_id=doto_conn_id, **kwargs)
+        self.conversation_ids = conversation_ids
+        self.output_path = output_path
+        self.after = after
+        self.before = before
+        self.include_deleted = include_deleted
+        self.compression = compression
+        self._exported: list[int] = []
+        if not isinstance(include_deleted, bool):
+            raise DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
+        check_compression(compression)
+        if not is_template(output_path):
+            check_output_path(output_path)
+        if not is_template(conversation_ids):
+            conversation_ids_of(conversation_ids)
+        for name, value in (("after", after), ("before", before)):
+            if value is not None and not is_template(value):
+                api.to_timestamp(value, name=name)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ids = conversation_ids_of(self.conversation_ids)
+        window = {"after": self.after or None, "before": self.before or None}
+        for name, value in window.items():  # rendered values: checked before anything is read or written
+            if value is not None:
+                api.to_timestamp(value, name=name)
+        counts: dict[str, int] = {}
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for cid in ids:
+                counts[str(cid)] = 0
+                for message in self.hook.iter_messages(cid, **window):
+                    if self.include_deleted or not message.is_deleted:
+                        counts[str(cid)] += 1
+                        yield {"conversation_id": cid, **message.to_dict()}
+
+        path, count = write_jsonl(self.output_path, rows(), compression=self.compression)
+        self._exported = ids
+        self.log.info("Exported %d message(s) of %d conversation(s) to %s", count, len(ids), path)
+        result = {"path": str(path), "count": count, "conversations": counts}
+        _describe_asset_events(self, context, result)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the exported conversations; output: the file (when the OpenLineage provider is installed)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+
+        inputs, output = self.lineage_datasets()
+        return OperatorLineage(
+            inputs=[Dataset(namespace=namespace, name=name) for namespace, name in inputs],
+            outputs=[Dataset(namespace=output[0], name=output[1])],
+        )
+
+    def lineage_datasets(self) -> tuple[list[tuple[str, str]], tuple[str, str]]:
+        """``([(namespace, name)] of the conversations, (namespace, name) of the file)``, as OpenLineage names them."""
+        from urllib.parse import urlsplit
+
         from airflow.sdk import ObjectStoragePath
 
+        settings = self.hook.settings
+        namespace = f"doto://{urlsplit(settings.base_url).netloc}"
+        ids = self._exported or conversation_ids_of(self.conversation_ids)
+        inputs = [(namespace, f"accounts/{settings.account_id}/conversations/{cid}") for cid in ids]
         path = ObjectStoragePath(self.output_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.log.info("Wrote %d message(s) of conversation %s to %s", len(rows), self.conversation_id, path)
-        return {"path": str(path), "count": len(rows)}
+        if path.protocol in ("", "file", "local"):
+            return inputs, ("file", path.path)
+        return inputs, (f"{path.protocol}://{path.bucket}", path.key)
+
+
+def conversation_ids_of(value: Any) -> list[int]:
+    """Conversation ids from one id, a list, or a rendered template (``"[1, 2]"``, ``"1,2"``), once each."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise DotoConfigError(f"conversation_ids is not a list of ids: {text[:80]!r}.") from None
+        else:
+            items = [part for part in text.split(",") if part.strip()] if "," in text else [text]
+    elif isinstance(value, int):
+        items = [value]
+    if not isinstance(items, list | tuple):
+        raise DotoConfigError(f"conversation_ids must be an id or a list of ids, got {value!r}.")
+    return list(dict.fromkeys(api.to_id(item, name="conversation_ids item") for item in items))
+
+
+def _describe_asset_events(task: BaseOperator, context: Context, result: dict[str, Any]) -> None:
+    """Give each ``Asset`` outlet's event the export's path and counts (downstream DAGs read them)."""
+    from airflow.sdk import Asset
+
+    for outlet in task.outlets:
+        if isinstance(outlet, Asset):
+            context["outlet_events"][outlet].extra.update(result)
 
 
 def _is_template_file(value: Any) -> bool:
