@@ -20,11 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import export, followups, tls_link
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 KB = 1024
 SEND_CLIENTS = ("doto", "raw", "http", "urllib3", "raw_noenv")
+# Results key -> module with table_rows() and describe(), in the table's order.
+_NEWER: dict[str, Any] = {"followups": followups, "tls": tls_link, "export": export}
 
 
 def _load() -> str:
@@ -49,7 +52,9 @@ class Runner:
         )
         self.seconds: dict[str, float] = {}
 
-    def __call__(self, module: str, *args: str, label: str | None = None) -> dict[str, Any]:
+    def __call__(
+        self, module: str, *args: str, label: str | None = None, timeout: float = 900
+    ) -> dict[str, Any]:
         label = label or module
         log = self.logdir / f"{label}.log"
         print(f"  running {module} {' '.join(args)} ...", end="", flush=True)
@@ -62,7 +67,7 @@ class Runner:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
-                timeout=900,
+                timeout=timeout,
             )
         self.seconds[label] = time.monotonic() - t0
         print(f" {self.seconds[label]:.0f} s", flush=True)
@@ -364,6 +369,12 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                     "-",
                 ]
             )
+    # Benchmarks 6-8 build their own rows (bench/followups.py, bench/tls_link.py, bench/export.py).
+    for key, module in _NEWER.items():
+        if key in r:
+            more, more_missed = module.table_rows(r[key])
+            rows += more
+            missed += more_missed
     return rows, missed
 
 
@@ -608,6 +619,7 @@ def render(
                 f"an index), so much of that time is the emulator's (its CPU share {cw['emulator_cpu_share']:.2f})."
             )
         out[-1] += "\n"
+    out += [module.describe(r[key]) for key, module in _NEWER.items() if key in r]
     if missed:
         out.append("## Targets missed: profiles\n")
         for name, text in extra_profiles.items():
@@ -619,7 +631,8 @@ def render(
         "```\nbash bench/run.sh            # installs the bench extra, runs everything, writes BENCHMARKS.md\n"
         "bash bench/run.sh --quick    # a smaller, faster run (does not meet the scale of the targets)\n"
         ".venv/bin/python -m bench --only send,history --no-write\n"
-        "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n```\n"
+        "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n"
+        "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -734,6 +747,10 @@ def merge_markdown(old: str, new: str, missed: list[str], meta: dict[str, Any], 
             for label, seconds in meta["seconds"].items():
                 part = [
                     re.sub(rf"\b{re.escape(label)} \d+ s\b", f"{label} {seconds:.0f} s", line)
+                    if re.search(rf"\b{re.escape(label)} \d+ s\b", line)
+                    else line.replace(". Raw figures", f", {label} {seconds:.0f} s. Raw figures", 1)
+                    if line.startswith("Per-benchmark wall time")
+                    else line
                     for line in part
                 ]
         out += part
@@ -811,7 +828,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
-        "--only", default="imports,send,history,transports,triggers", help="comma-separated benchmarks to run"
+        "--only",
+        default="imports,send,history,transports,triggers,followups,tls,export",
+        help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true", help="print the table only")
@@ -871,6 +890,12 @@ def main(argv: list[str] | None = None) -> int:
         r["triggers_http"] = run(
             "triggers", "http", "--interval", str(interval), *scale, label="triggers_http"
         )
+    if "followups" in only:
+        r["followups"] = run("followups", "--n", "50" if q else "1000", timeout=3600)
+    if "tls" in only:
+        r["tls"] = run("tls_link", *(["--n", "100", "--rounds", "2"] if q else ["--n", "1000"]), label="tls")
+    if "export" in only:
+        r["export"] = run("export", *(["--sizes", "2000,10000", "--reps", "1"] if q else []))
     rows, missed = build_rows(r, interval)
     extra = profiles_for_missed(r, missed, run, interval) if missed and not args.no_write else {}
     meta["load_after"] = _load()

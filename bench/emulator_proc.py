@@ -17,7 +17,35 @@ from bench.machine import proc_cpu_seconds
 TOKEN = "bench-token"
 
 
-def _child(conn: Any, flavor: str = "doto", first_message_id: int = 1) -> None:
+def _serve_tls(app: Any, certfile: str, keyfile: str) -> str:
+    """Serve ``app`` (the emulator's ASGI app) over TLS on another loopback port too; its https URL."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+        lifespan="off",
+        server_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return f"https://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _child(
+    conn: Any, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
+) -> None:
     from airflow_provider_doto.testing import DotoEmulator
 
     emu = DotoEmulator(
@@ -28,6 +56,8 @@ def _child(conn: Any, flavor: str = "doto", first_message_id: int = 1) -> None:
         first_message_id=first_message_id,
     )
     emu.start()
+    # The same app (one store) over TLS as well, with the caller's certificate and key files.
+    tls_url = _serve_tls(emu._front, *tls) if tls else ""
     created: dict[int, list[float]] = {}
     lock = threading.Lock()
 
@@ -48,6 +78,7 @@ def _child(conn: Any, flavor: str = "doto", first_message_id: int = 1) -> None:
                 "token": emu.token,
                 "account_id": emu.account_id,
                 "flavor": emu.flavor,
+                "tls_url": tls_url,
             }
         if cmd == "add_conversations":
             return [emu.add_conversation() for _ in range(args[0])]
@@ -98,18 +129,22 @@ class EmulatorProcess:
     """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process.
 
     ``flavor`` and ``first_message_id`` are the emulator's (``"doto"`` or ``"chatwoot"``; ids start there).
+    ``tls=(certfile, keyfile)`` serves it over TLS as well, at ``tls_url``.
     """
 
-    def __init__(self, flavor: str = "doto", first_message_id: int = 1) -> None:
+    def __init__(
+        self, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_child, args=(child_conn, flavor, first_message_id), name="doto-emulator", daemon=True
+            target=_child, args=(child_conn, flavor, first_message_id, tls), name="doto-emulator", daemon=True
         )
         self.flavor = flavor
         self.first_message_id = first_message_id
         self.pid = 0
         self.base_url = ""
+        self.tls_url = ""
         self.token = TOKEN
         self.account_id = 1
 
@@ -118,6 +153,7 @@ class EmulatorProcess:
         _status, self.pid = self._conn.recv()
         info = self.call("info")
         self.base_url, self.account_id = info["base_url"], info["account_id"]
+        self.tls_url = info["tls_url"]
         return self
 
     def __exit__(self, *exc: object) -> None:
