@@ -6,6 +6,7 @@ asserts the conversations' final state and the tasks' XCom values.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
@@ -318,14 +319,15 @@ def test_export_writes_exactly_yesterdays_messages(
 
     assert dr.state == "success"
     assert (dr.data_interval_start, dr.data_interval_end) == (day_start, day_start.add(days=1))
-    day = day_start.strftime("%Y-%m-%d")
-    for map_index, (cid, ids) in enumerate([(first, expected), (second, [only])]):
-        path = tmp_path / day / f"conversation_{cid}.jsonl"
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
-        assert [r["id"] for r in rows] == ids
-        assert all(start <= r["created_at"] < end for r in rows)
-        assert xcom(dr, "export_messages", map_index) == {"path": str(path), "count": len(ids)}
-    assert xcom(dr, "plan_exports") == [
-        {"conversation_id": first, "output_path": f"{tmp_path}/{day}/conversation_{first}.jsonl"},
-        {"conversation_id": second, "output_path": f"{tmp_path}/{day}/conversation_{second}.jsonl"},
+    path = tmp_path / day_start.strftime("%Y-%m-%d") / "messages.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    assert [(r["conversation_id"], r["id"]) for r in rows] == [(first, i) for i in expected] + [
+        (second, only)
     ]
+    assert all(start <= r["created_at"] < end for r in rows)
+    assert xcom(dr, "export_messages") == {
+        "path": str(path),
+        "count": len(rows),
+        "conversations": {str(first): len(expected), str(second): 1},
+    }
