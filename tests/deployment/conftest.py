@@ -49,7 +49,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     deployment = AirflowStack(
         home=home,
         flavor=flavor,
-        dags=[EXAMPLE_DAGS, REPO / "tests" / "dags" / "deployment_failing_task.py"],
+        dags=[
+            EXAMPLE_DAGS,
+            *(REPO / "tests" / "dags" / f"deployment_{n}.py" for n in ("failing_task", "batch_send")),
+        ],
         database=os.environ.get("DOTO_STACK_DB", "sqlite"),
         token=TOKEN,
         api_port=0,
