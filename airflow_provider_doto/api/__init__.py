@@ -36,6 +36,7 @@ from airflow_provider_doto.api._batch import (
     batch_result,
     build_batch,
     check_batch,
+    check_items,
     failed_result,
     validate_tolerance,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "build_batch",
     "check_batch",
     "check_connection_flow",
+    "check_items",
     "connect_error",
     "connection_lost_error",
     "delete_message_flow",

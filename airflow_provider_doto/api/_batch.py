@@ -1,7 +1,8 @@
 """Batch sending: many conversations, one message each, checked before the first request.
 
 :func:`build_batch` turns a list of ``{conversation_id, content}`` mappings (or ids and their
-contents) into :class:`BatchItem` objects, refusing anything wrong with the item's index;
+contents) into :class:`BatchItem` objects, refusing anything wrong with the item's index
+(:func:`check_items` checks ready-made items the same way);
 :func:`batch_item_flow` sends one item (duplicate-safe with a delivery key);
 :func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
 :class:`BatchResult`; :func:`batch_counts` and :func:`check_batch` sum them up and decide whether the
@@ -88,6 +89,34 @@ def build_batch(
     else:
         pairs = list(_pairs_from_ids(conversation_ids, content))
         name = "conversation_ids"
+    return _checked(pairs, name, message_type, private, content_type, content_attributes)
+
+
+def check_items(
+    items: Iterable[BatchItem],
+    *,
+    message_type: str = "outgoing",
+    private: bool = False,
+    content_type: str = "text",
+    content_attributes: Mapping[str, Any] | None = None,
+) -> list[BatchItem]:
+    """:class:`BatchItem` objects checked as :func:`build_batch` checks its input (``items[3]: ...``)."""
+    batch = list(items)
+    for index, item in enumerate(batch):
+        if not isinstance(item, BatchItem):
+            raise DotoConfigError(f"items[{index}] must be an api.BatchItem, got {type(item).__name__}.")
+    pairs = [(item.conversation_id, item.content) for item in batch]
+    return _checked(pairs, "items", message_type, private, content_type, content_attributes)
+
+
+def _checked(
+    pairs: Sequence[tuple[Any, Any]],
+    name: str,
+    message_type: str,
+    private: bool,
+    content_type: str,
+    content_attributes: Mapping[str, Any] | None,
+) -> list[BatchItem]:
     validate_send("x", message_type, private, content_type, content_attributes)
     items: list[BatchItem] = []
     first_index: dict[int, int] = {}

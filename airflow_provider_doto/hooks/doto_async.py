@@ -198,14 +198,10 @@ class DotoAsyncHook:
         failure never raises: it becomes a ``failed`` :class:`~api.BatchResult` with the error's
         text. Everything is checked before the first request.
         """
-        batch = list(items)
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
-        for index, item in enumerate(batch):
-            if not isinstance(item, api.BatchItem):
-                raise DotoConfigError(f"items[{index}] must be an api.BatchItem, got {type(item).__name__}.")
-        api.build_batch(
-            [{"conversation_id": i.conversation_id, "content": i.content} for i in batch],
+        batch = api.check_items(
+            items,
             message_type=message_type,
             private=private,
             content_type=content_type,

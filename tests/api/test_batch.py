@@ -112,6 +112,28 @@ class TestBuildBatch:
             api.build_batch(conversation_ids=[1], content="hi", message_type="incoming", private=True)
 
 
+class TestCheckItems:
+    def test_ready_made_items_pass_through(self):
+        items = [api.BatchItem(4, "a"), api.BatchItem(7, "b")]
+        assert api.check_items(iter(items)) == items
+
+    @pytest.mark.parametrize(
+        ("items", "expected"),
+        [
+            ([api.BatchItem(4, "a"), (7, "b")], r"items\[1\] must be an api.BatchItem, got tuple"),
+            (
+                [api.BatchItem(4, "a"), api.BatchItem(4, "b")],
+                r"items\[1\]: conversation 4 is already items\[0\]",
+            ),
+            ([api.BatchItem(0, "a")], r"items\[0\]: conversation_id must be a positive integer"),
+            ([api.BatchItem(4, "")], r"items\[0\]: content must be a non-empty string"),
+        ],
+    )
+    def test_refuses_what_is_wrong_naming_the_item(self, items, expected):
+        with pytest.raises(DotoConfigError, match=expected):
+            api.check_items(items)
+
+
 class TestResults:
     def test_sent_and_already_delivered(self):
         message = api.parse_message(msg(91, T0, "outgoing", content="hi"))

@@ -1,6 +1,7 @@
 """Test DAGs of BatchSendMessagesOperator, each with one retry: ids from the run's config and one
 content template (``doto_test_batch_send``; ``..._tolerant`` tolerates half the messages failing),
-and messages from an upstream task's XCom (``doto_test_batch_send_messages``)."""
+messages from an upstream task's XCom (``doto_test_batch_send_messages``), and content from a
+template file (``doto_test_batch_send_template``)."""
 
 from __future__ import annotations
 
@@ -49,4 +50,17 @@ with DAG(
 
     BatchSendMessagesOperator(
         task_id="nudge", messages=plan(), private=True, retries=1, retry_delay=timedelta(0)
+    )
+
+with DAG(
+    dag_id="doto_test_batch_send_template",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"cids": Param([], type="array"), "order": Param("A-1", type="string")},
+) as template_dag:
+    BatchSendMessagesOperator(
+        task_id="nudge",
+        conversation_ids="{{ params.cids }}",
+        content="templates/doto_test_batch_nudge.md.j2",
     )

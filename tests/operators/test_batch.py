@@ -130,6 +130,21 @@ def test_messages_from_an_upstream_task(airflow_db: Path, doto_emulator: Any) ->
         assert stored["content"] == f"Order {cid} has shipped." and stored["private"] is True
 
 
+def test_content_from_a_template_file_rendered_per_conversation(airflow_db: Path, doto_emulator: Any) -> None:
+    emu = doto_emulator
+    cids = [emu.add_conversation() for _ in range(3)]
+    dag = load_dag(DAGS, "doto_test_batch_send_template")
+
+    dr = dag.test(run_conf={"cids": cids, "order": "B-7"})
+
+    assert dr.state == "success"
+    for cid in cids:
+        (stored,) = emu.messages(cid)
+        assert stored["content"] == (
+            f"Hello again, conversation {cid}: your order B-7 is on its way.\n(run {dr.run_id})"
+        )
+
+
 def test_missing_conversations_fail_the_task_naming_them(
     airflow_db: Path, doto_emulator: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
