@@ -84,7 +84,8 @@ with DAG(
     schedule=[incoming_messages],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    # No max_active_runs: Airflow 3.1-3.3 leaves asset events that arrive while a DAG is at its cap
+    # without a run until a later event comes (apache/airflow#56050).
     tags=["doto", "example", "event-driven"],
     doc_md=__doc__,
 ) as dag:
