@@ -3,6 +3,7 @@ workers, two triggerers, scheduler, dag-processor and api-server, each its own p
 
 Started once, on first use, by :class:`AirflowStack` (``executor="celery"``) and stopped by process
 group at the end of the session, also when a test fails; its logs go to ``artifacts/distributed/``.
+Each server flavor gets its own deployment, one after the other (the connection is on ``auto``).
 The figures the tests measure are printed at the end of the run (they go to RELIABILITY.md).
 """
 
@@ -26,24 +27,38 @@ ARTIFACTS = REPO / "artifacts" / "distributed"
 TOKEN = "doto-distributed-SECRET-7b3e0c51"
 # A dead triggerer's triggers move once its heartbeat is this old (Airflow's default is 30 s).
 HEALTH_CHECK_THRESHOLD = 6
+STACK_FLAVORS = ("doto", "chatwoot")
 _FIGURES: list[str] = []
+_flavor = [""]  # the server flavor of the deployment running now, to label figures
 
 
 def figure(line: str) -> None:
     """A measured figure, printed in the summary at the end of the run (never asserted on)."""
+    line = f"[{_flavor[0]}] {line}" if _flavor[0] else line
     _FIGURES.append(line)
     print(line, flush=True)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "distributed_stack" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "distributed_stack", STACK_FLAVORS, indirect=True, scope="session", ids=lambda f: f"server={f}"
+        )
+
+
 @pytest.fixture(scope="session")
-def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+def distributed_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowStack]:
+    flavor = getattr(request, "param", "doto")
     try:
         find_redis_server()
         find_postgres_bin()
     except StackError as exc:
         pytest.skip(f"{exc} (.ci/deployment-prereqs.sh installs it)")
     stack = AirflowStack(
-        home=tmp_path_factory.mktemp("airflow-distributed"),
+        home=tmp_path_factory.mktemp(f"airflow-distributed-{flavor}"),
+        flavor=flavor,
         executor="celery",
         workers=2,
         worker_concurrency=4,
@@ -65,6 +80,7 @@ def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airf
         },
         echo=print,
     )
+    _flavor[0] = flavor
     t0 = time.monotonic()
     stack.start()  # stops whatever it started if it fails
     figure(f"distributed stack start: {time.monotonic() - t0:.1f} s ({', '.join(stack.components)})")
@@ -74,8 +90,9 @@ def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airf
         t0 = time.monotonic()
         stack.stop()
         figure(f"distributed stack stop: {time.monotonic() - t0:.1f} s")
-        shutil.rmtree(ARTIFACTS / "logs", ignore_errors=True)
-        shutil.copytree(stack.log_dir, ARTIFACTS / "logs", dirs_exist_ok=True)
+        target = ARTIFACTS / "logs" / flavor
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(stack.log_dir, target, dirs_exist_ok=True)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
