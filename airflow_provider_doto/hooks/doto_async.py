@@ -1,4 +1,4 @@
-"""DotoAsyncHook: the async twin of DotoHook (aiohttp), for triggers and async notifiers.
+"""DotoAsyncHook: the async twin of DotoHook (aiohttp), for triggers, async notifiers and batch sends.
 
 Same flows, same errors, same retry policy as the sync hook; only the transport differs. The
 connection is read with Airflow's async connection helpers, never the sync ``get_connection``
