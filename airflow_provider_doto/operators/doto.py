@@ -266,7 +266,7 @@ class ExportMessagesOperator(_DotoConnected):
         check_compression(compression)
         if not is_template(output_path):
             check_output_path(output_path)
-        if not is_template(conversation_ids):
+        if _is_static_ids(conversation_ids):
             conversation_ids_of(conversation_ids)
         for name, value in (("after", after), ("before", before)):
             if value is not None and not is_template(value):
@@ -339,6 +339,12 @@ def conversation_ids_of(value: Any) -> list[int]:
     if not isinstance(items, list | tuple):
         raise DotoConfigError(f"conversation_ids must be an id or a list of ids, got {value!r}.")
     return list(dict.fromkeys(api.to_id(item, name="conversation_ids item") for item in items))
+
+
+def _is_static_ids(value: Any) -> bool:
+    """Known at DAG parse: not a template, nor an upstream task's output (an XComArg resolves at run time)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return not any(is_template(item) or hasattr(item, "resolve") for item in items)
 
 
 def _describe_asset_events(task: BaseOperator, context: Context, result: dict[str, Any]) -> None:

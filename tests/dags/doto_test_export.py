@@ -42,3 +42,22 @@ with DAG(
         return [event.extra for event in triggering_asset_events[EXPORTS]]
 
     read_export()
+
+with DAG(
+    dag_id="doto_test_export_from_upstream",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"conversation_ids": Param(type="array"), "output_path": Param(type="string")},
+) as from_upstream:
+
+    @task
+    def pick_conversations(params=None):
+        return list(reversed(params["conversation_ids"]))
+
+    ExportMessagesOperator(
+        task_id="export",
+        conversation_ids=pick_conversations(),
+        output_path="{{ params.output_path }}",
+        compression="gzip",
+    )

@@ -104,6 +104,7 @@ def test_export_accepts_templates_and_rendered_lists() -> None:
     assert conversation_ids_of("4, 5") == [4, 5]
     assert conversation_ids_of(7) == [7] == conversation_ids_of("7")
     assert conversation_ids_of([]) == []
+    ExportMessagesOperator(task_id="mixed", conversation_ids=[1, "{{ params.id }}"], output_path="/tmp/x")
 
 
 # ---- exports through dag.test() --------------------------------------------------------------
@@ -149,6 +150,20 @@ def test_export_window_to_an_object_storage_url(airflow_db: Path, emu: Any, tmp_
     rows = _read(tmp_path / "lake" / "doto.jsonl")
     assert rows == _expected(cids, **window)
     assert rows and all(window["after"] < r["created_at"] < window["before"] for r in rows)
+
+
+def test_export_of_an_upstream_tasks_list(airflow_db: Path, emu: Any, tmp_path: Path) -> None:
+    cids = _seed(emu)[:2]
+    out = tmp_path / "from_upstream.jsonl"  # no .gz suffix: compression="gzip" all the same
+    dag = load_dag(DAG_FILE, "doto_test_export_from_upstream")
+
+    dr = dag.test(run_conf={"conversation_ids": cids, "output_path": str(out)})
+
+    assert dr.state == "success"
+    with gzip.open(out, "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    assert rows == _expected(list(reversed(cids)))
+    assert list(xcom(dr, "export")["conversations"]) == [str(cid) for cid in reversed(cids)]
 
 
 @pytest.mark.parametrize("failure", ["missing_conversation", "server_error"])
