@@ -64,8 +64,9 @@ class MessagePager:
         self.pages = 0  # list pages read (not counting the flavor probe or the first-id lookup)
         self.done = False
         self._flavor: str | None = None
+        self._after_id = after_id
         # Timestamp server: the ``after`` of the next page (a time); Chatwoot: the id above which it reads.
-        self._cursor: int | None = after_id
+        self._cursor: int | None = None
         self._seen: dict[int, int] = {}  # id -> created_at, of what the next page may answer again
         self._waiting: list[Message] = []  # new, in the window, not yet settled
 
@@ -78,17 +79,17 @@ class MessagePager:
             if flavor is None:  # auto, and the conversation has no messages yet
                 self.done = True
                 return []
-            if self._cursor is None:
-                if flavor == "chatwoot":
-                    self._cursor = (
-                        0
-                        if self.after is None
-                        else (
-                            yield from window_start_id_flow(self.account_id, self.conversation_id, self.after)
-                        )
-                    )
+            if flavor == "chatwoot":
+                if self._after_id is not None:
+                    self._cursor = self._after_id
+                elif self.after is None:
+                    self._cursor = 0
                 else:
-                    self._cursor = EPOCH if self.after is None else self.after
+                    self._cursor = yield from window_start_id_flow(
+                        self.account_id, self.conversation_id, self.after
+                    )
+            else:
+                self._cursor = EPOCH if self.after is None else self.after
             self._flavor = flavor
         if self._flavor == "chatwoot":
             return (yield from self._id_page_flow())

@@ -267,6 +267,13 @@ class TestPager:
             rest += api.run_flow(pager.next_page_flow(), server)
         assert ids(first + rest) == list(range(1, 60))
 
+    def test_after_id_steers_only_an_id_server(self):
+        for flavor, expected in (("doto", slice(5, None)), ("chatwoot", slice(11, None))):
+            server = FakeServer(flavor)
+            all_ids = history(server, 30, first_id=BIG_IDS, start=T2026)
+            pages, _ = _stream(server, flavor=flavor, after_id=BIG_IDS + 10, after=T2026 + 4)
+            assert ids(_flat(pages)) == all_ids[expected]
+
     def test_bad_arguments_fail_before_any_request(self):
         with pytest.raises(DotoConfigError, match="after must be"):
             api.MessagePager(1, 42, after="yesterday")
