@@ -45,6 +45,7 @@ TRANSPORT = "airflow_provider_doto/hooks/_transport.py"
 LINK = "airflow_provider_doto/links/doto.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
 OPERATOR = "airflow_provider_doto/operators/doto.py"
+BATCH_OPERATOR = "airflow_provider_doto/operators/batch.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 T_TRANSPORT = "tests/hooks/test_transport.py"
@@ -217,9 +218,31 @@ MUTATIONS: tuple[Mutation, ...] = (
         "watcher-drops-state-store-write",
         "an asset watcher keeps its cursor in the asset state store across triggerer restarts",
         TRIGGER,
-        "                await self._state_store.aset(self._state_key, state)\n",
-        "                pass\n",
+        "            await self._state_store.aset(self._state_key, state)\n",
+        "            pass\n",
         (f"{T_TRIGGER}::test_restarted_watcher_resumes_from_the_stored_cursor[server=doto]",),
+    ),
+    Mutation(
+        "watcher-forgets-a-failed-save",
+        "a cursor save that failed is made again on a later poll (else a batch stays pending for good)",
+        TRIGGER,
+        "        if self._state_store is None or state == self._stored_state:\n            return\n",
+        "        if self._state_store is None or state == self._stored_state:\n            return\n"
+        "        self._stored_state = state\n",
+        (
+            "tests/triggers/test_doto_watcher_handover.py::"
+            "test_a_failed_save_is_made_again_so_no_batch_stays_pending_for_good[server=doto]",
+        ),
+    ),
+    Mutation(
+        "batch-retry-sends-again",
+        "a retried batch looks for what earlier tries delivered and sends only the rest",
+        BATCH_OPERATOR,
+        '        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None\n',
+        "        look_back_since = None\n",
+        (
+            "tests/operators/test_batch.py::test_retry_after_committed_but_unanswered_posts_sends_nothing_twice[server=doto]",
+        ),
     ),
     Mutation(
         "tls-failure-as-lost-sync",
