@@ -13,4 +13,4 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
 fi
 # uv resolves against the lock-like constraints file, so a new release elsewhere cannot break us.
-.venv/bin/uv pip install -q -p .venv/bin/python -c constraints.txt -e ".[dev,distributed]"
+.venv/bin/uv pip install -q -p .venv/bin/python -c constraints.txt -e ".[dev,distributed,lineage]"
