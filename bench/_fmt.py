@@ -8,7 +8,11 @@ def num(value: float | None, digits: int = 1) -> str:
 
 
 def ratio(ours: float | None, base: float | None) -> str:
-    return f"{ours / base:.2f}x" if ours is not None and base else "n/a"
+    """``ours / base``; below 0.01 with four decimals, so a large gap does not read as 0.00x."""
+    if ours is None or not base:
+        return "n/a"
+    value = ours / base
+    return f"{value:.4f}x" if value < 0.01 else f"{value:.2f}x"
 
 
 def ok(met: bool) -> str:

@@ -420,7 +420,9 @@ def describe(t: dict[str, Any]) -> str:
         "headers=...)`, a new hook for every call as each `HttpOperator` task (or mapped instance) does; "
         "HttpHook reused: one hook for all calls. A reused HttpHook keeps its connection alive: its "
         "`TCPKeepAliveAdapter`, so its connection pool, lives with the hook instance and is mounted on every "
-        "call's new session, so the handshake is paid per hook, not per call. Per client: "
+        "call's new session, so the handshake is paid per hook, not per call. The batch's connections sit idle "
+        "between its rounds for longer than aiohttp's keep-alive timeout (15 s by default), so each round opens "
+        "its own (up to 10). Per client: "
         + "; ".join(
             f"{c} {t[c]['ms_per_msg']:.1f} ms a message (client CPU {t[c]['client_cpu_ms_per_msg']:.2f} ms), "
             f"msgs/s per round {t[c]['msgs_per_s_rounds']}, {t[c]['bytes']:,} B through the proxy, proxy CPU share "
