@@ -168,6 +168,7 @@ def measure(n: int, parallelism: int, sides: list[str], timeout: float) -> dict[
         "database": "sqlite",
     }
     with AirflowStack(emulator=emu, dags=dags, parallelism=parallelism, seed=0, echo=say) as stack:
+        assert stack.home is not None
         db = stack.home / "airflow.db"
         result["startup_s"] = time.perf_counter() - t_start
         for dag_id in [*batch_ids, *mapped_ids]:
