@@ -64,6 +64,11 @@ def test_requests_in_flight_are_bounded(doto_emulator: DotoEmulator, max_in_flig
     emu = doto_emulator
     cids = [emu.add_conversation() for _ in range(3 * max_in_flight)]
     emu.inject("delay", times=len(cids), method="POST", delay=0.3)
+    # The emulator is the session's: a request an earlier test left held there must finish first.
+    deadline = time.monotonic() + 60
+    while emu.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emu.in_flight == 0, "an earlier test's request is still held at the emulator"
     peak = 0
     done = threading.Event()
 
