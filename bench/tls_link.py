@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import multiprocessing as mp
 import os
@@ -31,48 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_doto.testing.tls import self_signed_certificate
 from bench.emulator_proc import EmulatorProcess
 from bench.machine import median, proc_cpu_seconds
 
 CONTENT = "Your order #48213 has shipped."
-
-
-def make_certificate(folder: Path) -> tuple[str, str]:
-    """A self-signed certificate for IP 127.0.0.1 (and ``localhost``), valid for a day: (certfile, keyfile)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(certfile), str(keyfile)
 
 
 # ---- the delay proxy (a child process) ------------------------------------------------------------
@@ -241,7 +202,7 @@ def _senders(emu: EmulatorProcess) -> dict[str, Any]:
 
 def measure(n: int, http_n: int, rounds: int, delay: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-tls-"))
-    certfile, keyfile = make_certificate(folder)
+    certfile, keyfile = (str(p) for p in self_signed_certificate(folder))
     with EmulatorProcess(tls=(certfile, keyfile)) as emu:
         tls_port = int(emu.tls_url.rsplit(":", 1)[1])
         with DelayProxy("127.0.0.1", tls_port, delay) as proxy:

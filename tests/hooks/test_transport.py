@@ -6,9 +6,7 @@ onto the same typed error for the same failure, chained; and TLS failures agains
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import http.client
-import ipaddress
 import json
 import ssl
 import threading
@@ -43,6 +41,7 @@ from airflow_provider_doto.hooks._transport import (
 )
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
+from airflow_provider_doto.testing.tls import self_signed_certificate
 
 TOKEN = "tok-SECRET-3f9a7c"
 GET = api.DotoRequest("GET", "/api/v1/accounts/1/conversations/5/messages")
@@ -249,41 +248,6 @@ class Server:
     cert: Path | None = None
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key, made now (no fixture files)."""
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a handler still reading a TLS hello as http must not hold teardown
@@ -340,7 +304,7 @@ def _serve(tls: tuple[Path, Path] | None) -> Iterator[Server]:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[Server]:
     """An https server with a self-signed certificate (trusted by nobody unless told)."""
-    yield from _serve(_self_signed(tmp_path))
+    yield from _serve(self_signed_certificate(tmp_path))
 
 
 @pytest.fixture
