@@ -121,7 +121,7 @@ class DotoHook(BaseHook):
         session = requests.Session()
         session.headers.update(api.headers(self.settings.token))
         # The environment's proxy and CA-bundle settings are read once, here: with trust_env requests
-        # re-reads them on every call, ~0.15 ms a request (BENCHMARKS.md). ~/.netrc is not consulted:
+        # re-reads them on every call, a cost BENCHMARKS.md measures. ~/.netrc is not consulted:
         # the token header is the only credential Doto takes.
         session.trust_env = False
         session.proxies.update(requests.utils.get_environ_proxies(self.settings.base_url))
