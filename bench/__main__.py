@@ -98,6 +98,30 @@ def _ok(met: bool) -> str:
     return "yes" if met else "**NO**"
 
 
+def _listing_rows(what: str, ours: dict[str, Any], base: dict[str, Any]) -> list[list[str]]:
+    """Benchmark 5's two rows for one listing against another: time (with requests) and peak memory."""
+    return [
+        [
+            f"{what}: seconds (requests)",
+            f"{_fmt(ours['seconds'], 2)} s ({ours['requests']})",
+            f"{_fmt(base['seconds'], 2)} s ({base['requests']})",
+            _ratio(ours["seconds"], base["seconds"]),
+            "-",
+            "-",
+            f"{ours['emulator_cpu_share']:.2f} / {base['emulator_cpu_share']:.2f}",
+        ],
+        [
+            f"{what}: peak MB (tracemalloc)",
+            _fmt(ours["peak_mb"]),
+            _fmt(base["peak_mb"]),
+            _ratio(ours["peak_mb"], base["peak_mb"]),
+            "-",
+            "-",
+            "-",
+        ],
+    ]
+
+
 def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], list[str]]:
     """Table rows, and the names of targets missed."""
     rows: list[list[str]] = []
@@ -319,27 +343,8 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
     if "history" in r:
         p = r["history"]["paging"]
         cap, nocap = p["cap100"], p["nocap"]
-        rows.append(
-            [
-                f"5 List a {p['size']:,}-message conversation, 100-message pages vs no cap: seconds (requests)",
-                f"{_fmt(cap['seconds'], 2)} s ({cap['requests']})",
-                f"{_fmt(nocap['seconds'], 2)} s ({nocap['requests']})",
-                _ratio(cap["seconds"], nocap["seconds"]),
-                "-",
-                "-",
-                f"{cap['emulator_cpu_share']:.2f} / {nocap['emulator_cpu_share']:.2f}",
-            ]
-        )
-        rows.append(
-            [
-                f"5 List a {p['size']:,}-message conversation, 100-message pages vs no cap: peak MB (tracemalloc)",
-                _fmt(cap["peak_mb"]),
-                _fmt(nocap["peak_mb"]),
-                _ratio(cap["peak_mb"], nocap["peak_mb"]),
-                "-",
-                "-",
-                "-",
-            ]
+        rows += _listing_rows(
+            f"5 List a {p['size']:,}-message conversation, 100-message pages vs no cap", cap, nocap
         )
         cw = r["history"].get("flavors", {}).get("chatwoot", {}).get("listing")
         if cw:
@@ -347,28 +352,7 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                 f"5 List a {cw['size']:,}-message conversation on auto, chatwoot emulator (100 a page, by id) "
                 "vs doto emulator (one answer)"
             )
-            rows.append(
-                [
-                    f"{what}: seconds (requests)",
-                    f"{_fmt(cw['seconds'], 2)} s ({cw['requests']})",
-                    f"{_fmt(nocap['seconds'], 2)} s ({nocap['requests']})",
-                    _ratio(cw["seconds"], nocap["seconds"]),
-                    "-",
-                    "-",
-                    f"{cw['emulator_cpu_share']:.2f} / {nocap['emulator_cpu_share']:.2f}",
-                ]
-            )
-            rows.append(
-                [
-                    f"{what}: peak MB (tracemalloc)",
-                    _fmt(cw["peak_mb"]),
-                    _fmt(nocap["peak_mb"]),
-                    _ratio(cw["peak_mb"], nocap["peak_mb"]),
-                    "-",
-                    "-",
-                    "-",
-                ]
-            )
+            rows += _listing_rows(what, cw, nocap)
     # Benchmarks 6-8 build their own rows (bench/followups.py, bench/tls_link.py, bench/export.py).
     for key, module in _NEWER.items():
         if key in r:
