@@ -101,7 +101,7 @@ def test_follow_up_hours_param_decides_what_is_too_recent(airflow_db: Path, doto
     assert len(emu.messages(cid)) == 2 and emu.messages(cid)[-1]["content_attributes"]["doto_follow_up"]
 
 
-# ---- doto_backlog_nudge --------------------------------------------------------------------------
+# ---- doto_backlog_nudge (in doto_follow_up.py) ---------------------------------------------------
 
 
 def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
@@ -130,7 +130,7 @@ def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
     )
     due = [*quiet, quiet_with_note]
     untouched = {cid: _contents(emu, cid) for cid in (replied, too_recent, only_a_note)}
-    dag = load_dag("example_dags/doto_backlog_nudge.py")
+    dag = load_dag("example_dags/doto_follow_up.py", "doto_backlog_nudge")
     ids = [*quiet[:6], replied, too_recent, only_a_note, *quiet[6:], quiet_with_note]
 
     dr = dag.test(run_conf={"conversation_ids": ids, "signature": "Ana, Acme support"})
