@@ -17,32 +17,6 @@ from bench.machine import proc_cpu_seconds
 TOKEN = "bench-token"
 
 
-def _serve_tls(app: Any, certfile: str, keyfile: str) -> str:
-    """Serve ``app`` (the emulator's ASGI app) over TLS on another loopback port too; its https URL."""
-    import socket
-
-    import uvicorn
-
-    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        backlog=2048,
-        timeout_keep_alive=30,
-        lifespan="off",
-        server_header=False,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-    )
-    server = uvicorn.Server(config)
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"https://127.0.0.1:{sock.getsockname()[1]}"
-
-
 def _child(
     conn: Any, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
 ) -> None:
@@ -56,8 +30,8 @@ def _child(
         first_message_id=first_message_id,
     )
     emu.start()
-    # The same app (one store) over TLS as well, with the caller's certificate and key files.
-    tls_url = _serve_tls(emu._front, *tls) if tls else ""
+    # The same emulator (one store) over TLS as well, with the caller's certificate and key files.
+    tls_url = emu.serve_tls(*tls) if tls else ""
     created: dict[int, list[float]] = {}
     lock = threading.Lock()
 

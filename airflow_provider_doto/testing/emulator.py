@@ -18,6 +18,8 @@ from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog
 from airflow_provider_doto.testing.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import uvicorn
 
     from airflow_provider_doto.testing.middleware import FrontDoor
@@ -82,6 +84,7 @@ class DotoEmulator(EmulatorKnobs):
         self._thread: threading.Thread | None = None
         self._port: int | None = None
         self._front: FrontDoor | None = None
+        self._tls_servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -89,22 +92,13 @@ class DotoEmulator(EmulatorKnobs):
         """Bind the port and serve in a daemon thread; returns once the server accepts connections."""
         if self._server is not None:
             return self
-        import uvicorn  # imported here so importing this module stays cheap
-
         from airflow_provider_doto.testing.app import build_app
         from airflow_provider_doto.testing.middleware import FrontDoor
 
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._requested_port))
-        except OSError:
-            sock.close()
-            raise
+        sock = self._bind(self._requested_port)
         self._port = sock.getsockname()[1]
         store = self._store
-        app = self._front = FrontDoor(
+        self._front = FrontDoor(
             build_app(store),
             self.token,
             self._faults,
@@ -112,8 +106,41 @@ class DotoEmulator(EmulatorKnobs):
             lambda: store.generation,
             bot_tokens=lambda: store.bot_tokens,
         )
+        self._server, self._thread = self._serve(sock)
+        return self
+
+    def serve_tls(self, certfile: str | Path, keyfile: str | Path) -> str:
+        """Serve the same API (same state, token and faults) over TLS as well, on another free port
+        of the same host, until ``stop()``; its ``https://`` base URL."""
+        if self._front is None or self._server is None:
+            raise RuntimeError("the emulator has not been started")
+        sock = self._bind(0)
+        port = sock.getsockname()[1]
+        self._tls_servers.append(self._serve(sock, str(certfile), str(keyfile)))
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{port}"
+
+    def _bind(self, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _serve(
+        self, sock: socket.socket, certfile: str | None = None, keyfile: str | None = None
+    ) -> tuple[uvicorn.Server, threading.Thread]:
+        """Serve the front door on the bound ``sock`` from a daemon thread (over TLS with
+        ``certfile`` and ``keyfile``); returns once it accepts connections."""
+        import uvicorn  # imported here so importing this module stays cheap
+
+        assert self._front is not None
         config = uvicorn.Config(
-            app,
+            self._front,
             log_config=None,  # leave the host process's logging alone
             log_level="warning",
             access_log=False,
@@ -124,34 +151,37 @@ class DotoEmulator(EmulatorKnobs):
             lifespan="off",
             proxy_headers=False,
             server_header=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         server = uvicorn.Server(config)
+        port = sock.getsockname()[1]
         thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"doto-emulator:{self._port}", daemon=True
+            target=server.run, kwargs={"sockets": [sock]}, name=f"doto-emulator:{port}", daemon=True
         )
-        self._server, self._thread = server, thread
         thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 server.should_exit = True
-                self._server = self._thread = None
                 sock.close()
-                raise RuntimeError(f"the Doto emulator failed to start on {self.host}:{self._port}")
+                raise RuntimeError(f"the Doto emulator failed to start on {self.host}:{port}")
             time.sleep(0.01)
-        return self
+        return server, thread
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread; safe to call twice."""
-        server, thread = self._server, self._thread
+        """Stop serving (the TLS listeners too) and wait for the threads; safe to call twice."""
+        servers = self._tls_servers
+        if self._server is not None and self._thread is not None:
+            servers = [(self._server, self._thread), *servers]
         self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=5)
+        self._tls_servers = []
+        for server, thread in servers:
+            server.should_exit = True
+            thread.join(timeout=10)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(timeout=5)
 
     def __enter__(self) -> DotoEmulator:
         return self.start()

@@ -599,6 +599,28 @@ def test_stop_closes_the_port() -> None:
     emulator.stop()  # idempotent
 
 
+def test_serve_tls_serves_the_same_state_over_https_until_stop(tmp_path: Path) -> None:
+    from airflow_provider_doto.testing.tls import self_signed_certificate
+
+    certfile, keyfile = self_signed_certificate(tmp_path)
+    with DotoEmulator(token="T") as emulator:
+        with pytest.raises(RuntimeError):
+            DotoEmulator().serve_tls(certfile, keyfile)  # not started
+        tls_url = emulator.serve_tls(certfile, keyfile)
+        assert tls_url.startswith("https://127.0.0.1:") and tls_url != emulator.base_url
+        cid = conversation(emulator, "hello")
+        url = emulator.messages_url(cid).replace(emulator.base_url, tls_url)
+        sent = requests.post(
+            url, json={"content": "hi", "message_type": "outgoing"}, headers={"api_access_token": "T"},
+            verify=str(certfile), timeout=5,
+        )  # fmt: skip
+        assert sent.status_code == 200, sent.text
+        assert [m["content"] for m in emulator.messages(cid)] == ["hello", "hi"]
+        assert requests.get(url, verify=str(certfile), timeout=5).status_code == 401  # same token
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, verify=str(certfile), timeout=5)
+
+
 def test_a_thousand_simultaneous_connections(doto_emulator: DotoEmulator) -> None:
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 2500:
         pytest.skip("needs ~2000 file descriptors (client and server share this process)")
