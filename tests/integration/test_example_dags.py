@@ -6,6 +6,7 @@ asserts the conversations' final state and the tasks' XCom values.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import time
@@ -28,21 +29,22 @@ def _contents(emulator: Any, cid: int) -> list[str]:
     return [m["content"] for m in emulator.messages(cid)]
 
 
+def _conversation(emulator: Any, now: int, *messages: tuple[str, str, int, bool]) -> int:
+    """A new conversation holding ``messages``: (content, message_type, hours before ``now``, private)."""
+    cid = emulator.add_conversation()
+    for content, message_type, hours_ago, private in messages:
+        emulator.add_message(
+            cid, content, message_type=message_type, private=private, created_at=now - hours_ago * HOUR
+        )
+    return cid
+
+
 # ---- doto_follow_up ------------------------------------------------------------------------------
 
 
 def test_follow_up_is_sent_only_where_the_customer_went_quiet(airflow_db: Path, doto_emulator: Any) -> None:
     emu = doto_emulator
-    now = int(time.time())
-
-    def conversation(*messages: tuple[str, str, int, bool]) -> int:
-        cid = emu.add_conversation()
-        for content, message_type, hours_ago, private in messages:
-            emu.add_message(
-                cid, content, message_type=message_type, private=private, created_at=now - hours_ago * HOUR
-            )
-        return cid
-
+    conversation = functools.partial(_conversation, emu, int(time.time()))
     quiet = conversation(
         ("my parcel is late", "incoming", 40, False), ("it ships today", "outgoing", 30, False)
     )
@@ -108,16 +110,7 @@ def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
     airflow_db: Path, doto_emulator: Any
 ) -> None:
     emu = doto_emulator
-    now = int(time.time())
-
-    def conversation(*messages: tuple[str, str, int, bool]) -> int:
-        cid = emu.add_conversation()
-        for content, message_type, hours_ago, private in messages:
-            emu.add_message(
-                cid, content, message_type=message_type, private=private, created_at=now - hours_ago * HOUR
-            )
-        return cid
-
+    conversation = functools.partial(_conversation, emu, int(time.time()))
     quiet = [
         conversation(("my parcel is late", "incoming", 60, False), ("it ships today", "outgoing", 50, False))
         for _ in range(12)
