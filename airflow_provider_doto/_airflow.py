@@ -3,14 +3,94 @@ API core: they know about Jinja templates and about what goes into a log line or
 
 from __future__ import annotations
 
+import ast
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_doto.exceptions import DotoError
+from airflow_provider_doto.exceptions import DotoConfigError, DotoError
+
+# A templated field ending in one of these is a template file's path (``template_ext``), not text.
+TEMPLATE_EXTENSIONS = (".txt", ".md", ".j2")
 
 
 def is_template(value: Any) -> bool:
     """A Jinja template string: its value is only known, and checked, after rendering."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def is_template_file(value: Any) -> bool:
+    """A path to a template file: Airflow reads and renders it, so its text is only known then."""
+    return isinstance(value, str) and value.endswith(TEMPLATE_EXTENSIONS)
+
+
+def is_static(value: Any) -> bool:
+    """Known at DAG parse, so checked there: plain data with no template anywhere inside, and no value
+    Airflow resolves or renders at run time (an XComArg, an object with its own ``template_fields``)."""
+    if isinstance(value, str):
+        return not is_template(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(is_static(v) for v in value)
+    if isinstance(value, dict):  # Airflow renders a dict's values, not its keys
+        return all(is_static(v) for v in value.values())
+    return not hasattr(value, "resolve") and not hasattr(value, "template_fields")
+
+
+def rendered_list(value: Any, name: str) -> list[Any]:
+    """The items of a list field, given as a list (any sequence) or one id, or as the text a template
+    renders: a JSON array, a Python literal list (``"[1, 2]"``; read, never evaluated as code),
+    comma-separated ids (``"1,2"``) or one id (``"7"``). Checking the items is the caller's part.
+    """
+    if isinstance(value, str):
+        return _list_from_text(value, name)
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        return list(value)
+    raise DotoConfigError(f"{name} must be a list, got {type(value).__name__}: {_shown(value)}.")
+
+
+# What reading a text as a literal may raise (``ast.literal_eval`` on malformed or huge input).
+_LITERAL_ERRORS = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
+
+
+def _list_from_text(value: str, name: str) -> list[Any]:
+    text = value.strip()
+    try:
+        parsed = _literal(text)
+    except _LITERAL_ERRORS as exc:
+        # Ids that no literal reads (a leading zero: "07", "1,07") are ids all the same.
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if parts and all(part.isascii() and part.isdigit() for part in parts):
+            return parts
+        raise _not_a_list(name, text) from exc
+    if isinstance(parsed, list | tuple):
+        return list(parsed)
+    if isinstance(parsed, int) and not isinstance(parsed, bool):
+        return [parsed]
+    raise _not_a_list(name, text)
+
+
+def _literal(text: str) -> Any:
+    """``text`` read as JSON, else as a Python literal (never evaluated as code)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return ast.literal_eval(text)
+
+
+def _not_a_list(name: str, text: str) -> DotoConfigError:
+    return DotoConfigError(
+        f"{name} is not a list: the text {_shown(text)} is neither a JSON or Python list nor "
+        "comma-separated ids; pass a list or an XComArg, or render the DAG's templates as native "
+        "objects (render_template_as_native_obj=True)."
+    )
+
+
+def _shown(value: Any) -> str:
+    """The bad value for an error message, cut short: a rendered list may be long."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def describe_error(error: BaseException) -> str:

@@ -38,6 +38,7 @@ from airflow_provider_doto.api._batch import (
     check_batch,
     check_items,
     failed_result,
+    validate_max_in_flight,
     validate_tolerance,
 )
 from airflow_provider_doto.api._delivery import (
@@ -128,6 +129,7 @@ __all__ = [
     "tls_error",
     "to_id",
     "to_timestamp",
+    "validate_max_in_flight",
     "validate_send",
     "validate_tolerance",
 ]

@@ -6,8 +6,9 @@ contents) into :class:`BatchItem` objects, refusing anything wrong with the item
 :func:`batch_item_flow` sends one item (duplicate-safe with a delivery key);
 :func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
 :class:`BatchResult`; :func:`batch_counts` and :func:`check_batch` sum them up and decide whether the
-batch failed. Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``)
-and report what happened.
+batch failed; :func:`validate_tolerance` and :func:`validate_max_in_flight` check a batch's settings.
+Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``) and report
+what happened.
 """
 
 from __future__ import annotations
@@ -248,6 +249,13 @@ def validate_tolerance(tolerate_failures: Any) -> float:
             f"got {tolerate_failures!r}."
         )
     return float(tolerate_failures)
+
+
+def validate_max_in_flight(max_in_flight: Any) -> int:
+    """How many of a batch's requests may be in flight at once: a positive integer."""
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+        raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
+    return max_in_flight
 
 
 def check_batch(results: Sequence[BatchResult], tolerate_failures: float = 0.0) -> None:

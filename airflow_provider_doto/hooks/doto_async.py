@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
-from airflow_provider_doto.exceptions import DotoConfigError, DotoError
+from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._transport import (
     AIOHTTP_ERRORS,
     Exchange,
@@ -198,8 +198,7 @@ class DotoAsyncHook:
         failure never raises: it becomes a ``failed`` :class:`~api.BatchResult` with the error's
         text. Everything is checked before the first request.
         """
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
+        api.validate_max_in_flight(max_in_flight)
         batch = api.check_items(
             items,
             message_type=message_type,

@@ -7,7 +7,6 @@ delivery keys make it duplicate-safe across task retries: a retry sends only wha
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
-from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto._airflow import is_static, is_template_file, rendered_list
 from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError
 
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-
-TEMPLATE_EXTENSIONS = (".txt", ".md", ".j2")
 
 
 class BatchSendMessagesOperator(BaseOperator):
@@ -44,7 +41,8 @@ class BatchSendMessagesOperator(BaseOperator):
     retries; the results are written or pushed first.
 
     :param messages: the messages (templated; a list of mappings, or an XComArg).
-    :param conversation_ids: the conversations (templated; a list of ids, or an XComArg).
+    :param conversation_ids: the conversations (templated; a list of ids, or an XComArg; a template
+        may render a JSON or Python list, or ``"1,2"``).
     :param content: with ``conversation_ids``: the text, a Jinja template rendered once per
         conversation (``{{ conversation_id }}`` is the conversation's id), or a ``.txt``/``.md``/``.j2``
         template file.
@@ -101,18 +99,17 @@ class BatchSendMessagesOperator(BaseOperator):
         if messages is not None and content is not None:
             raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
         api.validate_send("x", message_type, private, "text", content_attributes)
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise DotoConfigError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
+        api.validate_max_in_flight(max_in_flight)
         api.validate_tolerance(tolerate_failures)
         if results_path is not None and not isinstance(results_path, str):
             raise DotoConfigError(
                 f"results_path must be a path or URL string, got {type(results_path).__name__}."
             )
-        if content is not None and not _is_dynamic(content) and not _is_template_file(content):
+        if content is not None and is_static(content) and not is_template_file(content):
             api.validate_send(content, message_type, private, "text", content_attributes)
-        if messages is not None and not _is_dynamic(messages):
+        if messages is not None and is_static(messages):
             self._items(messages=messages)
-        elif conversation_ids is not None and not _is_dynamic(conversation_ids):
+        elif conversation_ids is not None and is_static(conversation_ids):
             self._items(conversation_ids=conversation_ids, content="x")
 
     @cached_property
@@ -131,9 +128,9 @@ class BatchSendMessagesOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.messages is not None:
-            items = self._items(messages=_rendered_list(self.messages, "messages"))
+            items = self._items(messages=rendered_list(self.messages, "messages"))
         else:
-            ids = _rendered_list(self.conversation_ids, "conversation_ids")
+            ids = rendered_list(self.conversation_ids, "conversation_ids")
             self._items(conversation_ids=ids, content="x")  # the ids first: a bad one fails before rendering
             items = self._items(conversation_ids=ids, content=self._render_content(ids, context))
         ti = context["ti"]
@@ -191,7 +188,7 @@ class BatchSendMessagesOperator(BaseOperator):
         env = self.get_template_env()
         template = (
             env.get_template(self.content)
-            if _is_template_file(self.content)
+            if is_template_file(self.content)
             else env.from_string(self.content)
         )
         values = dict(context)
@@ -211,36 +208,3 @@ class BatchSendMessagesOperator(BaseOperator):
                 out.write(json.dumps(result.to_dict()) + "\n")
         self.log.info("Wrote %d result(s) to %s", len(results), path)
         return str(path)
-
-
-def _is_template_file(value: Any) -> bool:
-    return isinstance(value, str) and value.endswith(TEMPLATE_EXTENSIONS)
-
-
-def _is_dynamic(value: Any) -> bool:
-    """Known only at run time: a template (anywhere inside), or an XComArg (anything but plain data)."""
-    if isinstance(value, str):
-        return is_template(value)
-    if isinstance(value, list | tuple):
-        return any(_is_dynamic(v) for v in value)
-    if isinstance(value, dict):
-        return any(_is_dynamic(v) for v in value.values())
-    return not isinstance(value, int | float | bool) and value is not None
-
-
-def _rendered_list(value: Any, name: str) -> Any:
-    """A rendered list field; a template rendered to text (``"{{ ti.xcom_pull(...) }}"``) is read back
-    as JSON or as a Python literal (never evaluated as code)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            pass
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-            raise DotoConfigError(
-                f"{name} rendered to text that is not a list ({len(value)} characters); pass an XComArg "
-                "or render the DAG's templates as native objects (render_template_as_native_obj=True)."
-            ) from err
-    return value

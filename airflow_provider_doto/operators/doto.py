@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -10,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
-from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto._airflow import (
+    TEMPLATE_EXTENSIONS,
+    is_static,
+    is_template,
+    is_template_file,
+    rendered_list,
+)
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.exceptions import DotoConfigError
@@ -20,9 +25,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_doto.hooks.doto import DotoHook
-
-
-TEMPLATE_EXTENSIONS = (".txt", ".md", ".j2")
 
 
 class _DotoConnected(BaseOperator):
@@ -95,7 +97,7 @@ class SendMessageOperator(_DotoOperator):
         self.content_attributes = content_attributes
         # Check what is static now (DAG parse); templated values are checked after rendering.
         api.validate_send(
-            "x" if is_template(content) or _is_template_file(content) else content,
+            "x" if is_template(content) or is_template_file(content) else content,
             message_type,
             private,
             content_type,
@@ -266,7 +268,7 @@ class ExportMessagesOperator(_DotoConnected):
         check_compression(compression)
         if not is_template(output_path):
             check_output_path(output_path)
-        if _is_static_ids(conversation_ids):
+        if is_static(conversation_ids):
             conversation_ids_of(conversation_ids)
         for name, value in (("after", after), ("before", before)):
             if value is not None and not is_template(value):
@@ -324,27 +326,8 @@ class ExportMessagesOperator(_DotoConnected):
 
 def conversation_ids_of(value: Any) -> list[int]:
     """Conversation ids from one id, a list, or a rendered template (``"[1, 2]"``, ``"1,2"``), once each."""
-    items: Any = value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except ValueError:
-                raise DotoConfigError(f"conversation_ids is not a list of ids: {text[:80]!r}.") from None
-        else:
-            items = [part for part in text.split(",") if part.strip()] if "," in text else [text]
-    elif isinstance(value, int):
-        items = [value]
-    if not isinstance(items, list | tuple):
-        raise DotoConfigError(f"conversation_ids must be an id or a list of ids, got {value!r}.")
+    items = rendered_list(value, "conversation_ids")
     return list(dict.fromkeys(api.to_id(item, name="conversation_ids item") for item in items))
-
-
-def _is_static_ids(value: Any) -> bool:
-    """Known at DAG parse: not a template, nor an upstream task's output (an XComArg resolves at run time)."""
-    items = value if isinstance(value, list | tuple) else [value]
-    return not any(is_template(item) or hasattr(item, "resolve") for item in items)
 
 
 def _describe_asset_events(task: BaseOperator, context: Context, result: dict[str, Any]) -> None:
@@ -354,7 +337,3 @@ def _describe_asset_events(task: BaseOperator, context: Context, result: dict[st
     for outlet in task.outlets:
         if isinstance(outlet, Asset):
             context["outlet_events"][outlet].extra.update(result)
-
-
-def _is_template_file(value: Any) -> bool:
-    return isinstance(value, str) and value.endswith(TEMPLATE_EXTENSIONS)

@@ -216,6 +216,14 @@ class TestCheckBatch:
         with pytest.raises(DotoConfigError):
             api.check_batch(_results(1, 0), tolerate_failures=bad)
 
+    @pytest.mark.parametrize("bad", [0, -1, True, "3", 2.0, None])
+    def test_max_in_flight_is_a_positive_integer(self, bad):
+        with pytest.raises(DotoConfigError, match=r"max_in_flight must be a positive integer, got "):
+            api.validate_max_in_flight(bad)
+
+    def test_max_in_flight_of_one_or_more_is_fine(self):
+        assert api.validate_max_in_flight(1) == 1 and api.validate_max_in_flight(50) == 50
+
     def test_batch_error_pickles_with_its_fields(self):
         with pytest.raises(DotoBatchError) as caught:
             api.check_batch(_results(1, 2))

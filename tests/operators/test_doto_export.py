@@ -77,8 +77,8 @@ def _leftovers(directory: Path) -> list[str]:
     [
         ({"conversation_ids": [1, "x"]}, "conversation_ids item must be a positive integer"),
         ({"conversation_ids": 0}, "conversation_ids item must be a positive integer"),
-        ({"conversation_ids": {"a": 1}}, "conversation_ids must be an id or a list of ids"),
-        ({"conversation_ids": "[1, 2"}, "conversation_ids is not a list of ids"),
+        ({"conversation_ids": {"a": 1}}, r"conversation_ids must be a list, got dict: \{'a': 1\}"),
+        ({"conversation_ids": "[1, 2"}, r"conversation_ids is not a list: the text '\[1, 2'"),
         ({"output_path": ""}, "output_path must be a non-empty path or URL"),
         ({"output_path": None}, "output_path must be a non-empty path or URL"),
         ({"compression": "zip"}, "compression must be 'gzip', None or 'infer'"),
