@@ -15,6 +15,27 @@ from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
 from ._support import BIG_IDS, T0, T2026, FakeServer, capped_server, history, ids, list_all, msg, ok
 
+# What the property tests draw: messages per second, the server's page caps (forward, backward), a
+# window in seconds from T0 (None: open on that side) and a seed for the order of ties.
+HISTORIES = {
+    "per_second": st.lists(st.integers(0, 45), min_size=1, max_size=12),
+    "caps": st.sampled_from([(100, 20), (20, 20), (100, 100), (30, 20)]),
+    "window": st.tuples(st.none() | st.integers(-1, 12), st.none() | st.integers(0, 13)),
+    "tie_seed": st.integers(0, 1000),
+}
+
+
+def shuffled_history(per_second: list[int], cap_after: int, tie_seed: int) -> list[dict]:
+    """Messages ``per_second`` from T0 on, stored in a shuffled order."""
+    messages: list[dict] = []
+    next_id = 1
+    for second, count in enumerate(per_second):
+        for _ in range(min(count, cap_after)):  # at most a forward page per second: all reachable
+            messages.append(msg(next_id, T0 + second))
+            next_id += 1
+    random.Random(tie_seed).shuffle(messages)
+    return messages
+
 
 class TestListFlowByHand:
     def test_list_flow_driven_by_hand(self):
@@ -119,20 +140,10 @@ class TestPaging:
         assert ids(api.run_flow(api.list_messages_flow(1, 42), send)) == [1, 2]
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(
-        per_second=st.lists(st.integers(0, 45), min_size=1, max_size=12),
-        caps=st.sampled_from([(100, 20), (20, 20), (100, 100), (30, 20)]),
-        window=st.tuples(st.none() | st.integers(-1, 12), st.none() | st.integers(0, 13)),
-        tie_seed=st.integers(0, 1000),
-    )
+    @given(**HISTORIES)
     def test_property_every_message_exactly_once(self, per_second, caps, window, tie_seed):
         cap_after, cap_before = caps
-        messages, next_id = [], 1
-        for second, count in enumerate(per_second):
-            for _ in range(min(count, cap_after)):  # at most a forward page per second: all reachable
-                messages.append(msg(next_id, T0 + second))
-                next_id += 1
-        random.Random(tie_seed).shuffle(messages)
+        messages = shuffled_history(per_second, cap_after, tie_seed)
         after, before = (None if w is None else T0 + w for w in window)
         result, calls = list_all(
             messages,
@@ -281,22 +292,12 @@ class TestPager:
             api.MessagePager(1, 0)
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(
-        per_second=st.lists(st.integers(0, 45), min_size=1, max_size=12),
-        caps=st.sampled_from([(100, 20), (20, 20), (100, 100), (30, 20)]),
-        window=st.tuples(st.none() | st.integers(-1, 12), st.none() | st.integers(0, 13)),
-        tie_seed=st.integers(0, 1000),
-    )
+    @given(**HISTORIES)
     def test_property_the_same_messages_in_the_same_order_as_the_list(
         self, per_second, caps, window, tie_seed
     ):
         cap_after, cap_before = caps
-        messages, next_id = [], 1
-        for second, count in enumerate(per_second):
-            for _ in range(min(count, cap_after)):
-                messages.append(msg(next_id, T0 + second))
-                next_id += 1
-        random.Random(tie_seed).shuffle(messages)
+        messages = shuffled_history(per_second, cap_after, tie_seed)
         after, before = (None if w is None else T0 + w for w in window)
         server = capped_server(messages, cap_after=cap_after, cap_before=cap_before, tie_seed=tie_seed)
         listed = api.run_flow(api.list_messages_flow(1, 42, after=after, before=before), server)

@@ -217,6 +217,14 @@ class TestBatchesInFlight:
         assert batch is not None
         return watch, batch
 
+    def watch_with_two_batches(self, conv: Conversation) -> tuple[api.MessageWatch, list]:
+        """Batch [1] announced and handed over at 1000 s; batch [2] polled, not announced yet."""
+        watch, first = self.watch_with_batch(conv, 1)
+        watch.announce(first)
+        watch.handed_over(now=1000.0)
+        conv.add(2, T0 + 3)
+        return watch, api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+
     def test_an_announced_batch_is_in_the_state_until_it_settles(self):
         conv = Conversation()
         watch, batch = self.watch_with_batch(conv, 1, 2)
@@ -249,12 +257,7 @@ class TestBatchesInFlight:
         assert ids(again.in_flight()) == [1, 2]  # still pending: not handed over again yet
 
     def test_several_pending_batches_come_back_as_one_each_message_once(self):
-        conv = Conversation()
-        watch, first = self.watch_with_batch(conv, 1)
-        watch.announce(first)
-        watch.handed_over(now=1000.0)
-        conv.add(2, T0 + 3)
-        second = api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+        watch, second = self.watch_with_two_batches(Conversation())
         watch.announce(second)
         watch.announce(second)  # announced twice (a re-announcement): still each message once
         assert watch.settle(now=1001.0, after=10) is False
@@ -262,12 +265,8 @@ class TestBatchesInFlight:
         assert len(again.pending) == 1 and ids(again.in_flight()) == [1, 2]
 
     def test_only_batches_handed_over_long_enough_ago_settle(self):
-        conv = Conversation()
-        watch, first = self.watch_with_batch(conv, 1)
-        watch.announce(first)
-        watch.handed_over(now=1000.0)
-        conv.add(2, T0 + 3)
-        watch.announce(api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages)))
+        watch, second = self.watch_with_two_batches(Conversation())
+        watch.announce(second)
         watch.handed_over(now=1008.0)
         assert watch.settle(now=1010.0, after=10)
         assert ids(watch.in_flight()) == [2]

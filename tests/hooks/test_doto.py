@@ -222,30 +222,19 @@ class TestConnection:
         requests_mock.get(LIST_URL, json={"payload": []})
         assert hook.list_messages(42) == []
 
-    def test_insecure_http_allowed_when_asked(self, monkeypatch, requests_mock):
-        set_conn(
-            monkeypatch,
-            value={
-                "conn_type": "doto",
-                "host": "http://doto.internal:3000",
-                "password": TOKEN,
-                "extra": {"account_id": 1, "allow_insecure_http": True},
-            },
-        )
-        requests_mock.get("http://doto.internal:3000" + PATH, json={"payload": [msg(1)]})
-        assert len(DotoHook(CONN_ID).list_messages(42)) == 1
-
-    def test_loopback_http_allowed(self, monkeypatch, requests_mock):
-        set_conn(
-            monkeypatch,
-            value={
-                "conn_type": "doto",
-                "host": "http://127.0.0.1:8089",
-                "password": TOKEN,
-                "extra": {"account_id": 1},
-            },
-        )
-        requests_mock.get("http://127.0.0.1:8089" + PATH, json={"payload": [msg(1)]})
+    @pytest.mark.parametrize(
+        ("host", "extra"),
+        [
+            pytest.param(
+                "http://doto.internal:3000", {"allow_insecure_http": True}, id="insecure-when-asked"
+            ),
+            pytest.param("http://127.0.0.1:8089", {}, id="loopback"),
+        ],
+    )
+    def test_plain_http_allowed(self, monkeypatch, requests_mock, host, extra):
+        value = {"conn_type": "doto", "host": host, "password": TOKEN, "extra": {"account_id": 1, **extra}}
+        set_conn(monkeypatch, value=value)
+        requests_mock.get(host + PATH, json={"payload": [msg(1)]})
         assert len(DotoHook(CONN_ID).list_messages(42)) == 1
 
     def test_timeouts_reach_requests(self, monkeypatch, requests_mock):

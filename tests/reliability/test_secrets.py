@@ -125,17 +125,22 @@ def call(client: str, conn_id: str = "doto_default") -> Any:
     return lambda: asyncio.run(DotoAsyncHook(conn_id, timeout=2, retry_policy=POLICY).list_messages(1))
 
 
-@pytest.mark.parametrize("client", ["sync", "async"])
-def test_plain_http_to_a_remote_host_is_refused_before_any_lookup(
-    client: str, no_dns: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def plain_http_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
+    """``doto_default`` on plain http to a remote host (which ``no_dns`` keeps from being reached)."""
     conn = {
         "conn_type": "doto",
         "host": "http://doto.example.com",
         "password": TOKEN,
-        "extra": {"account_id": 7},
+        "extra": {"account_id": 7, **extra},
     }
     monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", json.dumps(conn))
+
+
+@pytest.mark.parametrize("client", ["sync", "async"])
+def test_plain_http_to_a_remote_host_is_refused_before_any_lookup(
+    client: str, no_dns: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain_http_connection(monkeypatch)
     _, error, _ = bounded(call(client), 10, "plain http call")
     assert isinstance(error, DotoConfigError) and "plain http" in str(error)
     assert no_dns == []
@@ -147,13 +152,7 @@ def test_plain_http_goes_ahead_when_explicitly_allowed(
     client: str, no_dns: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Proves the refusal above is the check, not some other failure: allowed, it does look the host up."""
-    conn = {
-        "conn_type": "doto",
-        "host": "http://doto.example.com",
-        "password": TOKEN,
-        "extra": {"account_id": 7, "allow_insecure_http": True},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", json.dumps(conn))
+    plain_http_connection(monkeypatch, allow_insecure_http=True)
     _, error, _ = bounded(call(client), 20, "allowed plain http call")
     assert isinstance(error, DotoConnectError), repr(error)
     assert "doto.example.com" in no_dns

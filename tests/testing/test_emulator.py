@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -719,12 +721,35 @@ def run_cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """The CLI serving with ``args``; killed on the way out if the test did not stop it."""
+    process = run_cli(*args)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def printed_values(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The ``name=value`` lines the CLI prints, up to its connection line."""
+    lines = read_until(process, "AIRFLOW_CONN_DOTO_DEFAULT=")
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def stop(process: subprocess.Popen[str], stop_signal: signal.Signals = signal.SIGTERM) -> None:
+    """Stop the CLI with ``stop_signal``: it must exit cleanly."""
+    process.send_signal(stop_signal)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cli_serves_seeded_conversation(stop_signal: signal.Signals) -> None:
-    process = run_cli("--port", "0", "--token", "cli-token", "--account", "3", "--seed", "6")
-    try:
-        lines = read_until(process, "AIRFLOW_CONN_DOTO_DEFAULT=")
-        values = dict(line.split("=", 1) for line in lines if "=" in line)
+    with serving("--port", "0", "--token", "cli-token", "--account", "3", "--seed", "6") as process:
+        values = printed_values(process)
         served_port(values)
         conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
         assert conn["host"] == values["base_url"] and conn["password"] == "cli-token"
@@ -734,13 +759,7 @@ def test_cli_serves_seeded_conversation(stop_signal: signal.Signals) -> None:
         payload = response.json()["payload"]
         assert len(payload) == 6
         assert [m["message_type"] for m in payload[:2]] == ["incoming", "outgoing"]
-        process.send_signal(stop_signal)
-        _, err = process.communicate(timeout=20)
-        assert process.returncode == 0, err
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop(process, stop_signal)
 
 
 def test_cli_refuses_non_loopback_host() -> None:

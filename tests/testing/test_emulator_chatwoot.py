@@ -17,7 +17,7 @@ import requests
 
 from airflow_provider_doto.testing import DotoEmulator
 from airflow_provider_doto.testing.chatwoot import ruby_to_i
-from tests.testing.test_emulator import delete, headers, read_until, run_cli, served_port
+from tests.testing.test_emulator import delete, headers, printed_values, served_port, serving, stop
 
 REPO = Path(__file__).resolve().parents[2]
 chatwoot = pytest.mark.doto_flavor("chatwoot")
@@ -496,13 +496,11 @@ def test_ids_above_unix_timestamps(doto_emulator: DotoEmulator) -> None:
 
 
 def test_cli_chatwoot_with_three_conversations() -> None:
-    process = run_cli(
+    with serving(
         "--port", "0", "--token", "cli-token", "--flavor", "chatwoot", "--conversations", "3",
         "--seed", "4", "--first-message-id", "2000000000",
-    )  # fmt: skip
-    try:
-        lines = read_until(process, "AIRFLOW_CONN_DOTO_DEFAULT=")
-        values = dict(line.split("=", 1) for line in lines if "=" in line)
+    ) as process:  # fmt: skip
+        values = printed_values(process)
         assert values["flavor"] == "chatwoot"
         served_port(values)
         conversation_ids = [int(c) for c in values["conversation_ids"].split(",")]
@@ -521,13 +519,7 @@ def test_cli_chatwoot_with_three_conversations() -> None:
             assert [m["message_type"] for m in payload[:2]] == [0, 1]
             seen += ids
         assert len(set(seen)) == 12
-        process.terminate()
-        _, err = process.communicate(timeout=20)
-        assert process.returncode == 0, err
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop(process)
 
 
 # -- the pytest plugin, from a child pytest run ------------------------------------------------------------------

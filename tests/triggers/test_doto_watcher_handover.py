@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,6 +42,25 @@ def cid(doto_emulator: DotoEmulator) -> int:
     return doto_emulator.add_conversation()
 
 
+@pytest.fixture
+def settle(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Sets how long a batch stays pending after its event was handed over."""
+    return lambda seconds: monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", seconds)
+
+
+def watcher_on(cid: int, store: MemoryStore | None) -> NewMessageTrigger:
+    """A new watcher (trigger id 1) on ``cid`` keeping its state in ``store``, as the triggerer sets it up."""
+    return as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store)
+
+
+async def first_message(emu: DotoEmulator, cid: int, watcher: EventCollector) -> int:
+    """Add a message once the watcher has polled; its id, after the watcher announced it."""
+    await until(lambda: gets(emu, cid) >= 1)
+    mid = emu.add_message(cid, "one")["id"]
+    await watcher.wait_events(1)
+    return mid
+
+
 def killed_store(store: MemoryStore) -> MemoryStore:
     """The asset state store as a SIGKILLed triggerer leaves it: what was saved, nothing after."""
     left = MemoryStore()
@@ -53,7 +73,7 @@ def test_killed_after_the_cursor_save_before_the_event_was_stored_announces_the_
 ) -> None:
     emu = doto_emulator
     store = MemoryStore()
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store, trigger_id=1)
+    trigger = watcher_on(cid, store)
 
     async def scenario() -> tuple[list[TriggerEvent], TriggerEvent, list[int], MemoryStore]:
         gen = events_of(trigger)
@@ -81,22 +101,20 @@ def test_killed_after_the_cursor_save_before_the_event_was_stored_announces_the_
 
 
 def test_a_batch_stays_pending_until_its_event_had_time_to_be_stored(
-    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+    doto_emulator: DotoEmulator, cid: int, settle: Callable[[float], None]
 ) -> None:
     emu = doto_emulator
     store = MemoryStore()
-    monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 3600.0)
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store)
+    settle(3600.0)
+    trigger = watcher_on(cid, store)
 
     async def scenario() -> tuple[int, set[int], set[int]]:
         watcher = EventCollector(trigger)
-        await until(lambda: gets(emu, cid) >= 1)
-        mid = emu.add_message(cid, "one")["id"]
-        await watcher.wait_events(1)
+        mid = await first_message(emu, cid, watcher)
         polls = gets(emu, cid)
         await until(lambda: gets(emu, cid) >= polls + 3)
         still = pending_ids(store)  # handed over, but not long enough ago
-        monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 0.0)
+        settle(0.0)
         await until(lambda: mid in saved_ids(store))
         await watcher.stop()
         return mid, still, pending_ids(store)
@@ -107,13 +125,13 @@ def test_a_batch_stays_pending_until_its_event_had_time_to_be_stored(
 
 
 def test_a_settled_batch_is_not_announced_again(
-    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+    doto_emulator: DotoEmulator, cid: int, settle: Callable[[float], None]
 ) -> None:
     """After the re-announcement settles too, a further restart announces nothing old."""
     emu = doto_emulator
     store = MemoryStore()
-    monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 0.0)
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store, trigger_id=1)
+    settle(0.0)
+    trigger = watcher_on(cid, store)
 
     async def scenario() -> tuple[list[int], list[int], list[int]]:
         gen = events_of(trigger)
@@ -142,19 +160,17 @@ def test_a_settled_batch_is_not_announced_again(
 
 
 def test_batches_pending_together_come_back_in_one_event(
-    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+    doto_emulator: DotoEmulator, cid: int, settle: Callable[[float], None]
 ) -> None:
     """Polls faster than the settle wait: every batch not yet settled comes back, merged, once each."""
     emu = doto_emulator
     store = MemoryStore()
-    monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 3600.0)
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store, trigger_id=1)
+    settle(3600.0)
+    trigger = watcher_on(cid, store)
 
     async def scenario() -> tuple[list[int], list[TriggerEvent]]:
         watcher = EventCollector(trigger)
-        await until(lambda: gets(emu, cid) >= 1)
-        sent = [emu.add_message(cid, "one")["id"]]
-        await watcher.wait_events(1)
+        sent = [await first_message(emu, cid, watcher)]
         sent.append(emu.add_message(cid, "two")["id"])
         await watcher.wait_events(2)
         await watcher.stop()
@@ -171,13 +187,11 @@ def test_batches_pending_together_come_back_in_one_event(
 def test_without_a_store_nothing_is_held_or_announced_again(doto_emulator: DotoEmulator, cid: int) -> None:
     """Airflow 3.1/3.2 (no asset state store): the cursor lives in memory, as before."""
     emu = doto_emulator
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store=None)
+    trigger = watcher_on(cid, store=None)
 
     async def scenario() -> tuple[TriggerEvent, int]:
         watcher = EventCollector(trigger)
-        await until(lambda: gets(emu, cid) >= 1)
-        mid = emu.add_message(cid, "one")["id"]
-        await watcher.wait_events(1)
+        mid = await first_message(emu, cid, watcher)
         await watcher.stop()
         return watcher.events[0], mid
 
@@ -202,22 +216,20 @@ class FlakyStore(MemoryStore):
 
 
 def test_a_failed_save_is_made_again_so_no_batch_stays_pending_for_good(
-    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+    doto_emulator: DotoEmulator, cid: int, settle: Callable[[float], None]
 ) -> None:
     """The save that settles a batch fails once: a later poll saves it, not only the next change."""
     emu = doto_emulator
     store = FlakyStore()
-    monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 3600.0)
-    trigger = as_watcher(NewMessageTrigger(cid, poll_interval=POLL), store)
+    settle(3600.0)
+    trigger = watcher_on(cid, store)
 
     async def scenario() -> tuple[int, set[int], int]:
         watcher = EventCollector(trigger)
-        await until(lambda: gets(emu, cid) >= 1)
-        mid = emu.add_message(cid, "one")["id"]
-        await watcher.wait_events(1)
+        mid = await first_message(emu, cid, watcher)
         held = pending_ids(store)
         store.failing = True
-        monkeypatch.setattr(NewMessageTrigger, "event_settle_seconds", 0.0)
+        settle(0.0)
         await until(lambda: store.failed >= 1)  # the batch settled in memory, its save failed
         store.failing = False
         await until(lambda: mid in saved_ids(store))
