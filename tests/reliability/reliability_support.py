@@ -235,6 +235,12 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
 
+    def _received(self) -> Seen:
+        """Read the request's body and say what came in."""
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        return Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+
 
 @contextmanager
 def serve(
@@ -259,9 +265,7 @@ def recording_server(host: str = "127.0.0.2") -> Iterator[tuple[str, list[Seen]]
 
     class Recorder(_Quiet):
         def _any(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            self.rfile.read(length)
-            seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            seen.append(self._received())
             body = b'{"payload": []}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -282,9 +286,7 @@ def redirecting_server(target: str, status: int, host: str = "127.0.0.1") -> Ite
 
     class Redirector(_Quiet):
         def _any(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            self.rfile.read(length)
-            seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            seen.append(self._received())
             self.send_response(status)
             self.send_header("location", target + self.path)
             self.send_header("content-length", "0")
