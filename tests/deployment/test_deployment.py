@@ -94,13 +94,18 @@ def assert_run_succeeded(stack: AirflowStack, dag_id: str, run_id: str, timeout:
         pytest.fail(f"{dag_id} run {run_id} ended {run['state']}: {tis}")
 
 
-def test_escalation_defers_into_the_triggerer_and_replies_once(stack: AirflowStack) -> None:
+def escalation_run(stack: AirflowStack, pattern: str) -> tuple[int, str]:
+    """A new conversation and a run of the escalation DAG waiting in it for ``pattern``."""
     assert stack.emulator is not None
     stack.wait_for_dag(ESCALATION)
     cid = stack.emulator.add_conversation()
-    run_id = stack.trigger_dag(
-        ESCALATION, {"conversation_id": cid, "pattern": "(?i)refund", "poke_interval": 1}
-    )
+    conf = {"conversation_id": cid, "pattern": pattern, "poke_interval": 1}
+    return cid, stack.trigger_dag(ESCALATION, conf)
+
+
+def test_escalation_defers_into_the_triggerer_and_replies_once(stack: AirflowStack) -> None:
+    assert stack.emulator is not None
+    cid, run_id = escalation_run(stack, "(?i)refund")
 
     wait_deferred_in_triggerer(stack, ESCALATION, run_id, SENSOR)
     stack.emulator.add_message(cid, "Nothing to see here", message_type="incoming")  # does not match
@@ -166,11 +171,7 @@ def test_failing_task_notifier_posts_its_note_once(stack: AirflowStack) -> None:
 
 def test_sensor_survives_a_triggerer_restart(stack: AirflowStack) -> None:
     assert stack.emulator is not None
-    stack.wait_for_dag(ESCALATION)
-    cid = stack.emulator.add_conversation()
-    run_id = stack.trigger_dag(
-        ESCALATION, {"conversation_id": cid, "pattern": "(?i)cancel", "poke_interval": 1}
-    )
+    cid, run_id = escalation_run(stack, "(?i)cancel")
     first_job = wait_deferred_in_triggerer(stack, ESCALATION, run_id, SENSOR)
 
     stack.kill_component("triggerer", signal.SIGKILL)  # a crash: no graceful hand-over
