@@ -30,10 +30,15 @@ def emu(doto_emulator: Any) -> Any:
     return doto_emulator
 
 
-def _seed(emu: Any) -> list[int]:
-    """Three conversations: a few hundred messages (three a second), a short one with a deleted message, an empty one."""
+def _seed(emu: Any, start: int | None = None) -> list[int]:
+    """Three conversations: a few hundred messages (three a second from ``start``), a short one
+    with a deleted message, an empty one.
+
+    A test that builds a window from ``start`` passes it in: the emulator's clock follows real time
+    and may tick between seeding and the test reading it again.
+    """
     big, short, empty = emu.add_conversation(), emu.add_conversation(), emu.add_conversation()
-    start = emu.clock.now() - 400
+    start = emu.clock.now() - 400 if start is None else start
     for i in range(320):
         emu.add_message(
             big,
@@ -137,8 +142,8 @@ def test_export_writes_every_message_once(airflow_db: Path, emu: Any, tmp_path: 
 
 
 def test_export_window_to_an_object_storage_url(airflow_db: Path, emu: Any, tmp_path: Path) -> None:
-    cids = _seed(emu)[:2]
     start = emu.clock.now() - 400
+    cids = _seed(emu, start)[:2]
     window = {"after": start + 20, "before": start + 90}
     dag = load_dag(DAG_FILE, "doto_test_export")
 
@@ -262,9 +267,9 @@ def test_openlineage_facets_on_complete(emu: Any) -> None:
 
 
 def test_list_messages_to_a_gzip_file(airflow_db: Path, emu: Any, tmp_path: Path) -> None:
-    big = _seed(emu)[0]
-    out = tmp_path / "conversation.jsonl.gz"
     start = emu.clock.now() - 400
+    big = _seed(emu, start)[0]
+    out = tmp_path / "conversation.jsonl.gz"
     dag = load_dag("test_dags/doto_test_list.py")
 
     dr = dag.test(
