@@ -5,8 +5,9 @@ The rule (``follow_up_blocker``, for each conversation in ``conversation_ids``)
     outgoing* message (private notes and activity messages don't count). A nudge is due when the
     customer has not written since (no public incoming message after it), it is at least ``hours``
     old at the run's time (``dag_run.run_after``: when a scheduled run was due, or when a manual
-    run was triggered), and it is not itself one of this DAG's nudges (one nudge per silence, not
-    one a day). Every decision is logged.
+    run was triggered), and it is not itself a nudge from either DAG (one nudge per silence, not
+    one a day, and not one from each DAG when both look after the same conversations). Every
+    decision is logged.
 
 ``doto_follow_up``: one mapped task per due conversation
     1. ``find_due_conversations`` applies the rule.
@@ -58,13 +59,13 @@ if TYPE_CHECKING:
 
 FOLLOW_UP_ATTRIBUTE = "doto_follow_up"
 NUDGE_ATTRIBUTE = "doto_backlog_nudge"
+# Each DAG marks its nudges with its own attribute (so a reader sees which one sent it); both
+# treat either as a nudge.
+NUDGE_MARKERS = (FOLLOW_UP_ATTRIBUTE, NUDGE_ATTRIBUTE)
 
 
-def follow_up_blocker(
-    messages: Sequence[Message], now: int, hours: float, marker: str = FOLLOW_UP_ATTRIBUTE
-) -> str | None:
-    """Why no nudge is due (a sentence), or None when one is. ``messages`` oldest first;
-    ``marker`` is the content attribute that marks our nudges."""
+def follow_up_blocker(messages: Sequence[Message], now: int, hours: float) -> str | None:
+    """Why no nudge is due (a sentence), or None when one is. ``messages`` oldest first."""
     public = [
         m
         for m in messages
@@ -76,7 +77,7 @@ def follow_up_blocker(
     last = public[outgoing[-1]]
     if any(m.message_type == "incoming" for m in public[outgoing[-1] + 1 :]):
         return "the customer replied"
-    if last.content_attributes.get(marker):
+    if any(last.content_attributes.get(marker) for marker in NUDGE_MARKERS):
         return "our last message is already a nudge"
     age = now - last.created_at
     if age < hours * 3600:
@@ -85,10 +86,8 @@ def follow_up_blocker(
 
 
 @task
-def find_due_conversations(
-    marker: str, params: dict[str, Any] | None = None, dag_run: Any = None
-) -> list[int]:
-    """The conversations due a nudge marked ``marker`` now (each decision is logged)."""
+def find_due_conversations(params: dict[str, Any] | None = None, dag_run: Any = None) -> list[int]:
+    """The conversations due a nudge now (each decision is logged)."""
     import logging
 
     from airflow_provider_doto.hooks.doto import DotoHook
@@ -100,7 +99,7 @@ def find_due_conversations(
     due = []
     for conversation_id in params["conversation_ids"]:
         messages = hook.list_messages(conversation_id, after=now - params["lookback_days"] * 86400)
-        blocker = follow_up_blocker(messages, now, params["hours"], marker)
+        blocker = follow_up_blocker(messages, now, params["hours"])
         if blocker is None:
             log.info("Conversation %s: nudge due", conversation_id)
             due.append(conversation_id)
@@ -135,7 +134,7 @@ with DAG(
         task_id="send_follow_up",
         content="templates/follow_up.md.j2",
         content_attributes={FOLLOW_UP_ATTRIBUTE: True},
-    ).expand(conversation_id=find_due_conversations(FOLLOW_UP_ATTRIBUTE))
+    ).expand(conversation_id=find_due_conversations())
 
 
 with DAG(
@@ -149,7 +148,7 @@ with DAG(
 ) as backlog_nudge:
     BatchSendMessagesOperator(
         task_id="nudge_backlog",
-        conversation_ids=find_due_conversations.override(task_id="find_backlog")(NUDGE_ATTRIBUTE),
+        conversation_ids=find_due_conversations.override(task_id="find_backlog")(),
         content=(
             "Hi! Just checking in on conversation #{{ conversation_id }}: do you still need help? "
             "Reply here and we'll pick it up.\n\n{{ params.signature }}"

@@ -154,6 +154,37 @@ def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
     assert all(len(emu.messages(cid)) == 3 for cid in quiet)
 
 
+def test_neither_nudge_dag_nudges_after_the_others_nudge(airflow_db: Path, doto_emulator: Any) -> None:
+    """One nudge per silence between the two DAGs, each nudge older than the other DAG's ``hours``."""
+    emu = doto_emulator
+    now = int(time.time())
+    followed_up, batch_nudged = emu.add_conversation(), emu.add_conversation()
+    for cid, marker, hours_ago in (
+        (followed_up, "doto_follow_up", 50),
+        (batch_nudged, "doto_backlog_nudge", 30),
+    ):
+        emu.add_message(cid, "it ships today", message_type="outgoing", created_at=now - 60 * HOUR)
+        emu.add_message(
+            cid,
+            "checking in",
+            message_type="outgoing",
+            created_at=now - hours_ago * HOUR,
+            content_attributes={marker: True},
+        )
+    ids = [followed_up, batch_nudged]
+
+    backlog = load_dag("example_dags/doto_follow_up.py", "doto_backlog_nudge").test(
+        run_conf={"conversation_ids": ids, "hours": 48}
+    )
+    follow_up = load_dag("example_dags/doto_follow_up.py").test(
+        run_conf={"conversation_ids": ids, "hours": 24}
+    )
+
+    assert backlog.state == follow_up.state == "success"
+    assert xcom(backlog, "find_backlog") == [] and xcom(follow_up, "find_due_conversations") == []
+    assert [len(emu.messages(cid)) for cid in ids] == [2, 2]
+
+
 # ---- doto_escalation -------------------------------------------------------------------------------
 
 
