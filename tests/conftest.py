@@ -25,8 +25,14 @@ _DAGS = _HOME / "dags"
 _DAGS.mkdir()
 (_DAGS / "example_dags").symlink_to(EXAMPLE_DAGS)
 (_DAGS / "test_dags").symlink_to(REPO / "tests" / "dags")
-# The same settings as the demo's and the stack's Airflow (a DB named by the caller is kept).
-os.environ.update(airflow_settings(_HOME, _DAGS, os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")))
+# The same settings as the demo's and the stack's Airflow (a DB named by the caller is kept). A URL
+# this file exported itself is not the caller's: pytest-xdist's workers inherit the controller's
+# environment, and sharing its SQLite file makes them race in initdb, so each makes its own.
+_CALLERS_DB = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+if _CALLERS_DB is not None and os.environ.get("DOTO_TESTS_OWN_DB") == _CALLERS_DB:
+    _CALLERS_DB = None
+os.environ.update(airflow_settings(_HOME, _DAGS, _CALLERS_DB))
+os.environ["DOTO_TESTS_OWN_DB"] = "" if _CALLERS_DB else os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 
@@ -101,15 +107,3 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Registered here too so `pytest --soak` works from the repository root.
     add_soak_option(parser)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # scripts/test.sh runs some marks on the newest Airflow of its matrix only; it names them here
-    # for the other environments (see the README's "Airflow versions").
-    marks = set(os.environ.get("DOTO_DESELECT_MARKERS", "").split())
-    if not marks:
-        return
-    deselected = [item for item in items if marks & {m.name for m in item.iter_markers()}]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item not in deselected]

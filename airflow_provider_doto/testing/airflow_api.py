@@ -7,6 +7,8 @@ component of the deployment has died (``check_alive``), so a crash fails fast wi
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +18,8 @@ from airflow_provider_doto.testing.local_airflow import wait_until
 from airflow_provider_doto.testing.processes import StackError
 
 HEALTH_PATH = "/api/v2/monitor/health"
+# Pauses before asking again after a 500 "Database error" (a briefly locked SQLite), in seconds.
+DATABASE_ERROR_WAITS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class AirflowApi:
@@ -63,14 +67,24 @@ class AirflowApi:
         return self._api_token
 
     def api(self, method: str, path: str, json_body: Any = None, ok: Sequence[int] = (200,)) -> Any:
-        """Call the public REST API (``path`` under ``/api/v2``); return the decoded JSON."""
-        response = self._session.request(
-            method,
-            f"{self.base_url}/api/v2{path}",
-            json=json_body,
-            headers={"Authorization": f"Bearer {self.api_token()}"},
-            timeout=30,
-        )
+        """Call the public REST API (``path`` under ``/api/v2``); return the decoded JSON.
+
+        A 500 "Database error" is retried: on SQLite the api-server answers it when another
+        component holds the write lock a moment too long, and the failed request's transaction was
+        rolled back, so asking again is safe (a POST that names its resource, like
+        :meth:`trigger_dag`, answers 409 if it did commit after all).
+        """
+        for wait in (*DATABASE_ERROR_WAITS, None):
+            response = self._session.request(
+                method,
+                f"{self.base_url}/api/v2{path}",
+                json=json_body,
+                headers={"Authorization": f"Bearer {self.api_token()}"},
+                timeout=30,
+            )
+            if wait is None or response.status_code != 500 or "Database error" not in response.text:
+                break
+            time.sleep(wait)
         if response.status_code not in ok:
             raise StackError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         return response.json() if response.content else None
@@ -94,10 +108,15 @@ class AirflowApi:
             raise StackError(f"{exc}; import errors: {json.dumps(errors)[:4000]}") from None
 
     def trigger_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Start a manual run through the REST API; return its ``dag_run_id``."""
-        body = {"logical_date": None, "conf": dict(conf or {})}
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", body)
-        return str(run["dag_run_id"])
+        """Start a manual run through the REST API; return its ``dag_run_id``.
+
+        The run is named here, so a retried POST cannot start a second run.
+        """
+        run_id = f"manual__{uuid.uuid4().hex}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf or {})}
+        self.api("POST", f"/dags/{dag_id}/dagRuns", body, ok=(200, 409))
+        self.dag_run(dag_id, run_id)  # (a 409 for any other reason: no such run, StackError)
+        return run_id
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))

@@ -88,6 +88,8 @@ class AirflowStack(AirflowApi):
         ``workers`` Celery workers of ``worker_concurrency`` slots each; needs PostgreSQL, the
         default database then).
     :param triggerers: how many ``airflow triggerer`` processes share the triggers.
+    :param component_env: extra environment for one component, by name (e.g. a smaller
+        ``[triggerer] capacity`` for ``triggerer-1``), over ``env``.
     """
 
     home: Path | None = None
@@ -108,6 +110,7 @@ class AirflowStack(AirflowApi):
     workers: int = 2
     worker_concurrency: int = 4
     triggerers: int = 1
+    component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     components: dict[str, Component] = field(default_factory=dict, init=False)
     conversation_id: int = field(default=0, init=False)
@@ -364,7 +367,7 @@ class AirflowStack(AirflowApi):
             component.restarts += 1
         self.components[name] = component  # registered first, so stop() sees it whatever happens next
         assert self.home is not None
-        component.spawn(self._base_env, self.home)
+        component.spawn({**self._base_env, **self.component_env.get(name, {})}, self.home)
         self._say(f"  {name}: pid {component.pid}, log {component.log_path}")
         return component
 

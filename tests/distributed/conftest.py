@@ -13,6 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from airflow_provider_doto.testing.postgres import find_postgres_bin
 from airflow_provider_doto.testing.processes import StackError
 from airflow_provider_doto.testing.stack import AirflowStack
 
+from ..reliability._options import soak_enabled
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "distributed"
 TOKEN = "doto-distributed-SECRET-7b3e0c51"
@@ -29,6 +32,33 @@ TOKEN = "doto-distributed-SECRET-7b3e0c51"
 HEALTH_CHECK_THRESHOLD = 6
 STACK_FLAVORS = ("doto", "chatwoot")
 _FIGURES: list[str] = []
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How hard the tests push the deployment. Both scales overload it: more sensors than a
+    triggerer may hold (the victim's ``[triggerer] capacity`` is half of them) and many more sends
+    than the workers' 2 x 4 slots. The soak's (``scripts/soak.sh``) writes RELIABILITY.md's figures."""
+
+    sensors: int  # deferred sensors in the triggerer failover
+    sends: int  # mapped sends in the worker failover
+    held: int  # of those, POSTs the emulator holds a few seconds before committing them
+
+    @property
+    def victim_capacity(self) -> int:
+        """``triggerer-1`` (the one the triggerer failover kills) holds at most this many triggers."""
+        return self.sensors // 2
+
+
+FAST = Scale(sensors=40, sends=80, held=24)
+SOAK = Scale(sensors=100, sends=200, held=40)
+
+
+@pytest.fixture(scope="session")
+def scale(pytestconfig: pytest.Config) -> Scale:
+    return SOAK if soak_enabled(pytestconfig) else FAST
+
+
 _flavor = [""]  # the server flavor of the deployment running now, to label figures
 
 
@@ -48,7 +78,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def distributed_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, scale: Scale
 ) -> Iterator[AirflowStack]:
     flavor = getattr(request, "param", "doto")
     try:
@@ -63,6 +93,7 @@ def distributed_stack(
         workers=2,
         worker_concurrency=4,
         triggerers=2,
+        component_env={"triggerer-1": {"AIRFLOW__TRIGGERER__CAPACITY": str(scale.victim_capacity)}},
         parallelism=32,
         dags=[REPO / "tests" / "dags" / f"distributed_{name}_failover.py" for name in ("sensor", "send")],
         token=TOKEN,

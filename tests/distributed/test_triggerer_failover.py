@@ -1,8 +1,11 @@
-"""Triggerer failover on the distributed topology: 100 deferred sensors on two triggerers, one SIGKILLed.
+"""Triggerer failover on the distributed topology: 40 deferred sensors (100 with --soak) on two
+triggerers, one SIGKILLed.
 
 Each map index of ``distributed_sensor_failover`` waits (deferred) for a message in its own
-conversation. Both triggerers hold some of the triggers; one is SIGKILLed while they wait, then one
-customer message lands in every conversation. The survivor takes over the dead one's triggers once
+conversation. Both triggerers hold half of the triggers, by arrangement (Airflow alone spreads them
+unevenly, sometimes all on one): ``triggerer-1`` may hold only half (its ``[triggerer] capacity``)
+and ``triggerer-2`` is started only once ``triggerer-1`` is full. ``triggerer-1`` is SIGKILLed
+while they wait, then one customer message lands in every conversation. The survivor takes over the dead one's triggers once
 its heartbeat is older than ``[triggerer] triggerer_health_check_threshold``, resuming each from
 its serialized cursor: every sensor must return exactly its own message, none lost, none twice.
 """
@@ -21,12 +24,11 @@ import pytest
 from airflow_provider_doto.testing.processes import group_usage
 from airflow_provider_doto.testing.stack import AirflowStack, wait_until
 
-from .conftest import HEALTH_CHECK_THRESHOLD, figure
+from .conftest import HEALTH_CHECK_THRESHOLD, Scale, figure
 
 pytestmark = pytest.mark.distributed
 
 DAG_ID = "distributed_sensor_failover"
-SENSORS = 100
 POLL = re.compile(r"/conversations/(\d+)/messages$")
 
 
@@ -45,43 +47,52 @@ def polls_since(stack: AirflowStack, since: float) -> dict[int, float]:
     return first
 
 
-def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack) -> None:
+def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack, scale: Scale) -> None:
     stack = distributed_stack
     emulator = stack.emulator
     assert emulator is not None
+    sensors = scale.sensors
+    victim, survivor = stack.triggerer_names()
     stack.wait_for_dag(DAG_ID, timeout=180)
-    cids = [emulator.add_conversation() for _ in range(SENSORS)]
+    # The survivor is stopped (it holds nothing yet), so the victim takes triggers up to its capacity.
+    stack.kill_component(survivor, signal.SIGTERM)
+    cids = [emulator.add_conversation() for _ in range(sensors)]
     t0 = time.monotonic()
     run_id = stack.trigger_dag(DAG_ID, {"cids": cids})
 
-    # 1. Every sensor deferred and its trigger running in one of the two triggerers.
-    def all_deferred() -> list[dict[str, Any]] | None:
+    def deferred(held_by_then: int) -> list[dict[str, Any]] | None:
         stack.check_alive()
         tis = sensor_tis(stack, run_id)
         done = [t for t in tis if t["state"] in ("success", "failed", "upstream_failed")]
         if done:
             pytest.fail(f"sensors ended before any message: {[(t['map_index'], t['state']) for t in done]}")
-        held = [t for t in tis if t["state"] == "deferred" and t["triggerer_job"]]
-        return tis if len(held) == SENSORS else None
+        waiting = [t for t in tis if t["state"] == "deferred"]
+        held = [t for t in waiting if t["triggerer_job"]]
+        return tis if len(waiting) == sensors and len(held) == held_by_then else None
 
-    tis = wait_until(all_deferred, 900, f"{SENSORS} sensors to be deferred in a triggerer", interval=2)
-    figure(f"triggerer failover: {SENSORS} sensors deferred {time.monotonic() - t0:.1f} s after the trigger")
+    # 1. Every sensor deferred, the victim full, the rest waiting for a triggerer.
+    wait_until(lambda: deferred(scale.victim_capacity), 900, f"{sensors} sensors deferred", interval=2)
+    # 2. The survivor starts and takes the rest: both hold half, every trigger running.
+    stack.start_component(survivor)
+    tis = wait_until(lambda: deferred(sensors), 300, f"all {sensors} triggers held", interval=1)
+    figure(f"triggerer failover: {sensors} sensors deferred {time.monotonic() - t0:.1f} s after the trigger")
     held_by = Counter(int(t["triggerer_job"]["id"]) for t in tis)
     cid_of = {t["map_index"]: cids[t["map_index"]] for t in tis}
-    jobs = {int(j["id"]): j for j in stack.alive_jobs("TriggererJob")}
+    # (The survivor's first job, stopped above, may still look alive: only the holders count.)
+    jobs = {int(j["id"]): j for j in stack.alive_jobs("TriggererJob") if int(j["id"]) in held_by}
     assert len(held_by) == 2 and set(held_by) <= set(jobs), f"triggers per triggerer job: {held_by}"
+    assert sorted(held_by.values()) == [scale.victim_capacity, sensors - scale.victim_capacity], held_by
     figure(f"triggers per triggerer job before the kill: {dict(held_by)}")
 
     # Figures of the triggerer about to die are taken now; the survivor's at the end.
     usage = {name: group_usage(stack.components[name].process.pid) for name in stack.triggerer_names()}  # type: ignore[union-attr]
-    victim = stack.triggerer_names()[0]
     # Mid-wait: every trigger has polled since it started (the cursor is in its serialized state).
-    wait_until(lambda: len(polls_since(stack, 0)) >= SENSORS, 60, "every conversation polled once")
+    wait_until(lambda: len(polls_since(stack, 0)) >= sensors, 60, "every conversation polled once")
     killed_at = time.time()
     stack.kill_component(victim, signal.SIGKILL)
     figure(
         f"SIGKILLed {victim} (pid group {stack.components[victim].pid}) "
-        f"{time.monotonic() - t0:.1f} s after the trigger, all {SENSORS} sensors deferred"
+        f"{time.monotonic() - t0:.1f} s after the trigger, all {sensors} sensors deferred"
     )
     # 2. One customer message per conversation, at once, while the dead one's triggers are orphaned.
     sent = {cid: emulator.add_message(cid, f"message for {cid}", message_type="incoming") for cid in cids}
@@ -100,7 +111,7 @@ def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack) -> 
     finished = sensor_tis(stack, run_id)
     states = Counter(t["state"] for t in finished)
     assert run["state"] == "success", f"run ended {run['state']}: {states}"
-    assert states == {"success": SENSORS}, states
+    assert states == {"success": sensors}, states
     for ti in finished:
         cid = cid_of[ti["map_index"]]
         path = (
@@ -110,7 +121,7 @@ def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack) -> 
         value = stack.api("GET", path)["value"]
         assert [m["id"] for m in value] == [sent[cid]["id"]], (cid, value)
     figure(
-        f"all {SENSORS} sensors succeeded with exactly their message, {time.monotonic() - t0:.1f} s after the trigger"
+        f"all {sensors} sensors succeeded with exactly their message, {time.monotonic() - t0:.1f} s after the trigger"
     )
 
     # 4. How long the dead triggerer's triggers waited for the survivor (never asserted on).
@@ -122,8 +133,7 @@ def test_sensors_survive_a_killed_triggerer(distributed_stack: AirflowStack) -> 
         f"first {delays[0]:.1f} s, median {statistics.median(delays):.1f} s, last {delays[-1]:.1f} s "
         f"({len(delays)} triggers)"
     )
-    figure(f"after the kill the survivor alone polled {len(first)} of {SENSORS} conversations")
-    survivor = stack.triggerer_names()[1]
+    figure(f"after the kill the survivor alone polled {len(first)} of {sensors} conversations")
     usage[survivor] = group_usage(stack.components[survivor].process.pid)  # type: ignore[union-attr]
     for name, used in usage.items():
         when = "at the kill" if name == victim else "at the end"

@@ -1,4 +1,4 @@
-"""Worker death during sends: 200 mapped sends with retries on two Celery workers, one SIGKILLed.
+"""Worker death during sends: 80 mapped sends (200 with --soak) with retries on two Celery workers, one SIGKILLed.
 
 The emulator holds the first POSTs for a few seconds before committing them, so the killed
 worker's tasks die with POSTs in flight that still commit (answers never read). Airflow fails
@@ -17,13 +17,11 @@ import pytest
 
 from airflow_provider_doto.testing.stack import AirflowStack, wait_until
 
-from .conftest import TOKEN, figure
+from .conftest import TOKEN, Scale, figure
 
 pytestmark = pytest.mark.distributed
 
 DAG_ID = "distributed_send_failover"
-SENDS = 200
-HELD = 40  # POSTs the emulator holds before committing them
 HOLD_SECONDS = 6.0
 
 
@@ -36,13 +34,14 @@ def posts(stack: AirflowStack, cids: set[int]) -> int:
     )
 
 
-def test_sends_survive_a_killed_worker(distributed_stack: AirflowStack) -> None:
+def test_sends_survive_a_killed_worker(distributed_stack: AirflowStack, scale: Scale) -> None:
     stack = distributed_stack
+    sends, held = scale.sends, scale.held
     emulator = stack.emulator
     assert emulator is not None
     stack.wait_for_dag(DAG_ID, timeout=180)
-    cids = [emulator.add_conversation() for _ in range(SENDS)]
-    emulator.inject("delay", times=HELD, method="POST", path_contains="/messages", delay=HOLD_SECONDS)
+    cids = [emulator.add_conversation() for _ in range(sends)]
+    emulator.inject("delay", times=held, method="POST", path_contains="/messages", delay=HOLD_SECONDS)
     t0 = time.monotonic()
     run_id = stack.trigger_dag(DAG_ID, {"cids": cids})
 
@@ -58,17 +57,17 @@ def test_sends_survive_a_killed_worker(distributed_stack: AirflowStack) -> None:
 
     run = stack.wait_for_run(DAG_ID, run_id, timeout=900)
     tis = stack.mapped_task_instances(DAG_ID, run_id, "send")
-    assert len(tis) == SENDS
+    assert len(tis) == sends
     states = Counter(t["state"] for t in tis)
     tries = Counter(t["try_number"] for t in tis)
     assert run["state"] == "success", f"run ended {run['state']}: {states}"
     counts = Counter(len([m for m in emulator.messages(c) if m["message_type"] == "outgoing"]) for c in cids)
     figure(
         f"worker failover: run succeeded {time.monotonic() - t0:.1f} s after the trigger; "
-        f"task tries {dict(sorted(tries.items()))}; POSTs {posts(stack, set(cids))} for {SENDS} sends; "
+        f"task tries {dict(sorted(tries.items()))}; POSTs {posts(stack, set(cids))} for {sends} sends; "
         f"messages per conversation {dict(counts)}"
     )
-    assert counts == {1: SENDS}, counts
+    assert counts == {1: sends}, counts
     assert max(tries) > 1, "no task was retried: the kill hit no running send"
 
 
