@@ -72,6 +72,7 @@ class Part:
     # filled in while running
     status: str = "waiting"
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     detail: str = ""
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -94,7 +95,7 @@ class Runner:
             process = subprocess.Popen(
                 [str(a) for a in argv],
                 cwd=REPO,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},  # lines as they come
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -106,7 +107,11 @@ class Runner:
                 if self.live:
                     sys.stdout.write(line)
                     sys.stdout.flush()
-            return process.wait()
+            # wait4: the CPU time of the command and of every process it reaped (workers, stacks).
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            part.cpu_seconds += usage.ru_utime + usage.ru_stime
+            return process.returncode
 
     def _run_part(self, part: Part) -> None:
         for need in part.needs:
@@ -128,7 +133,9 @@ class Runner:
             part.status = "ok" if rc in part.ok_statuses else f"FAILED (exit {rc})"
             if part.junit is not None:
                 part.detail = junit_counts(part.junit)
-        self.say(f"--- {part.name}: {part.status} in {part.seconds:.0f} s {part.detail}".rstrip())
+        self.say(
+            f"--- {part.name}: {part.status} in {part.seconds:.0f} s (CPU {part.cpu_seconds:.0f} s) {part.detail}".rstrip()
+        )
         if part.status.startswith("FAILED") and not self.live:
             lines = part.log.read_text(errors="replace").splitlines()[-40:]
             self.say("\n".join(f"    | {line}" for line in lines))
@@ -248,7 +255,9 @@ def plan(options: argparse.Namespace, user_args: list[str]) -> tuple[list[Part],
     ARTIFACTS.joinpath("matrix").mkdir(parents=True, exist_ok=True)
     if options.soak:
         soak = pytest_part(
-            newest, ["tests/reliability", "--soak", "-p", "no:cacheprovider", *user_args], None
+            newest,
+            ["tests/reliability", "tests/distributed", "--soak", "-p", "no:cacheprovider", *user_args],
+            None,
         )
         return [Part("soak", "suites", soak)], []
     # Alone, lint runs before the suite in one lane (its output stays readable); with more, beside it.
@@ -323,7 +332,9 @@ def main(argv: Sequence[str]) -> int:
     print()
     print("Test run (logs in artifacts/test-run/):")
     for part in parts:
-        print(f"  {part.name:<16} {part.seconds:7.0f} s  {part.status:<16} {part.detail}".rstrip())
+        print(
+            f"  {part.name:<16} {part.seconds:6.0f} s  CPU {part.cpu_seconds:6.0f} s  {part.status:<16} {part.detail}".rstrip()
+        )
     print(f"  {'total':<16} {time.monotonic() - t0:7.0f} s")
     if hints:
         print("Not run here: " + ", ".join(hints) + " (docs/testing.md)")
