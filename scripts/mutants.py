@@ -38,6 +38,7 @@ PER_MUTATION_TIMEOUT = 300  # seconds; a hang counts as killed (reported as such
 
 TRIGGER = "airflow_provider_doto/triggers/doto.py"
 WATCH = "airflow_provider_doto/api/_watch.py"
+LISTING = "airflow_provider_doto/api/_listing.py"
 SETTINGS = "airflow_provider_doto/api/_settings.py"
 SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
 ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
@@ -142,6 +143,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "id-pager-skips-unread-ids",
+        "the Chatwoot id pager never moves past an id it has not read (a page within the id-order slack)",
+        LISTING,
+        "                page += yield from id_range_flow(\n"
+        "                    self.account_id, self.conversation_id, after_id + 1, next_id + 1\n"
+        "                )\n",
+        "",
+        (
+            "tests/api/test_listing.py::"
+            "test_a_page_within_the_slack_reads_the_ids_below_its_highest_before_moving_past_them",
+            "tests/hooks/test_doto_iter_messages.py::test_busy_seconds_with_an_id_out_of_order_lose_nothing",
+        ),
+    ),
+    Mutation(
+        "id-order-slack-off",
+        "id cursors step back ID_ORDER_SLACK: a lower id created up to 2 s after a higher one is still read",
+        LISTING,
+        "ID_ORDER_SLACK = 2\n",
+        "ID_ORDER_SLACK = 0\n",
+        (
+            "tests/api/test_listing.py::TestPager::"
+            "test_a_lower_id_created_a_second_later_and_committed_between_pages_is_read",
+            "tests/api/test_watch.py::"
+            "test_a_lower_id_created_2_s_after_a_higher_one_and_committed_late_inside_the_overlap",
+        ),
+    ),
+    Mutation(
         "state-drops-flavor",
         "the detected server flavor travels in the cursor (no new probe after a restart)",
         WATCH,
@@ -221,6 +249,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            await self._state_store.aset(self._state_key, state)\n",
         "            pass\n",
         (f"{T_TRIGGER}::test_restarted_watcher_resumes_from_the_stored_cursor[server=doto]",),
+    ),
+    Mutation(
+        "trigger-ignores-retry-after",
+        "a trigger's pause after a 429 is never shorter than the server's Retry-After",
+        TRIGGER,
+        "                delay = max(delay, api.retry_wait(err) or 0.0)\n",
+        "",
+        (
+            "tests/triggers/test_doto_poll_spread.py::test_the_pause_after_a_429_is_never_shorter_than_retry_after[server=doto]",
+        ),
     ),
     Mutation(
         "watcher-forgets-a-failed-save",

@@ -3,7 +3,8 @@
 Two paging strategies, one per server flavor: by time (Doto's reference reads ``before``/``after``
 as Unix timestamps) and by id (Chatwoot reads them as ids and caps its pages). :class:`MessagePager`
 pages forwards and hands out one page of new messages at a time, so a caller can stream a window
-holding no more than a page; :func:`list_messages_flow` collects the same pages (and pages a
+holding no more than a page (on Chatwoot, a page within the id-order slack also holds the ids below
+its end, read as one range); :func:`list_messages_flow` collects the same pages (and pages a
 timestamp server backwards when the window has no start). Rule: no I/O, no clock; callers give the
 window as times, and each page is de-duplicated by id.
 """
@@ -19,9 +20,11 @@ from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp
 
 # Chatwoot's smallest page is 20 (lists without ``after``); a shorter page cannot have been cut.
 PAGE_FULL_AT = 20
-# Chatwoot's page caps: ``after`` alone answers at most 100 messages, ``before_timestamp`` 20.
+# Chatwoot's page caps: ``after`` alone answers at most 100 messages, ``before_timestamp`` 20,
+# ``after`` with ``before`` (a range of ids) 1,000.
 CHATWOOT_AFTER_PAGE = 100
 CHATWOOT_BEFORE_PAGE = 20
+CHATWOOT_RANGE_PAGE = 1000
 # Seconds by which ids and ``created_at`` may disagree on order: both are assigned at insert, but
 # concurrent inserts can take them in different orders. Id cursors step back this far in time.
 ID_ORDER_SLACK = 2
@@ -126,25 +129,41 @@ class MessagePager:
     def _id_page_flow(self) -> Generator[DotoRequest, DotoResponse, list[Message]]:
         """Chatwoot: the (at most 100) oldest messages above the cursor id, by ``created_at``.
 
-        The next page starts from an id safely behind the page's end (:data:`ID_ORDER_SLACK`),
-        re-reading a little. Paging stops at a short page, or once a page lies wholly after
+        Any id above the cursor that the page left out is no older than the page's newest. The
+        next page starts after the highest id settled (created more than :data:`ID_ORDER_SLACK`
+        before the page's newest: no lower id can be that much younger), re-reading a little. A
+        full page with nothing settled (a page within the slack) gives no such id, and its highest
+        id may sit above ids it left out: those are read as a range (:func:`id_range_flow`) before
+        paging on from it. Paging stops at a short page, or once a page lies wholly after
         ``before`` (so a recent window never reads the whole history, nor a window's end beyond it).
         """
         assert self._cursor is not None
         after_id = self._cursor
         request = list_request(self.account_id, self.conversation_id, after=after_id)
         page = [m for m in parse_message_list(request, (yield request)) if m.id > after_id]
+        last = (
+            len(page) < CHATWOOT_AFTER_PAGE
+            or self.pages + 1 >= self.max_pages
+            or (self.before is not None and min(m.created_at for m in page) > self.before + ID_ORDER_SLACK)
+        )
+        newest = max((m.created_at for m in page), default=0)
+        next_id = after_id
+        if not last:
+            settled = [m.id for m in page if m.created_at < newest - ID_ORDER_SLACK]
+            if settled:
+                next_id = max(settled)
+            else:
+                next_id = max(m.id for m in page)
+                page += yield from id_range_flow(
+                    self.account_id, self.conversation_id, after_id + 1, next_id + 1
+                )
+        # Every request answered: only now does the pager change (a failed one leaves it as it was).
         self.pages += 1
         self._take(m for m in page if self._in_window(m))
-        if len(page) < CHATWOOT_AFTER_PAGE or self.pages >= self.max_pages:
+        if last:
             return self._finish()
-        if self.before is not None and min(m.created_at for m in page) > self.before + ID_ORDER_SLACK:
-            return self._finish()
-        newest = max(m.created_at for m in page)
-        settled = [m.id for m in page if m.created_at < newest - ID_ORDER_SLACK]
-        next_id = max(settled) if settled else max(m.id for m in page)
         self._cursor = next_id
-        # The page holds the oldest messages above ``after_id``: any it left out is no older than its newest.
+        # What the pages above ``next_id`` bring is no older than this page's newest.
         return self._settle(below=newest, keep=lambda mid, ts: mid > next_id)
 
     def _take(self, messages: Iterable[Message]) -> list[Message]:
@@ -245,6 +264,30 @@ def id_paged_flow(
     while not pager.done:
         messages += yield from pager.next_page_flow()
     return messages
+
+
+def id_range_flow(
+    account_id: int, conversation_id: int, low: int, high: int
+) -> Generator[DotoRequest, DotoResponse, list[Message]]:
+    """Chatwoot: every message with ``low <= id < high``, each once, oldest first.
+
+    One request (``after`` and ``before``, answered up to 1,000) unless the range holds more: an
+    answer that may have been cut cannot be paged on from (it is ordered by time, the range by
+    id), so the range is split at the median of the ids it answered and each part read again.
+    """
+    by_id: dict[int, Message] = {}
+    ranges = [(low, high)]
+    while ranges:
+        start, end = ranges.pop()
+        request = list_request(account_id, conversation_id, after=start, before=end)
+        answer = {m.id: m for m in parse_message_list(request, (yield request)) if start <= m.id < end}
+        by_id.update(answer)
+        # A range of no more ids than a full answer holds is whole even when the answer is full.
+        if len(answer) >= CHATWOOT_RANGE_PAGE and end - start > CHATWOOT_RANGE_PAGE:
+            # Ids are account-wide, so a conversation's lie sparsely: split where its own ids are.
+            middle = sorted(answer)[len(answer) // 2]
+            ranges += [(middle, end), (start, middle)]
+    return sort_messages(by_id.values())
 
 
 def window_start_id_flow(

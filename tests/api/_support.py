@@ -6,6 +6,8 @@ import json
 import random
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.api._http import list_request
@@ -91,16 +93,22 @@ def ids(messages) -> list[int]:
 
 
 class FakeServer:
-    """One conversation; ``visible=False`` messages are committed late (not yet listed)."""
+    """One conversation; ``visible=False`` messages are committed late (not yet listed).
 
-    def __init__(self, flavor: str):
+    With a ``tie_seed`` the messages of one second come in a fixed shuffled order rather than by
+    id: Chatwoot orders by a ``created_at`` finer than the whole seconds it shows.
+    """
+
+    def __init__(self, flavor: str, tie_seed: int | None = None):
         self.flavor = flavor
         self.messages: list[dict] = []
         self.calls: list[dict] = []
+        self._tie = None if tie_seed is None else random.Random(tie_seed)
 
     def add(self, mid: int, ts: int, *, visible: bool = True, **extra) -> dict:
         message = {"id": mid, "content": f"m{mid}", "message_type": 0, "created_at": ts, **extra}
         message["_visible"] = visible
+        message["_tie"] = mid if self._tie is None else self._tie.random()
         self.messages.append(message)
         return message
 
@@ -112,7 +120,7 @@ class FakeServer:
         self.calls.append(params)
         rows = [m for m in self.messages if m["_visible"]]
         rows = self._chatwoot(rows, params) if self.flavor == "chatwoot" else self._doto(rows, params)
-        body = {"payload": [{k: v for k, v in m.items() if k != "_visible"} for m in rows]}
+        body = {"payload": [{k: v for k, v in m.items() if not k.startswith("_")} for m in rows]}
         return api.DotoResponse(200, {}, json.dumps(body).encode())
 
     @staticmethod
@@ -123,12 +131,12 @@ class FakeServer:
             for m in rows
             if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
         ]
-        return sorted(rows, key=lambda m: (m["created_at"], m["id"]))
+        return sorted(rows, key=lambda m: (m["created_at"], m["_tie"]))
 
     @staticmethod
     def _chatwoot(rows: list[dict], params: dict) -> list[dict]:
         def by_time(ms, reverse=False):
-            return sorted(ms, key=lambda m: (m["created_at"], m["id"]), reverse=reverse)
+            return sorted(ms, key=lambda m: (m["created_at"], m["_tie"]), reverse=reverse)
 
         after, before = params.get("after"), params.get("before")
         if after is not None and before is not None:
@@ -146,6 +154,55 @@ class FakeServer:
 def history(server: FakeServer, n: int, *, first_id: int, start: int, step: int = 1) -> list[int]:
     """``n`` messages, one a second from ``start``, ids ``first_id``, ``first_id + step``, ..."""
     return [server.add(first_id + i * step, start + i)["id"] for i in range(n)]
+
+
+# Seconds by which ids and ``created_at`` disagree on a busy server (concurrent inserts take them
+# in different orders); the pager's ID_ORDER_SLACK is meant to cover this much.
+ID_DISORDER = 2
+
+
+def busy_history(per_second: list[int], renumbered: list[tuple[int, int]], start: int) -> list[int]:
+    """The ``created_at`` of a busy conversation's messages, in the order the server numbered them.
+
+    ``per_second[i]`` messages are created in second ``start + i``. Each ``(k, delay)`` in
+    ``renumbered`` gives message ``k`` (modulo the count, in creation order) its id ``delay``
+    seconds late, after the messages created then: ids out of time order by up to ``delay``.
+    """
+    created = [start + second for second, count in enumerate(per_second) for _ in range(count)]
+    delay = [0] * len(created)
+    for k, late in renumbered:
+        if created:
+            delay[k % len(created)] = late
+    numbered = sorted(range(len(created)), key=lambda i: (created[i] + delay[i], delay[i], i))
+    return [created[i] for i in numbered]
+
+
+def busy_seconds(max_seconds: int) -> st.SearchStrategy[list[int]]:
+    """Messages per second for :func:`busy_history`: quiet, or busy enough that a page of 100 fits
+    in the id-order slack, up to more than a page in one second."""
+    return st.lists(st.integers(0, 6) | st.integers(34, 130), min_size=1, max_size=max_seconds)
+
+
+# The ``renumbered`` of :func:`busy_history`: a few messages numbered up to ID_DISORDER seconds late.
+RENUMBERED = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, ID_DISORDER)), max_size=8)
+# Issue 26's conversation: 2 a second for 20 s, then 40, 41 and 40 in three seconds; the middle
+# second's last message (index 40 + 40 + 40 in creation order) is numbered after the third second's.
+ISSUE_26 = {"per_second": [2] * 20 + [40, 41, 40], "renumbered": [(120, 1)]}
+# The properties over HTTP draw a new conversation per example on the emulator their fixture reset.
+OVER_HTTP = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def seed_busy(emu, per_second: list[int], renumbered: list[tuple[int, int]], start: int) -> int:
+    """A new conversation of :func:`busy_history` in a ``DotoEmulator`` (the hook and operator
+    tests): stored in id order, each with its ``created_at``. Returns its id."""
+    cid = emu.add_conversation()
+    for i, created_at in enumerate(busy_history(per_second, renumbered, start)):
+        emu.add_message(cid, f"busy {i}", created_at=created_at)
+    return cid
 
 
 def answer(payload, status: int = 200, base_url: str | None = BASE) -> api.DotoResponse:

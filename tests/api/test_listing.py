@@ -6,14 +6,30 @@ import math
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
-from airflow_provider_doto.api._listing import ID_ORDER_SLACK
+from airflow_provider_doto.api._listing import ID_ORDER_SLACK, id_paged_flow
 from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
-from ._support import BIG_IDS, T0, T2026, FakeServer, capped_server, history, ids, list_all, msg, ok
+from ._support import (
+    BIG_IDS,
+    ID_DISORDER,
+    ISSUE_26,
+    RENUMBERED,
+    T0,
+    T2026,
+    FakeServer,
+    busy_history,
+    busy_seconds,
+    capped_server,
+    history,
+    ids,
+    list_all,
+    msg,
+    ok,
+)
 
 # What the property tests draw: messages per second, the server's page caps (forward, backward), a
 # window in seconds from T0 (None: open on that side) and a seed for the order of ties.
@@ -208,6 +224,101 @@ def test_id_paging_survives_ids_out_of_time_order():
     assert sorted(ids(found)) == list(range(1000, 1250))
 
 
+# What the busy-conversation properties draw besides the seconds and the renumbered messages: a
+# window in seconds from T2026 and the server's order inside a second.
+BUSY = {
+    "per_second": busy_seconds(8),
+    "renumbered": RENUMBERED,
+    "window": st.tuples(st.none() | st.integers(-1, 8), st.none() | st.integers(0, 9)),
+    "tie_seed": st.integers(0, 1000),
+}
+
+
+def busy_server(per_second, renumbered, tie_seed=None) -> FakeServer:
+    """A Chatwoot conversation of :func:`busy_history`, with account-wide (gapped) ids."""
+    server = FakeServer("chatwoot", tie_seed=tie_seed)
+    for i, ts in enumerate(busy_history(per_second, renumbered, T2026)):
+        server.add(BIG_IDS + 3 * i, ts)
+    return server
+
+
+def _range_reads(calls) -> int:
+    return sum(1 for c in calls if "after" in c and "before" in c)
+
+
+def _keys(messages) -> list[tuple[int, int]]:
+    return [(m.created_at, m.id) for m in messages]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**BUSY)
+@example(**ISSUE_26, window=(None, None), tie_seed=0)
+@example(**ISSUE_26, window=(9, None), tie_seed=0)
+def test_property_busy_seconds_and_ids_out_of_order_lose_nothing(per_second, renumbered, window, tie_seed):
+    """Every reader on Chatwoot gives each message of the window once, oldest first, whatever the
+    density and however ids and times disagree (within the slack); a page within the slack costs at
+    most one more request."""
+    server = busy_server(per_second, renumbered, tie_seed)
+    after, before = (None if w is None else T2026 + w for w in window)
+    expected = sorted(
+        (m["created_at"], m["id"])
+        for m in server.messages
+        if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
+    )
+    listed = api.run_flow(
+        api.list_messages_flow(1, 42, after=after, before=before, flavor="chatwoot"), server
+    )
+    assert _keys(listed) == expected
+    forwards = sum(1 for c in server.calls if set(c) == {"after"})
+    assert _range_reads(server.calls) <= max(forwards - 1, 0)
+    server.calls.clear()
+    pages, _ = _stream(server, after=after, before=before, flavor="chatwoot")
+    assert _keys(_flat(pages)) == expected
+    every = api.run_flow(id_paged_flow(1, 42, after_id=0), server)
+    assert sorted(ids(every)) == sorted(m["id"] for m in server.messages)
+
+
+def test_a_page_within_the_slack_reads_the_ids_below_its_highest_before_moving_past_them():
+    """Issue 26: a full page lies within the slack and holds a message numbered after later ones.
+    Paging on from its highest id skipped 21 messages; the ids below it are read as one range."""
+    server = busy_server(**ISSUE_26)
+    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    assert len(found) == len(server.messages) == 161
+    assert _keys(found) == sorted((m["created_at"], m["id"]) for m in server.messages)
+    early = BIG_IDS + 3 * 160  # numbered last, created in the middle busy second
+    (at,) = [i for i, c in enumerate(server.calls) if set(c) == {"after", "before"}]
+    assert server.calls[at] == {"after": server.calls[at - 1]["after"] + 1, "before": early + 1}
+    assert server.calls[at + 1 :] == [{"after": early}]
+
+
+def test_a_range_holding_more_than_an_answer_is_split_until_each_part_is_whole():
+    """1,000 is the cap of a range answer: a fuller range is split (where its ids are) and read again."""
+    server = FakeServer("chatwoot", tie_seed=7)
+    # 2,500 messages in two seconds, the first numbered last: the first page has nothing settled
+    # and its highest id is the conversation's.
+    server.add(BIG_IDS + 10_000, T2026)
+    for i in range(2_500):
+        server.add(BIG_IDS + 2 * i, T2026 + 1 + i // 1_250)
+    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    assert sorted(ids(found)) == sorted(m["id"] for m in server.messages)
+    assert len(found) == len(set(ids(found)))
+    ranges = [c for c in server.calls if set(c) == {"after", "before"}]
+    assert 3 <= len(ranges) <= 8  # 2,501 sparse ids: a few splits, not one per halving of the id range
+
+
+def test_a_normal_conversation_costs_no_range_read():
+    """Three messages a second, give or take, numbered a little out of order: no page lies within
+    the slack, so paging costs what it did before the range reads (one request per 100 and a bit)."""
+    rng = random.Random(26)
+    per_second = [rng.randint(0, 6) for _ in range(330)]
+    renumbered = [(rng.randrange(1_000), rng.randint(1, ID_DISORDER)) for _ in range(30)]
+    server = busy_server(per_second, renumbered, tie_seed=3)
+    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    assert len(found) == len(server.messages)
+    assert _range_reads(server.calls) == 0
+    assert len(server.calls) <= len(server.messages) // 90 + 1
+
+
 def test_soft_deleted_messages_are_recognised():
     server = FakeServer("chatwoot")
     server.add(7, T2026, content="This message was deleted", content_attributes={"deleted": True})
@@ -284,6 +395,24 @@ class TestPager:
             all_ids = history(server, 30, first_id=BIG_IDS, start=T2026)
             pages, _ = _stream(server, flavor=flavor, after_id=BIG_IDS + 10, after=T2026 + 4)
             assert ids(_flat(pages)) == all_ids[expected]
+
+    def test_a_lower_id_created_a_second_later_and_committed_between_pages_is_read(self):
+        """The next page starts ID_ORDER_SLACK behind the page's newest second: an id below the
+        page's end, created up to that much after a higher one, may commit after the page was read."""
+        server = FakeServer("chatwoot")
+        history(server, 98, first_id=1000, start=T2026)  # 1000-1097, one a second
+        server.add(1200, T2026 + 97)  # numbered after the next one, created a second before it
+        server.add(1150, T2026 + 98, visible=False)  # commits after the first page is read
+        server.add(1201, T2026 + 98)
+        history(server, 5, first_id=1202, start=T2026 + 99)
+        pager = api.MessagePager(1, 42, flavor="chatwoot")
+        first = api.run_flow(pager.next_page_flow(), server)
+        assert ids(first)[:2] == [1000, 1001] and 1150 not in ids(first)
+        server.reveal(1150)
+        rest = []
+        while not pager.done:
+            rest += api.run_flow(pager.next_page_flow(), server)
+        assert sorted(ids(first + rest)) == sorted(m["id"] for m in server.messages)
 
     def test_bad_arguments_fail_before_any_request(self):
         with pytest.raises(DotoConfigError, match="after must be"):

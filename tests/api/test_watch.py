@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError
 
+from . import _support
 from ._support import BIG_IDS, T0, T2026, FakeServer, capped_server, history, ids, msg
 
 
@@ -402,6 +403,69 @@ def test_no_loss_no_repeat_under_late_commits(flavor, first_id, steps, restart_e
         server.reveal(mid)
     reported += poll(watch, server, known) or []
     assert sorted(reported) == sorted(expected)
+    assert len(reported) == len(set(reported))
+
+
+def test_a_lower_id_created_2_s_after_a_higher_one_and_committed_late_inside_the_overlap():
+    """The id cursor passes an id only once it is ID_ORDER_SLACK further behind than the overlap:
+    a lower id can be created that much later (concurrent inserts) and commit late."""
+    for flavor in ("doto", "chatwoot"):
+        server = FakeServer(flavor)
+        history(server, 20, first_id=100, start=T2026 - 20)
+        watch, reported = api.MessageWatch(start=T2026), []
+        reported += poll(watch, server, flavor) or []
+        server.add(700, T2026)  # numbered after the next one, created 2 s before it
+        server.add(690, T2026 + 2, visible=False)
+        for i in range(1, 10):
+            server.add(700 + i, T2026 + 2 + i)
+            reported += poll(watch, server, flavor) or []
+        # The newest seen is 9 s after message 690: inside the 10 s overlap, so it must be found.
+        server.reveal(690)
+        reported += poll(watch, server, flavor) or []
+        assert sorted(reported) == [690, *range(700, 710)], flavor
+
+
+# What the busy watch property draws besides the busy seconds and renumbered messages: messages
+# committed late (by less than the overlap), how often the watch polls (seconds) and how often it
+# restarts from its JSON state.
+LATE = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, api.DEFAULT_OVERLAP - 1)), max_size=8)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    flavor=st.sampled_from(["doto", "chatwoot"]),
+    per_second=_support.busy_seconds(8),
+    renumbered=_support.RENUMBERED,
+    late=LATE,
+    poll_every=st.integers(1, 4),
+    restart_every=st.integers(0, 3),
+    tie_seed=st.integers(0, 1000),
+)
+@example(**_support.ISSUE_26, flavor="chatwoot", late=[], poll_every=30, restart_every=0, tie_seed=0)
+def test_property_busy_seconds_ids_out_of_order_each_reported_once(
+    flavor, per_second, renumbered, late, poll_every, restart_every, tie_seed
+):
+    """Busy seconds (a page within the slack, or more than a page in one), ids out of time order,
+    late commits: the watch reports each message once, polled often or seldom, restarted or not."""
+    server = FakeServer(flavor, tie_seed=tie_seed)
+    created = _support.busy_history(per_second, renumbered, T2026)
+    lag = dict((k % len(created), seconds) for k, seconds in late) if created else {}
+    commit = {}  # id -> when it shows up
+    for i, ts in enumerate(created):
+        mid = BIG_IDS + 3 * i
+        server.add(mid, ts, visible=False)
+        commit[mid] = ts + lag.get(i, 0)
+    watch, reported = api.MessageWatch(start=T2026), []
+    end = T2026 + len(per_second) + api.DEFAULT_OVERLAP
+    for i, now in enumerate(range(T2026, end + poll_every, poll_every)):
+        for mid in [mid for mid, at in commit.items() if at <= now]:
+            server.reveal(mid)
+            del commit[mid]
+        if restart_every and i % restart_every == 0:
+            watch = api.MessageWatch(start=T2026).restore(json.loads(json.dumps(watch.to_state())))
+        reported += poll(watch, server, flavor) or []
+    assert not commit
+    assert sorted(reported) == sorted(m["id"] for m in server.messages)
     assert len(reported) == len(set(reported))
 
 

@@ -6,11 +6,15 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from airflow_provider_doto.exceptions import DotoConfigError, DotoNotFoundError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing import DotoEmulator
+
+from ..api._support import ISSUE_26, OVER_HTTP, RENUMBERED, busy_seconds, seed_busy
 
 
 def list_gets(emu: DotoEmulator, cid: int) -> list[dict[str, str]]:
@@ -110,3 +114,61 @@ def test_the_async_twin_yields_the_same(emu: DotoEmulator) -> None:
     hook = DotoHook()
     assert _keys(asyncio.run(collect())) == _keys(hook.list_messages(cid))
     assert _keys(asyncio.run(collect(after=start + 50))) == _keys(hook.list_messages(cid, after=start + 50))
+
+
+# ---- Chatwoot: busy seconds and ids out of time order (issue 26) ---------------------------
+
+
+def read_every_way(cid: int, **window: Any) -> dict[str, list[int]]:
+    """The window's ids as list_messages, iter_messages and aiter_messages give them."""
+
+    async def collect() -> list[int]:
+        return [m.id async for m in DotoAsyncHook().aiter_messages(cid, **window)]
+
+    hook = DotoHook()
+    return {
+        "list_messages": [m.id for m in hook.list_messages(cid, **window)],
+        "iter_messages": [m.id for m in hook.iter_messages(cid, **window)],
+        "aiter_messages": asyncio.run(collect()),
+    }
+
+
+@pytest.mark.doto_flavor("chatwoot")
+def test_busy_seconds_with_an_id_out_of_order_lose_nothing(
+    doto_emulator: DotoEmulator, pinned_flavor: str
+) -> None:
+    """Issue 26: 2 messages a second for 20 s, then 40, 41 and 40 in three seconds, the middle
+    second's last one numbered after the third second's. Every reader lost 21 of the window's 151."""
+    emu = doto_emulator
+    start = emu.clock.now() - 60
+    cid = seed_busy(emu, **ISSUE_26, start=start)
+    expected = [m["id"] for m in emu.messages(cid) if m["created_at"] > start + 4]  # by (created_at, id)
+    assert len(expected) == 151
+    read = read_every_way(cid, after=start + 4)
+    assert {reader: len(got) for reader, got in read.items()} == dict.fromkeys(read, 151)
+    assert all(got == expected for got in read.values())
+    # Each reader paid for the page within the slack with one range read of the ids below its end.
+    ranges = [q for q in list_gets(emu, cid) if "after" in q and "before" in q]
+    assert len(ranges) == 3 and ranges[0]["before"] == str(max(expected) + 1)
+
+
+@pytest.mark.doto_flavor("chatwoot")
+@OVER_HTTP
+@given(
+    per_second=busy_seconds(6),
+    renumbered=RENUMBERED,
+    after=st.none() | st.integers(-1, 6),
+)
+@example(**ISSUE_26, after=4)
+def test_property_busy_seconds_every_reader_gives_each_message_once(
+    doto_emulator: DotoEmulator, per_second: list[int], renumbered: list[tuple[int, int]], after: int | None
+) -> None:
+    """Busy seconds (a page within the slack, more than a page in one) and ids out of time order,
+    over HTTP: both hooks' readers give the window's messages once each, oldest first."""
+    emu = doto_emulator
+    start = emu.clock.now() - 100
+    cid = seed_busy(emu, per_second, renumbered, start)  # a new conversation per example
+    window = {} if after is None else {"after": start + after}
+    expected = [m["id"] for m in emu.messages(cid) if after is None or m["created_at"] > start + after]
+    for reader, got in read_every_way(cid, **window).items():
+        assert got == expected, reader

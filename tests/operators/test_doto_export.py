@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 from dagrun import load_dag, task_instances, xcom
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.operators.doto import ExportMessagesOperator, conversation_ids_of
+
+from ..api._support import ISSUE_26, OVER_HTTP, RENUMBERED, busy_seconds, seed_busy
 
 pytestmark = pytest.mark.integration
 
@@ -261,6 +265,50 @@ def test_openlineage_facets_on_complete(emu: Any) -> None:
     lineage = task.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in lineage.inputs] == [task.lineage_datasets()[0][0]]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", "/data/doto.jsonl")]
+
+
+# ---- Chatwoot: busy seconds and ids out of time order (issue 26) ---------------------------
+
+
+def _export_ids(cid: int, path: Path, **window: Any) -> tuple[list[int], dict[str, Any]]:
+    """The ids the export wrote for ``cid`` (in file order) and what it returned."""
+    task = ExportMessagesOperator(task_id="export", conversation_ids=[cid], output_path=str(path), **window)
+    result = task.execute(context={})  # type: ignore[arg-type]  # no outlets: the context is not read
+    return [row["id"] for row in _read(path)], result
+
+
+@pytest.mark.doto_flavor("chatwoot")
+def test_busy_seconds_with_an_id_out_of_order_are_exported_whole(doto_emulator: Any, tmp_path: Path) -> None:
+    """Issue 26: the export wrote and reported 130 of the window's 151 messages, without an error."""
+    start = doto_emulator.clock.now() - 60
+    cid = seed_busy(doto_emulator, **ISSUE_26, start=start)
+    expected = [m["id"] for m in doto_emulator.messages(cid) if m["created_at"] > start + 4]
+    written, result = _export_ids(cid, tmp_path / "busy.jsonl", after=start + 4)
+    assert (len(written), result["count"]) == (151, 151)
+    assert written == expected
+
+
+@pytest.mark.doto_flavor("chatwoot")
+@OVER_HTTP
+@given(
+    per_second=busy_seconds(6),
+    renumbered=RENUMBERED,
+    after=st.integers(-1, 6),
+)
+@example(**ISSUE_26, after=4)
+def test_property_busy_seconds_each_message_exported_once(
+    doto_emulator: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    per_second: list[int],
+    renumbered: list[tuple[int, int]],
+    after: int,
+) -> None:
+    """Busy seconds and ids out of time order: the export writes the window's messages once each."""
+    start = doto_emulator.clock.now() - 100
+    cid = seed_busy(doto_emulator, per_second, renumbered, start)  # a new conversation per example
+    expected = [m["id"] for m in doto_emulator.messages(cid) if m["created_at"] > start + after]
+    written, result = _export_ids(cid, tmp_path_factory.mktemp("export") / "out.jsonl", after=start + after)
+    assert written == expected and result["count"] == len(expected)
 
 
 # ---- ListMessagesOperator's file branch streams through the same writer ---------------------

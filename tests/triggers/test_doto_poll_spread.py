@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -68,3 +69,33 @@ def test_a_rate_limited_first_poll_keeps_retry_after_and_the_next_success_is_spr
     event = _wait_for_event(doto_emulator, trigger, cid, polls_before=4)
     assert event.payload["status"] == "success"
     assert uniform_calls == [(0.0, POLL)]  # one random pause, taken after the first good poll
+
+
+def test_the_pause_after_a_429_is_never_shorter_than_retry_after(
+    doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that asks to wait 5 s gets its 5 s, though the poll interval is 0.05 s. The
+    trigger's pauses are recorded (and skipped) with the requests the emulator had logged by then."""
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    start = int(time.time())
+    message = emu.add_message(cid, "refund please", created_at=start)
+    emu.inject("status", times=1, status=429, retry_after=5)
+    pauses: list[tuple[int, float]] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        pauses.append((gets(emu, cid), delay))
+        await real_sleep(0)
+
+    monkeypatch.setattr(trigger_module, "asyncio", SimpleNamespace(sleep=sleep))
+    trigger = NewMessageTrigger(cid, start=start, poll_interval=POLL)
+
+    async def events() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(events(), 30))
+    assert [m["id"] for m in event.payload["messages"]] == [message["id"]]
+    # One pause, after the one request that was answered 429, then the poll that found the message.
+    assert [count for count, _ in pauses] == [1]
+    assert pauses[0][1] >= 5.0
