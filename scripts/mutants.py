@@ -508,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=2, help="mutations tested at once, each in its own copy (default 2)"
     )
+    parser.add_argument(
+        "--baseline-junit",
+        type=Path,
+        default=None,
+        help="a JUnit report of the same tree's suite: selected tests it shows passed skip the baseline",
+    )
     args = parser.parse_args(argv)
 
     by_name = {m.name: m for m in MUTATIONS}
@@ -529,13 +535,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="doto-mutants-"))
     try:
-        return run_all(selected, workdir, max(1, args.jobs), args.write, started)
+        passed = passed_in(args.baseline_junit) if args.baseline_junit else set()
+        return run_all(selected, workdir, max(1, args.jobs), args.write, started, passed)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_all(selected: tuple[Mutation, ...], workdir: Path, jobs: int, write: bool, started: float) -> int:
+def passed_in(report: Path) -> set[str]:
+    """Node ids of the tests a JUnit report shows passed (not failed, errored or skipped)."""
+    return {
+        _node(case)
+        for case in ET.parse(report).getroot().iter("testcase")
+        if not any(case.find(tag) is not None for tag in ("failure", "error", "skipped"))
+    }
+
+
+def run_all(
+    selected: tuple[Mutation, ...], workdir: Path, jobs: int, write: bool, started: float, passed: set[str]
+) -> int:
     copies = [workdir / f"repo-{i}" for i in range(min(jobs, len(selected)))]
     for copy in copies:
         make_copy(REPO, copy)
@@ -544,9 +562,15 @@ def run_all(selected: tuple[Mutation, ...], workdir: Path, jobs: int, write: boo
     copy = copies[0]
 
     tests = tuple(dict.fromkeys(t for m in selected for t in m.tests))
+    # A selection the suite run of this same tree passed (a test node id) needs no baseline run.
+    # A file or a test with parameters is a selection of several node ids: always run.
+    known = [t for t in tests if t in passed]
+    tests = tuple(t for t in tests if t not in passed)
+    if known:
+        print(f"baseline: {len(known)} test selections passed in the suite's report", flush=True)
     print(f"baseline: {len(tests)} test selections on the unmutated copy ...", flush=True)
     t0 = time.monotonic()
-    code, failed, tail = run_pytest(copy, tests, stop_first=False)
+    code, failed, tail = run_pytest(copy, tests, stop_first=False) if tests else (0, [], "")
     baseline_seconds = time.monotonic() - t0
     if code != 0:
         print(tail)

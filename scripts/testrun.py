@@ -288,8 +288,13 @@ def plan(options: argparse.Namespace, user_args: list[str]) -> tuple[list[Part],
             # One process, in order: each tier's tests share one deployment per server flavor.
             parts.append(Part(tier, "tiers", pytest_part(newest, args, None), junit=junit))
     if options.mutants or options.ci:
-        mutants = [newest.python, REPO / "scripts" / "mutants.py"]
-        parts.append(Part("mutants", side, lambda runner, part: runner.command(part, mutants)))
+        mutants: list[str | Path] = [newest.python, REPO / "scripts" / "mutants.py"]
+        needs = ()
+        if newest in chosen and not options.quick and not user_args:
+            # The suite's report spares the baseline run of every test it shows passed.
+            needs = (f"suite {newest.name}",)
+            mutants += ["--baseline-junit", ARTIFACTS / "matrix" / f"{newest.name}.xml"]
+        parts.append(Part("mutants", side, lambda runner, part: runner.command(part, mutants), needs))
     hints = []
     if not (options.ci or options.quick):
         if len(chosen) < len(matrix):
