@@ -7,8 +7,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 # The suite-wide token scan: DEBUG log records and console output of every test (tests/token_scan.py).
 from token_scan import _log_at_debug, pytest_runtest_makereport  # noqa: F401
@@ -34,6 +36,24 @@ if _CALLERS_DB is not None and os.environ.get("DOTO_TESTS_OWN_DB") == _CALLERS_D
 os.environ.update(airflow_settings(_HOME, _DAGS, _CALLERS_DB))
 os.environ["DOTO_TESTS_OWN_DB"] = "" if _CALLERS_DB else os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+
+
+def _configure_structlog_uncached(*args: Any, **kwargs: Any) -> None:
+    """Airflow's structlog loggers, uncached: each writes to the ``sys.stdout`` of the moment.
+
+    Airflow configures structlog with ``cache_logger_on_first_use``, so a logger keeps the stream
+    that was ``sys.stdout`` when it first logged. First used in a test with ``capfd``/``capsys``
+    (every reliability test), that is the test's own capture, closed when it ends: every later
+    log line of that logger in the process raises "I/O operation on closed file" (a dag run or a
+    poke-mode sensor then fails at once). Which test comes first in a process depends on the order
+    and, under pytest-xdist, on the worker; uncached, each test's logs go to its own capture.
+    """
+    kwargs["cache_logger_on_first_use"] = False
+    _configure_structlog(*args, **kwargs)
+
+
+_configure_structlog = structlog.configure
+structlog.configure = _configure_structlog_uncached
 
 
 @pytest.fixture(scope="session")
