@@ -173,7 +173,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "state-drops-flavor",
         "the detected server flavor travels in the cursor (no new probe after a restart)",
         WATCH,
-        '            "flavor": self.flavor,\n            "after_id"',
+        '            "flavor": self.reading.known,\n            "after_id"',
         '            "after_id"',
         (
             "tests/api/test_watch.py::test_state_keeps_the_flavor_so_a_restart_does_not_probe",

@@ -93,7 +93,7 @@ def _forget_server_flavors():
     yield
     hooks = sys.modules.get("airflow_provider_doto.hooks.doto")
     if hooks is not None:
-        hooks._server_flavors.clear()
+        hooks._found_readings.clear()
 
 
 @pytest.fixture

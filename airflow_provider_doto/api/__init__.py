@@ -15,7 +15,7 @@ One module a concern; this package is their one public face (``api.X``):
   response (or a transport failure) onto the provider's errors.
 - ``_messages``: :class:`Message` and the parsers of Doto's answers.
 - ``_flows``: :func:`run_flow` / :func:`arun_flow`, and the send, delete and connection-check flows.
-- ``_flavors``: :class:`ServerFlavor`: timestamps (Doto) or ids (Chatwoot), and detecting which.
+- ``_flavors``: :class:`ServerReading`: timestamps (Doto) or ids (Chatwoot), and :func:`resolve_flow`.
 - ``_listing``: :func:`list_messages_flow`: a window of messages from a capped server, once each;
   :class:`MessagePager` hands it out a page at a time (streaming).
 - ``_retry_policy``: :func:`is_retryable` and :class:`RetryPolicy` (applied by the transports).
@@ -47,7 +47,7 @@ from airflow_provider_doto.api._delivery import (
     find_delivered,
     send_once_flow,
 )
-from airflow_provider_doto.api._flavors import ServerFlavor, detect_flavor_flow
+from airflow_provider_doto.api._flavors import FLAVORS, ServerReading, detect_flavor_flow, resolve_flow
 from airflow_provider_doto.api._flows import (
     arun_flow,
     check_connection_flow,
@@ -68,7 +68,7 @@ from airflow_provider_doto.api._http import (
 from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
 from airflow_provider_doto.api._messages import Message, Sender, parse_message
 from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
-from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
+from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, DotoSettings
 from airflow_provider_doto.api._values import (
     MAX_CONTENT_LENGTH,
     MESSAGE_TYPES,
@@ -99,7 +99,7 @@ __all__ = [
     "MessageWatch",
     "RetryPolicy",
     "Sender",
-    "ServerFlavor",
+    "ServerReading",
     "Timestamp",
     "arun_flow",
     "batch_counts",
@@ -121,6 +121,7 @@ __all__ = [
     "is_retryable",
     "list_messages_flow",
     "parse_message",
+    "resolve_flow",
     "retry_wait",
     "run_flow",
     "send_message_flow",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_provider_doto.api._delivery import send_once_flow
-from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flavors import ServerReading
 from airflow_provider_doto.api._flows import send_message_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._messages import Message
@@ -186,7 +186,7 @@ def batch_item_flow(
     *,
     key: str | None = None,
     look_back_since: Timestamp | None = None,
-    flavor: str | ServerFlavor = "doto",
+    flavor: str | ServerReading = "auto",
     **options: Any,
 ) -> Generator[DotoRequest, DotoResponse, BatchResult]:
     """Send one item: with a delivery ``key`` through :func:`send_once_flow` (a retry with

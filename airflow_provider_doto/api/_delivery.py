@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
-from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flavors import ServerReading
 from airflow_provider_doto.api._flows import send_message_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._listing import list_messages_flow
@@ -60,7 +60,7 @@ def send_once_flow(
     *,
     key: str,
     look_back_since: Timestamp | None = None,
-    flavor: str | ServerFlavor = "doto",
+    flavor: str | ServerReading = "auto",
     message_type: str = "outgoing",
     private: bool = False,
     content_type: str = "text",

@@ -1,61 +1,68 @@
-"""Server flavors: whether a server reads ``before``/``after`` as Unix timestamps (Doto's reference)
-or as message ids (Chatwoot's finder), and the two-request probe that finds out.
+"""How a server reads ``before``/``after``: as Unix timestamps (Doto's reference, flavor ``doto``) or as
+message ids (Chatwoot's finder, flavor ``chatwoot``), and the two-request probe that finds out.
 
-Rule: detection is a flow like any other (no I/O here); once known, a flavor is kept (per hook and
-process in :class:`ServerFlavor`, and in a watch's state) so the probe runs once.
+Rule: the reading is one immutable :class:`ServerReading`, owned by the caller (a hook, a pager, a
+watch's state) and passed down; :func:`resolve_flow` is the one place that decides it, and it
+*returns* the new value. Nothing here is shared or changed behind the caller's back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, list_request
 from airflow_provider_doto.api._messages import parse_message_list
-from airflow_provider_doto.api._settings import FLAVORS
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import DotoConfigError
 
+# What a connection may say (extra ``flavor``): "auto" finds out with :func:`detect_flavor_flow`.
+FLAVORS = ("auto", "doto", "chatwoot")
+# What a server is, once known.
+SERVER_FLAVORS = ("doto", "chatwoot")
 
-@dataclass
-class ServerFlavor:
-    """How a connection's server reads ``before``/``after``: as configured, or as ``auto`` found out.
 
-    The hooks keep one per connection and process, so detection runs once; watches also keep the
-    resolved flavor in their state, so a reschedule or a restarted trigger does not probe again.
-    """
+@dataclass(frozen=True)
+class ServerReading:
+    """How one connection's server reads ``before``/``after``: as configured, or as ``auto`` found out."""
 
     configured: str = "auto"
-    detected: str | None = None
-    announced: bool = False
+    detected: str | None = None  # what ``auto`` found (None until a probe has answered)
 
     def __post_init__(self) -> None:
         if self.configured not in FLAVORS:
             raise DotoConfigError(f"flavor must be one of {', '.join(FLAVORS)}, got {self.configured!r}.")
+        if self.detected not in (None, *SERVER_FLAVORS):
+            raise DotoConfigError(
+                f"a detected flavor must be one of {', '.join(SERVER_FLAVORS)}, got {self.detected!r}."
+            )
 
     @classmethod
-    def of(cls, flavor: str | ServerFlavor) -> ServerFlavor:
-        return flavor if isinstance(flavor, ServerFlavor) else cls(flavor)
+    def of(cls, flavor: str | ServerReading | None) -> ServerReading:
+        """A reading from a flavor's name (``None`` is ``auto``), or the reading itself."""
+        if isinstance(flavor, ServerReading):
+            return flavor
+        return cls("auto" if flavor is None else flavor)
 
     @property
     def known(self) -> str | None:
         """``doto`` or ``chatwoot`` once known; None while ``auto`` has not decided."""
         return self.configured if self.configured != "auto" else self.detected
 
-    def resolve_flow(
-        self, account_id: int, conversation_id: int
-    ) -> Generator[DotoRequest, DotoResponse, str | None]:
-        """The server's flavor, detecting it with this conversation if needed (None: it is empty)."""
-        if self.known is None:
-            self.detected = yield from detect_flavor_flow(account_id, conversation_id)
-        return self.known
+    def learned(self, found: str | None) -> ServerReading:
+        """This reading with what a probe (or a saved state) found; itself when there is nothing to learn."""
+        if found is None or self.known is not None:
+            return self
+        return replace(self, detected=found)
 
-    def announce(self) -> str | None:
-        """The detected flavor the first time it is asked after detection, else None (log it once)."""
-        if self.configured != "auto" or self.detected is None or self.announced:
-            return None
-        self.announced = True
-        return self.detected
+
+def resolve_flow(
+    reading: ServerReading, account_id: int, conversation_id: int | str
+) -> Generator[DotoRequest, DotoResponse, ServerReading]:
+    """``reading``, known: probed with this conversation if needed (still unknown if it is empty)."""
+    if reading.known is not None:
+        return reading
+    return reading.learned((yield from detect_flavor_flow(account_id, conversation_id)))
 
 
 def detect_flavor_flow(

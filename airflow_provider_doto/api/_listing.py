@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 
-from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flavors import ServerReading, resolve_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, list_request
 from airflow_provider_doto.api._messages import Message, parse_message_list, sort_messages
 from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp
@@ -35,8 +35,8 @@ EPOCH = 0
 class MessagePager:
     """A window ``after < created_at < before`` of one conversation, a page at a time, oldest first.
 
-    Each :meth:`next_page_flow` reads one page forwards (after resolving the server's flavor, and
-    on Chatwoot looking up the window's first id, on the first call) and returns the messages that
+    Each :meth:`next_page_flow` reads one page forwards (after resolving the server's reading, kept
+    in ``reading`` for the caller, and on Chatwoot looking up the window's first id, on the first call) and returns the messages that
     are new and settled: nothing a later page can bring sorts before them. Messages of the page's
     newest second wait for the next page, which re-reads that second. Only what de-duplication
     across the page boundary needs is kept: the ids the next request can answer again (that second
@@ -51,22 +51,18 @@ class MessagePager:
         *,
         before: Timestamp | None = None,
         after: Timestamp | None = None,
-        flavor: str | ServerFlavor = "doto",
+        flavor: str | ServerReading = "auto",
         after_id: int | None = None,
-        page_full_at: int = PAGE_FULL_AT,
-        max_pages: int = 100_000,
     ) -> None:
         """``after_id`` (Chatwoot only): page from above this id instead of looking the window's first id up."""
         self.account_id = account_id
         self.conversation_id = to_id(conversation_id, name="conversation_id")
         self.before = None if before is None else to_timestamp(before, name="before")
         self.after = None if after is None else to_timestamp(after, name="after")
-        self.server = ServerFlavor.of(flavor)
-        self.page_full_at = page_full_at
-        self.max_pages = max_pages
+        self.reading = ServerReading.of(flavor)
         self.pages = 0  # list pages read (not counting the flavor probe or the first-id lookup)
         self.done = False
-        self._flavor: str | None = None
+        self._started = False
         self._after_id = after_id
         # Timestamp server: the ``after`` of the next page (a time); Chatwoot: the id above which it reads.
         self._cursor: int | None = None
@@ -77,12 +73,12 @@ class MessagePager:
         """The next page's new messages, oldest first (may be empty); ``[]`` once ``done``."""
         if self.done:
             return []
-        if self._flavor is None:
-            flavor = yield from self.server.resolve_flow(self.account_id, self.conversation_id)
-            if flavor is None:  # auto, and the conversation has no messages yet
+        if not self._started:
+            reading = yield from resolve_flow(self.reading, self.account_id, self.conversation_id)
+            if reading.known is None:  # auto, and the conversation has no messages yet
                 self.done = True
                 return []
-            if flavor == "chatwoot":
+            if reading.known == "chatwoot":
                 if self._after_id is not None:
                     self._cursor = self._after_id
                 elif self.after is None:
@@ -93,8 +89,8 @@ class MessagePager:
                     )
             else:
                 self._cursor = EPOCH if self.after is None else self.after
-            self._flavor = flavor
-        if self._flavor == "chatwoot":
+            self.reading, self._started = reading, True
+        if self.reading.known == "chatwoot":
             return (yield from self._id_page_flow())
         return (yield from self._time_page_flow())
 
@@ -115,7 +111,7 @@ class MessagePager:
         self.pages += 1
         # Anything at or before the cursor was settled already (or lies outside what was asked).
         fresh = self._take(m for m in page if m.created_at > cursor)
-        if len(page) < self.page_full_at or self.pages >= self.max_pages:
+        if len(page) < PAGE_FULL_AT:
             return self._finish()
         newest = max(m.created_at for m in page)
         if fresh:
@@ -141,10 +137,8 @@ class MessagePager:
         after_id = self._cursor
         request = list_request(self.account_id, self.conversation_id, after=after_id)
         page = [m for m in parse_message_list(request, (yield request)) if m.id > after_id]
-        last = (
-            len(page) < CHATWOOT_AFTER_PAGE
-            or self.pages + 1 >= self.max_pages
-            or (self.before is not None and min(m.created_at for m in page) > self.before + ID_ORDER_SLACK)
+        last = len(page) < CHATWOOT_AFTER_PAGE or (
+            self.before is not None and min(m.created_at for m in page) > self.before + ID_ORDER_SLACK
         )
         newest = max((m.created_at for m in page), default=0)
         next_id = after_id
@@ -195,36 +189,22 @@ def list_messages_flow(
     *,
     before: Timestamp | None = None,
     after: Timestamp | None = None,
-    flavor: str | ServerFlavor = "doto",
-    page_full_at: int = PAGE_FULL_AT,
-    max_pages: int = 100_000,
+    flavor: str | ServerReading = "auto",
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
     """Every message with ``after < created_at < before`` exactly once, oldest first.
 
-    ``before``/``after`` are always times here; ``flavor`` says how the server is asked for them
-    (``auto`` detects it first, see :class:`ServerFlavor`). The pages of a :class:`MessagePager`,
+    ``before``/``after`` are always times here; ``flavor`` (a :class:`ServerReading` or its name)
+    says how the server is asked for them (``auto`` detects it first, :func:`resolve_flow`). The pages of a :class:`MessagePager`,
     collected; on a timestamp server a window without ``after`` is read backwards from its end
     (a short conversation is then one request, and one crowded second can give two pages).
     """
-    pager = MessagePager(
-        account_id,
-        conversation_id,
-        before=before,
-        after=after,
-        flavor=flavor,
-        page_full_at=page_full_at,
-        max_pages=max_pages,
-    )
+    pager = MessagePager(account_id, conversation_id, before=before, after=after, flavor=flavor)
     if pager.after is None:
-        resolved = yield from pager.server.resolve_flow(account_id, pager.conversation_id)
-        if resolved is None:  # auto, and the conversation has no messages yet
+        pager.reading = yield from resolve_flow(pager.reading, account_id, pager.conversation_id)
+        if pager.reading.known is None:  # auto, and the conversation has no messages yet
             return []
-        if resolved == "doto":
-            return (
-                yield from _backwards_flow(
-                    account_id, pager.conversation_id, pager.before, page_full_at, max_pages
-                )
-            )
+        if pager.reading.known == "doto":
+            return (yield from _backwards_flow(account_id, pager.conversation_id, pager.before))
     messages: list[Message] = []
     while not pager.done:
         messages += yield from pager.next_page_flow()
@@ -236,30 +216,13 @@ def _in_window(message: Message, after: int | None, before: int | None) -> bool:
 
 
 def id_paged_flow(
-    account_id: int,
-    conversation_id: int,
-    *,
-    after: int | None = None,
-    after_id: int | None = None,
-    until: int | None = None,
-    max_pages: int = 100_000,
+    account_id: int, conversation_id: int, *, after_id: int
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
     """Chatwoot: every message with an id above ``after_id``, oldest first, paging forwards by id.
 
-    Without ``after_id`` the window's first id is looked up from the time ``after``: the newest
-    messages created before it (``before_timestamp``, one request) end below the window, so a
-    recent window never reads the whole history. Paging stops at a short page, or once a page lies
-    wholly after ``until`` (a time). The pages of a Chatwoot :class:`MessagePager`, collected.
+    The pages of a Chatwoot :class:`MessagePager`, collected.
     """
-    pager = MessagePager(
-        account_id,
-        conversation_id,
-        after=after,
-        before=until,
-        flavor="chatwoot",
-        after_id=after_id,
-        max_pages=max_pages,
-    )
+    pager = MessagePager(account_id, conversation_id, flavor="chatwoot", after_id=after_id)
     messages: list[Message] = []
     while not pager.done:
         messages += yield from pager.next_page_flow()
@@ -300,7 +263,7 @@ def window_start_id_flow(
 
 
 def _backwards_flow(
-    account_id: int, conversation_id: int, before: int | None, page_full_at: int, max_pages: int
+    account_id: int, conversation_id: int, before: int | None
 ) -> Generator[DotoRequest, DotoResponse, list[Message]]:
     """Timestamp server, no ``after``: the newest page before ``before``, then the page before it.
 
@@ -312,12 +275,12 @@ def _backwards_flow(
     """
     by_id: dict[int, Message] = {}
     page_before = before
-    for _ in range(max_pages):
+    while True:
         request = list_request(account_id, conversation_id, before=page_before)
         page = [m for m in parse_message_list(request, (yield request)) if _in_window(m, None, before)]
         fresh = [m for m in page if m.id not in by_id]
         by_id.update((m.id, m) for m in fresh)
-        if len(page) < page_full_at:
+        if len(page) < PAGE_FULL_AT:
             break
         crowded = min(m.created_at for m in page)
         if fresh:

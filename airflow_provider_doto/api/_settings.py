@@ -13,14 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_doto.api._flavors import FLAVORS, ServerReading
 from airflow_provider_doto.exceptions import DotoConfigError
 
 DEFAULT_BASE_URL = "https://app.usendoto.com"
 DEFAULT_TIMEOUT = 30.0
-# How a server reads ``before``/``after``: "doto" as Unix timestamps (Doto's reference), "chatwoot" as
-# message ids (Chatwoot's finder, CHATWOOT.md); "auto" finds out (:func:`detect_flavor_flow`).
-FLAVORS = ("auto", "doto", "chatwoot")
-SERVER_FLAVORS = ("doto", "chatwoot")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
@@ -97,6 +94,11 @@ class DotoSettings:
         return cls.from_connection_fields(
             conn_id, host=conn.host, password=conn.password, extra=extra, schema=conn.schema, port=conn.port
         )
+
+    @property
+    def reading(self) -> ServerReading:
+        """How the connection says its server reads ``before``/``after`` (``auto``: not known yet)."""
+        return ServerReading(self.flavor)
 
     def conversation_url(self, conversation_id: int) -> str:
         """Where a person sees the conversation in Doto's web app."""

@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_doto.api._flavors import ServerFlavor
+from airflow_provider_doto.api._flavors import SERVER_FLAVORS, ServerReading, resolve_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._listing import (
     ID_ORDER_SLACK,
@@ -23,7 +23,6 @@ from airflow_provider_doto.api._listing import (
     window_start_id_flow,
 )
 from airflow_provider_doto.api._messages import Message, sort_messages
-from airflow_provider_doto.api._settings import SERVER_FLAVORS
 from airflow_provider_doto.api._values import MESSAGE_TYPES, to_id
 from airflow_provider_doto.exceptions import DotoConfigError
 
@@ -127,7 +126,7 @@ class MessageWatch:
     newer message was seen) is still inside the window and still found. On a server that reads
     ``after`` as an id (Chatwoot) the same overlap is kept in ids: ``after_id`` is the newest id
     that left the overlap window, so a lower id committed late is still above it. ``to_state()``
-    is plain JSON (with the resolved server flavor), so the watch survives reschedules, trigger
+    is plain JSON (with the server's reading once known), so the watch survives reschedules, trigger
     restarts and serialisation without probing the server again.
 
     A watcher, whose events nobody acknowledges, keeps each batch it announces in ``pending``
@@ -144,7 +143,7 @@ class MessageWatch:
     position: int | None = None
     seen: dict[int, int] = field(default_factory=dict)  # id -> created_at
     matched: list[Message] = field(default_factory=list)  # found, not yet reported (< min_messages)
-    flavor: str | None = None  # the server's flavor once known (doto or chatwoot)
+    reading: ServerReading = field(default_factory=ServerReading)  # how the server reads before/after
     after_id: int | None = None  # chatwoot: ids at or below this are behind the overlap window
     pending: list[InFlight] = field(default_factory=list)  # announced, not surely stored yet
 
@@ -167,25 +166,28 @@ class MessageWatch:
         return self.position - self.overlap
 
     def poll_flow(
-        self, account_id: int, conversation_id: int | str, flavor: str | ServerFlavor = "doto"
+        self, account_id: int, conversation_id: int | str, flavor: str | ServerReading = "auto"
     ) -> Generator[DotoRequest, DotoResponse, list[Message] | None]:
-        """One poll: list from the cursor (paging if needed) and :meth:`feed` the result."""
+        """One poll: list from the cursor (paging if needed) and :meth:`feed` the result.
+
+        ``flavor`` is the caller's reading of the server; what this watch found earlier (an earlier
+        try or process) saves a new probe, and what it finds now is kept in ``reading``.
+        """
         conversation_id = to_id(conversation_id, name="conversation_id")
-        server = ServerFlavor.of(flavor)
-        if server.configured == "auto" and server.detected is None and self.flavor is not None:
-            server.detected = self.flavor  # found by an earlier try or process: no new probe
-        resolved = yield from server.resolve_flow(account_id, conversation_id)
-        if resolved is None:  # auto, and nothing in the conversation yet: nothing new either
+        given = ServerReading.of(flavor).learned(self.reading.known)
+        reading = yield from resolve_flow(given, account_id, conversation_id)
+        if reading.known is None:  # auto, and nothing in the conversation yet: nothing new either
             return self.feed([])
-        if resolved != self.flavor:
-            self.flavor, self.after_id = resolved, None
-        if resolved == "chatwoot":
+        if reading.known != self.reading.known:
+            self.after_id = None
+        self.reading = reading
+        if reading.known == "chatwoot":
             if self.after_id is None:
                 self.after_id = yield from window_start_id_flow(account_id, conversation_id, self.poll_after)
             page = yield from id_paged_flow(account_id, conversation_id, after_id=self.after_id)
         else:
             page = yield from list_messages_flow(
-                account_id, conversation_id, after=self.poll_after, flavor=resolved
+                account_id, conversation_id, after=self.poll_after, flavor=reading
             )
         return self.feed(page)
 
@@ -201,7 +203,7 @@ class MessageWatch:
         if messages:
             self.position = max(self.position, max(m.created_at for m in messages))
         horizon = self.position - self.overlap
-        if self.flavor == "chatwoot":
+        if self.reading.known == "chatwoot":
             # Ids leave ``seen`` only by moving below ``after_id``, so no re-read id is new again.
             horizon -= ID_ORDER_SLACK
             left = [mid for mid, ts in self.seen.items() if ts < horizon]
@@ -243,7 +245,7 @@ class MessageWatch:
             "position": self.position,
             "seen": [[mid, ts] for mid, ts in self.seen.items()],
             "matched": [m.to_dict() for m in self.matched],
-            "flavor": self.flavor,
+            "flavor": self.reading.known,
             "after_id": self.after_id,
         }
         if self.pending:  # only watchers have any; the sensor's state keeps its shape
@@ -258,9 +260,9 @@ class MessageWatch:
         self.seen = {int(mid): int(ts) for mid, ts in state.get("seen", [])}
         self.matched = [Message.from_dict(m) for m in state.get("matched", [])]
         flavor = state.get("flavor")
-        self.flavor = flavor if flavor in SERVER_FLAVORS else None
+        self.reading = ServerReading().learned(flavor if flavor in SERVER_FLAVORS else None)
         after_id = state.get("after_id")
-        self.after_id = int(after_id) if self.flavor == "chatwoot" and after_id is not None else None
+        self.after_id = int(after_id) if self.reading.known == "chatwoot" and after_id is not None else None
         # Announced by a run that may have died before the event was stored: one batch to announce again.
         pending = _unique(Message.from_dict(m) for batch in state.get("pending", []) for m in batch)
         self.pending = [InFlight(pending)] if pending else []

@@ -23,7 +23,7 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
+    from collections.abc import Iterator
 
     import requests
 
@@ -31,14 +31,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# One per server, account and configured flavor in this process: ``auto`` detects once, for both hooks.
-_server_flavors: dict[tuple[str, int, str], api.ServerFlavor] = {}
+# What ``auto`` found, per server and account: immutable values, written only by :func:`keep_reading`,
+# so the probe runs once per process for every hook of that server.
+_found_readings: dict[tuple[str, int], str] = {}
 
 
-def server_flavor(settings: DotoSettings) -> api.ServerFlavor:
-    """The process-wide :class:`~api.ServerFlavor` of a connection's server."""
-    key = (settings.base_url, settings.account_id, settings.flavor)
-    return _server_flavors.setdefault(key, api.ServerFlavor(settings.flavor))
+def found_reading(settings: DotoSettings) -> api.ServerReading:
+    """The connection's reading of its server: as configured, or what ``auto`` found in this process."""
+    return settings.reading.learned(_found_readings.get((settings.base_url, settings.account_id)))
+
+
+def keep_reading(settings: DotoSettings, reading: api.ServerReading) -> api.ServerReading:
+    """Remember what ``auto`` found for the hooks of this server, and log it the first time."""
+    key = (settings.base_url, settings.account_id)
+    if settings.reading.known is None and reading.known is not None and key not in _found_readings:
+        _found_readings[key] = reading.known
+        log.info(
+            "Doto connection %r: the server at %s reads before/after as %s (flavor %r, detected)",
+            settings.conn_id,
+            settings.base_url,
+            "message ids" if reading.known == "chatwoot" else "Unix timestamps",
+            reading.known,
+        )
+    return reading
 
 
 def connection_not_defined(conn_id: str, err: BaseException) -> DotoConfigError:
@@ -48,31 +63,6 @@ def connection_not_defined(conn_id: str, err: BaseException) -> DotoConfigError:
     it is no configuration mistake, and a trigger waits and tries again.
     """
     return DotoConfigError(f"Doto connection {conn_id!r} could not be loaded: {err}")
-
-
-def announce_flavor(settings: DotoSettings, server: api.ServerFlavor) -> None:
-    """Log once per process what ``auto`` found."""
-    found = server.announce()
-    if found is not None:
-        log.info(
-            "Doto connection %r: the server at %s reads before/after as %s (flavor %r, detected)",
-            settings.conn_id,
-            settings.base_url,
-            "message ids" if found == "chatwoot" else "Unix timestamps",
-            found,
-        )
-
-
-def send_once_flow(
-    settings: DotoSettings, conversation_id: int | str, content: str, **kwargs: Any
-) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
-    """:func:`api.send_once_flow` on the connection's server flavor (both hooks drive this one)."""
-    server = server_flavor(settings)
-    sent = yield from api.send_once_flow(
-        settings.account_id, conversation_id, content, flavor=server, **kwargs
-    )
-    announce_flavor(settings, server)
-    return sent
 
 
 class DotoHook(BaseHook):
@@ -151,13 +141,14 @@ class DotoHook(BaseHook):
 
         Pages through a capped server and de-duplicates by id, so each message comes once.
         """
-        server = server_flavor(self.settings)
         flow = api.list_messages_flow(
-            self.settings.account_id, conversation_id, before=before, after=after, flavor=server
+            self.settings.account_id,
+            conversation_id,
+            before=before,
+            after=after,
+            flavor=self.reading_for(conversation_id),
         )
-        messages = api.run_flow(flow, self.send)
-        announce_flavor(self.settings, server)
-        return messages
+        return api.run_flow(flow, self.send)
 
     def iter_messages(
         self,
@@ -172,15 +163,18 @@ class DotoHook(BaseHook):
         (:class:`~api.MessagePager`), whatever the conversation's length. Arguments are checked
         now, before anything is sent.
         """
-        server = server_flavor(self.settings)
         pager = api.MessagePager(
-            self.settings.account_id, conversation_id, before=before, after=after, flavor=server
+            self.settings.account_id,
+            conversation_id,
+            before=before,
+            after=after,
+            flavor=found_reading(self.settings),
         )
 
         def pages() -> Iterator[Message]:
             while not pager.done:
                 page = api.run_flow(pager.next_page_flow(), self.send)
-                announce_flavor(self.settings, server)
+                keep_reading(self.settings, pager.reading)
                 yield from page
 
         return pages()
@@ -221,8 +215,14 @@ class DotoHook(BaseHook):
         With ``look_back_since`` (a retried task: when its run started) it first looks among the
         messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
         """
-        flow = send_once_flow(
-            self.settings, conversation_id, content, key=key, look_back_since=look_back_since, **options
+        flow = api.send_once_flow(
+            self.settings.account_id,
+            conversation_id,
+            content,
+            key=key,
+            look_back_since=look_back_since,
+            flavor=self.reading_for(conversation_id) if look_back_since is not None else "auto",
+            **options,
         )
         return api.run_flow(flow, self.send)
 
@@ -237,10 +237,19 @@ class DotoHook(BaseHook):
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
-        server = server_flavor(self.settings)
-        batch = api.run_flow(watch.poll_flow(self.settings.account_id, conversation_id, server), self.send)
-        announce_flavor(self.settings, server)
+        flow = watch.poll_flow(self.settings.account_id, conversation_id, found_reading(self.settings))
+        batch = api.run_flow(flow, self.send)
+        keep_reading(self.settings, watch.reading)  # the watch's own state may have known it already
         return batch
+
+    def reading_for(self, conversation_id: int | str) -> api.ServerReading:
+        """How the server reads ``before``/``after``: while ``auto`` has not decided, probed with this
+        conversation (still unknown if it is empty). Pagers and watches probe for themselves."""
+        reading = found_reading(self.settings)
+        if reading.known is None:
+            flow = api.resolve_flow(reading, self.settings.account_id, conversation_id)
+            reading = api.run_flow(flow, self.send)
+        return keep_reading(self.settings, reading)
 
     def test_connection(self) -> tuple[bool, str]:
         """Whether the token works and belongs to the account (:func:`api.check_connection_flow`).

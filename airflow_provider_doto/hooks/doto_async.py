@@ -29,12 +29,7 @@ from airflow_provider_doto.hooks._transport import (
     ca_bundle,
     ssl_context,
 )
-from airflow_provider_doto.hooks.doto import (
-    announce_flavor,
-    connection_not_defined,
-    send_once_flow,
-    server_flavor,
-)
+from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -147,13 +142,14 @@ class DotoAsyncHook:
         after: api.Timestamp | None = None,
     ) -> list[Message]:
         settings = await self.get_settings()
-        server = server_flavor(settings)
         flow = api.list_messages_flow(
-            settings.account_id, conversation_id, before=before, after=after, flavor=server
+            settings.account_id,
+            conversation_id,
+            before=before,
+            after=after,
+            flavor=await self.reading_for(conversation_id),
         )
-        messages = await api.arun_flow(flow, self.send)
-        announce_flavor(settings, server)
-        return messages
+        return await api.arun_flow(flow, self.send)
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
@@ -171,8 +167,14 @@ class DotoAsyncHook:
     ) -> tuple[Message, bool]:
         """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
         settings = await self.get_settings()
-        flow = send_once_flow(
-            settings, conversation_id, content, key=key, look_back_since=look_back_since, **options
+        flow = api.send_once_flow(
+            settings.account_id,
+            conversation_id,
+            content,
+            key=key,
+            look_back_since=look_back_since,
+            flavor=await self.reading_for(conversation_id) if look_back_since is not None else "auto",
+            **options,
         )
         return await api.arun_flow(flow, self.send)
 
@@ -211,7 +213,6 @@ class DotoAsyncHook:
         if not batch:
             return []
         settings = await self.get_settings()
-        server = server_flavor(settings)
         options = {
             "message_type": message_type,
             "private": private,
@@ -225,21 +226,21 @@ class DotoAsyncHook:
             # Workers share one iterator: each takes the next item when its last one is done.
             for index, item in pending:
                 key = delivery_keys(item.conversation_id) if delivery_keys is not None else None
-                flow = api.batch_item_flow(
-                    settings.account_id,
-                    item,
-                    key=key,
-                    look_back_since=look_back_since if key is not None else None,
-                    flavor=server,
-                    **options,
-                )
+                looks_back = key is not None and look_back_since is not None
                 try:
+                    flow = api.batch_item_flow(
+                        settings.account_id,
+                        item,
+                        key=key,
+                        look_back_since=look_back_since if looks_back else None,
+                        flavor=await self.reading_for(item.conversation_id) if looks_back else "auto",
+                        **options,
+                    )
                     results[index] = await api.arun_flow(flow, self.send)
                 except Exception as err:  # one conversation's failure is its result, not the batch's
                     results[index] = api.failed_result(item, err)
 
         await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))
-        announce_flavor(settings, server)
         return [r for r in results if r is not None]
 
     async def delete_message(
@@ -253,10 +254,20 @@ class DotoAsyncHook:
 
     async def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         settings = await self.get_settings()
-        server = server_flavor(settings)
-        batch = await api.arun_flow(watch.poll_flow(settings.account_id, conversation_id, server), self.send)
-        announce_flavor(settings, server)
+        flow = watch.poll_flow(settings.account_id, conversation_id, found_reading(settings))
+        batch = await api.arun_flow(flow, self.send)
+        keep_reading(settings, watch.reading)  # the watch's own state may have known it already
         return batch
+
+    async def reading_for(self, conversation_id: int | str) -> api.ServerReading:
+        """The async twin of :meth:`DotoHook.reading_for` (the same probe, the same memory)."""
+        settings = await self.get_settings()
+        reading = found_reading(settings)
+        if reading.known is None:
+            reading = await api.arun_flow(
+                api.resolve_flow(reading, settings.account_id, conversation_id), self.send
+            )
+        return keep_reading(settings, reading)
 
     async def test_connection(self) -> tuple[bool, str]:
         """The async twin of :meth:`DotoHook.test_connection` (one attempt per request)."""
@@ -318,12 +329,11 @@ class DotoAsyncHook:
     ) -> AsyncIterator[Message]:
         """The async twin of :meth:`DotoHook.iter_messages` (the same pager, one page in memory)."""
         settings = await self.get_settings()
-        server = server_flavor(settings)
         pager = api.MessagePager(
-            settings.account_id, conversation_id, before=before, after=after, flavor=server
+            settings.account_id, conversation_id, before=before, after=after, flavor=found_reading(settings)
         )
         while not pager.done:
             page = await api.arun_flow(pager.next_page_flow(), self.send)
-            announce_flavor(settings, server)
+            keep_reading(settings, pager.reading)
             for message in page:
                 yield message

@@ -84,7 +84,7 @@ class TestSendOnceFlow:
 
     def test_a_first_try_only_posts_with_the_key_among_the_attributes(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, "42", "hi", key=self.KEY, content_attributes={"ref": "A-1"}),
+            api.send_once_flow(1, "42", "hi", key=self.KEY, content_attributes={"ref": "A-1"}, flavor="doto"),
             [ok(self.mine())],
         )
         assert (message.id, already) == (7, False)
@@ -93,7 +93,7 @@ class TestSendOnceFlow:
 
     def test_a_retry_returns_what_an_earlier_try_delivered(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0),
+            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
             [ok({"payload": [msg(6, T0 + 1, "outgoing", content="hi"), self.mine()]})],
         )
         assert (message.id, already) == (7, True)
@@ -102,7 +102,7 @@ class TestSendOnceFlow:
 
     def test_a_retry_posts_when_nothing_was_delivered(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, private=True),
+            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, private=True, flavor="doto"),
             [ok({"payload": [msg(6, T0 + 1, "outgoing", content="hi")]}), ok(self.mine(private=True))],
         )
         assert (message.id, already) == (7, False)
@@ -112,7 +112,7 @@ class TestSendOnceFlow:
     def test_the_look_back_takes_any_time_value(self):
         since = dt.datetime.fromtimestamp(T0, dt.UTC)
         for value in (since, since.isoformat(), str(T0), float(T0)):
-            first = next(api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=value))
+            first = next(api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=value, flavor="doto"))
             assert dict(first.params) == {"after": T0 - 1}
 
     @pytest.mark.parametrize("flavor", ["chatwoot", "auto"])
@@ -144,13 +144,13 @@ class TestSendOnceFlow:
         ],
     )
     def test_checked_before_anything_is_read_or_sent(self, content, options, match):
-        flow = api.send_once_flow(1, 42, content, key=self.KEY, look_back_since=T0, **options)
+        flow = api.send_once_flow(1, 42, content, key=self.KEY, look_back_since=T0, **options, flavor="doto")
         with pytest.raises(DotoConfigError, match=match):
             next(flow)
 
     def test_a_failed_look_back_is_raised_not_posted_over(self):
         with pytest.raises(DotoAuthError):
             drive(
-                api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0),
+                api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
                 [ok({"error": "Invalid Access Token"}, status=401)],
             )

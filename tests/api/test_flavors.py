@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_doto import api
+from airflow_provider_doto.exceptions import DotoConfigError
 
 from ._support import BIG_IDS, T2026, FakeServer, history, ids
 
@@ -30,14 +31,28 @@ def test_detection_waits_while_the_conversation_is_empty(flavor):
 
 
 @pytest.mark.parametrize("flavor", ["doto", "chatwoot"])
-def test_detection_is_kept_once_found(flavor):
-    server, known = FakeServer(flavor), api.ServerFlavor("auto")
+def test_detection_returns_a_new_reading_that_needs_no_second_probe(flavor):
+    server, auto = FakeServer(flavor), api.ServerReading()
     history(server, 5, first_id=100, start=T2026)
-    api.run_flow(api.list_messages_flow(1, 42, flavor=known), server)
+    known = api.run_flow(api.resolve_flow(auto, 1, 42), server)
+    assert known == api.ServerReading("auto", detected=flavor) and known.known == flavor
+    assert auto.known is None  # the caller's value is never changed
     calls = len(server.calls)
-    assert known.known == flavor and known.announce() == flavor and known.announce() is None
+    assert api.run_flow(api.resolve_flow(known, 1, 42), server) is known
     api.run_flow(api.list_messages_flow(1, 42, flavor=known), server)
     assert len(server.calls) - calls == 1  # no second probe
+
+
+def test_an_empty_conversation_leaves_the_reading_unknown():
+    server = FakeServer("chatwoot")
+    assert api.run_flow(api.resolve_flow(api.ServerReading(), 1, 42), server) == api.ServerReading()
+
+
+def test_a_configured_reading_learns_nothing():
+    assert api.ServerReading("doto").learned("chatwoot").known == "doto"
+    assert api.ServerReading().learned("chatwoot").learned("doto").known == "chatwoot"
+    with pytest.raises(DotoConfigError, match="flavor must be one of"):
+        api.ServerReading("rails")
 
 
 def test_an_explicit_flavor_never_probes():

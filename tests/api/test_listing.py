@@ -55,7 +55,7 @@ def shuffled_history(per_second: list[int], cap_after: int, tie_seed: int) -> li
 
 class TestListFlowByHand:
     def test_list_flow_driven_by_hand(self):
-        flow = api.list_messages_flow(1, 42, after=T0)
+        flow = api.list_messages_flow(1, 42, after=T0, flavor="doto")
         first = next(flow)
         assert (first.method, dict(first.params)) == ("GET", {"after": T0})
         # A full page (20 messages, 4 per second): the flow asks for the next one, re-reading the last second.
@@ -68,7 +68,7 @@ class TestListFlowByHand:
         assert ids(done.value.value) == list(range(1, 23))
 
     def test_list_flow_backwards_by_hand(self):
-        flow = api.list_messages_flow(1, 42, before=T0 + 100)
+        flow = api.list_messages_flow(1, 42, before=T0 + 100, flavor="doto")
         assert dict(next(flow).params) == {"before": T0 + 100}
         page = [msg(i, T0 + 50 + i) for i in range(1, 21)]  # newest 20 before the bound
         second = flow.send(ok({"payload": page}))
@@ -78,14 +78,14 @@ class TestListFlowByHand:
         assert ids(done.value.value) == list(range(21))
 
     def test_list_flow_drops_messages_outside_a_strict_window(self):
-        flow = api.list_messages_flow(1, 42, after=T0, before=T0 + 10)
+        flow = api.list_messages_flow(1, 42, after=T0, before=T0 + 10, flavor="doto")
         next(flow)
         with pytest.raises(StopIteration) as done:
             flow.send(ok({"payload": [msg(1, T0), msg(2, T0 + 1), msg(3, T0 + 9), msg(4, T0 + 10)]}))
         assert ids(done.value.value) == [2, 3]
 
     def test_list_flow_propagates_errors(self):
-        flow = api.list_messages_flow(1, 42)
+        flow = api.list_messages_flow(1, 42, flavor="doto")
         next(flow)
         with pytest.raises(DotoAuthError):
             flow.send(ok({"error": "Invalid Access Token"}, status=401))
@@ -153,7 +153,7 @@ class TestPaging:
         def send(request):
             return ok({"payload": [msg(1, T0), msg(1, T0), msg(2, T0 + 1)]})
 
-        assert ids(api.run_flow(api.list_messages_flow(1, 42), send)) == [1, 2]
+        assert ids(api.run_flow(api.list_messages_flow(1, 42, flavor="doto"), send)) == [1, 2]
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(**HISTORIES)
@@ -333,7 +333,7 @@ def test_soft_deleted_messages_are_recognised():
 
 def _stream(server, **kwargs):
     """Drive a pager to the end: its pages, and the most it held (ids kept, messages waiting)."""
-    pager = api.MessagePager(1, 42, **kwargs)
+    pager = api.MessagePager(1, 42, **{"flavor": "doto", **kwargs})
     pages, held = [], 0
     while not pager.done:
         pages.append(api.run_flow(pager.next_page_flow(), server))
@@ -347,7 +347,7 @@ def _flat(pages):
 
 class TestPager:
     def test_pages_by_hand_hold_the_newest_second_back(self):
-        pager = api.MessagePager(1, 42, after=T0)
+        pager = api.MessagePager(1, 42, after=T0, flavor="doto")
         flow = pager.next_page_flow()
         assert dict(next(flow).params) == {"after": T0}
         page = [msg(i, T0 + 1 + (i - 1) // 4) for i in range(1, 21)]  # 4 a second, the last second T0 + 5
@@ -368,7 +368,8 @@ class TestPager:
         calls = []
         server = capped_server([msg(i, T0 + i) for i in range(1, 6)])
         api.run_flow(
-            api.MessagePager(1, 42, before=T0 + 4).next_page_flow(), lambda r: calls.append(r) or server(r)
+            api.MessagePager(1, 42, before=T0 + 4, flavor="doto").next_page_flow(),
+            lambda r: calls.append(r) or server(r),
         )
         assert [dict(r.params) for r in calls] == [{"after": 0, "before": T0 + 4}]
 
@@ -380,7 +381,7 @@ class TestPager:
     def test_a_failed_request_leaves_the_pager_to_be_asked_again(self):
         messages = [msg(i, T0 + i) for i in range(1, 60)]
         server = capped_server(messages)
-        pager = api.MessagePager(1, 42, after=T0)
+        pager = api.MessagePager(1, 42, after=T0, flavor="doto")
         first = api.run_flow(pager.next_page_flow(), server)
         with pytest.raises(DotoAuthError):
             api.run_flow(pager.next_page_flow(), lambda r: ok({"error": "Invalid Access Token"}, status=401))
@@ -416,7 +417,7 @@ class TestPager:
 
     def test_bad_arguments_fail_before_any_request(self):
         with pytest.raises(DotoConfigError, match="after must be"):
-            api.MessagePager(1, 42, after="yesterday")
+            api.MessagePager(1, 42, after="yesterday", flavor="doto")
         with pytest.raises(DotoConfigError, match="conversation_id"):
             api.MessagePager(1, 0)
 
@@ -429,7 +430,9 @@ class TestPager:
         messages = shuffled_history(per_second, cap_after, tie_seed)
         after, before = (None if w is None else T0 + w for w in window)
         server = capped_server(messages, cap_after=cap_after, cap_before=cap_before, tie_seed=tie_seed)
-        listed = api.run_flow(api.list_messages_flow(1, 42, after=after, before=before), server)
+        listed = api.run_flow(
+            api.list_messages_flow(1, 42, after=after, before=before, flavor="doto"), server
+        )
         pages, held = _stream(server, after=after, before=before)
         assert [(m.created_at, m.id) for m in _flat(pages)] == [(m.created_at, m.id) for m in listed]
         # What the pager keeps between pages is at most what one page brought.

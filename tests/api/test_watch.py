@@ -33,7 +33,7 @@ class Conversation:
 
     def poll(self, watch: api.MessageWatch):
         server = capped_server(self.messages)
-        result = api.run_flow(watch.poll_flow(1, 42), server)
+        result = api.run_flow(watch.poll_flow(1, 42, "doto"), server)
         self.calls.extend(server.calls)
         return None if result is None else ids(result)
 
@@ -214,7 +214,7 @@ class TestBatchesInFlight:
         watch = api.MessageWatch(start=T0)
         for i, mid in enumerate(mids):
             conv.add(mid, T0 + i)
-        batch = api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+        batch = api.run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
         assert batch is not None
         return watch, batch
 
@@ -224,7 +224,7 @@ class TestBatchesInFlight:
         watch.announce(first)
         watch.handed_over(now=1000.0)
         conv.add(2, T0 + 3)
-        return watch, api.run_flow(watch.poll_flow(1, 42), capped_server(conv.messages))
+        return watch, api.run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
 
     def test_an_announced_batch_is_in_the_state_until_it_settles(self):
         conv = Conversation()
@@ -359,19 +359,19 @@ def test_state_keeps_the_flavor_so_a_restart_does_not_probe(flavor):
     restarted = api.MessageWatch(start=T2026).restore(state)
     server.calls.clear()
     server.add(BIG_IDS + 50, T2026 + 3)
-    assert poll(restarted, server, api.ServerFlavor("auto")) == [BIG_IDS + 50]
+    assert poll(restarted, server, api.ServerReading()) == [BIG_IDS + 50]
     assert len(server.calls) == 1
 
 
 def test_auto_on_an_empty_conversation_costs_one_request_until_the_first_message():
     server = FakeServer("chatwoot")
-    watch, known = api.MessageWatch(start=T2026), api.ServerFlavor("auto")
+    watch = api.MessageWatch(start=T2026)
     for _ in range(3):
-        assert poll(watch, server, known) is None
+        assert poll(watch, server) is None
     assert server.calls == [{}, {}, {}]
     server.add(BIG_IDS, T2026 + 1)
-    assert poll(watch, server, known) == [BIG_IDS]
-    assert known.detected == "chatwoot"
+    assert poll(watch, server) == [BIG_IDS]
+    assert watch.reading.known == "chatwoot"
 
 
 @settings(max_examples=150, deadline=None)
@@ -385,7 +385,7 @@ def test_no_loss_no_repeat_under_late_commits(flavor, first_id, steps, restart_e
     """Messages arrive in bursts, some committed late (by less than the overlap): each is reported once."""
     server = FakeServer(flavor)
     history(server, 25, first_id=first_id, start=T2026 - 30, step=3)
-    watch, known = api.MessageWatch(start=T2026), api.ServerFlavor("auto")
+    watch, known = api.MessageWatch(start=T2026), api.ServerReading()
     next_id, now, hidden, reported, expected = first_id + 1000, T2026, [], [], []
     for i, (burst, advance, late) in enumerate(steps):
         now += advance

@@ -68,7 +68,7 @@ def test_an_idle_poke_is_one_request_whatever_the_history(
     emu.add_message(cid, "a new one", message_type="incoming")
     batch = hook.poll(watch, cid)
     assert batch is not None and [m.content for m in batch] == ["a new one"]
-    assert watch.flavor == flavor
+    assert watch.reading.known == flavor
 
 
 @pytest.mark.doto_flavor("chatwoot")

@@ -640,7 +640,7 @@ def forget_flavors() -> None:
     """What a new worker or triggerer process starts with: no flavor known for any server."""
     from airflow_provider_doto.hooks import doto
 
-    doto._server_flavors.clear()
+    doto._found_readings.clear()
 
 
 def test_a_deferred_sensor_hands_the_detected_flavor_to_its_trigger(
@@ -702,7 +702,11 @@ def test_rebuilt_trigger_keeps_every_constructor_argument() -> None:
 
     start = 1_700_000_000
     state = api.MessageWatch(
-        start=start, position=start + 5, seen={11: start + 5}, flavor="chatwoot", after_id=10
+        start=start,
+        position=start + 5,
+        seen={11: start + 5},
+        reading=api.ServerReading("auto", "chatwoot"),
+        after_id=10,
     ).to_state()
     values: dict[str, Any] = {
         "conversation_id": 77,
