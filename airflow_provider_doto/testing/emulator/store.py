@@ -16,17 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_provider_doto.testing import chatwoot
-from airflow_provider_doto.testing.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
-from airflow_provider_doto.testing.clock import Clock
-from airflow_provider_doto.testing.flavors import (
+from airflow_provider_doto.testing.emulator import chatwoot
+from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
+from airflow_provider_doto.testing.emulator.clock import Clock
+from airflow_provider_doto.testing.emulator.flavors import (
     CHATWOOT_RATE_LIMIT,
     FLAVORS,
     MAX_CONTENT_LENGTH,
     Flavor,
     check_flavor,
 )
-from airflow_provider_doto.testing.messages import (
+from airflow_provider_doto.testing.emulator.messages import (
     DEFAULT_AGENT,
     DEFAULT_BOT,
     DEFAULT_CONTACT,
