@@ -191,16 +191,6 @@ def test_ruby_to_i() -> None:
     ]  # fmt: skip
 
 
-def test_store_keeps_its_old_import_path() -> None:
-    # Names moved to chatwoot, flavors and messages stay importable from testing.store.
-    from airflow_provider_doto.testing.emulator import chatwoot as chatwoot_rules
-    from airflow_provider_doto.testing.emulator import flavors, messages, store
-
-    assert store.ruby_to_i is chatwoot_rules.ruby_to_i
-    assert (store.FLAVORS, store.check_flavor) == (flavors.FLAVORS, flavors.check_flavor)
-    assert (store.Invalid, store.NotFound) == (messages.Invalid, messages.NotFound)
-
-
 @chatwoot
 def test_filter_internal_messages(doto_emulator: DotoEmulator) -> None:
     cid = doto_emulator.add_conversation()
