@@ -1,6 +1,6 @@
 """The emulator in a child process, so its CPU never counts as the client's.
 
-The child runs :class:`~airflow_provider_doto.testing.DotoEmulator` (uvicorn, backlog 2048) and
+The child runs :class:`~airflow_provider_doto.testing.emulator.DotoEmulator` (uvicorn, backlog 2048) and
 answers a few commands over a pipe: seeding, scheduled messages (for latency), request counts.
 """
 
@@ -20,7 +20,7 @@ TOKEN = "bench-token"
 def _child(
     conn: Any, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
 ) -> None:
-    from airflow_provider_doto.testing import DotoEmulator
+    from airflow_provider_doto.testing.emulator import DotoEmulator
 
     emu = DotoEmulator(
         token=TOKEN,

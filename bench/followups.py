@@ -54,7 +54,7 @@ for dag_id, ids in {ids!r}.items():
 def _group_cpu(pgid: int) -> tuple[float, int]:
     """CPU seconds of a process group: for each live member utime + stime + cutime + cstime (the last two
     are its children that exited and were reaped: task processes, executor workers), and the count."""
-    from airflow_provider_doto.testing.processes import group_members
+    from airflow_provider_doto.testing.stack.processes import group_members
 
     ticks = 0
     members = group_members(pgid)
@@ -144,7 +144,7 @@ def run_side(stack: Any, emu: Any, dag_id: str, cids: list[int], db: Path, timeo
 
 
 def measure(n: int, parallelism: int, sides: list[str], timeout: float) -> dict[str, Any]:
-    from airflow_provider_doto.testing import DotoEmulator
+    from airflow_provider_doto.testing.emulator import DotoEmulator
     from airflow_provider_doto.testing.stack import AirflowStack
 
     emu = DotoEmulator(token=secrets.token_urlsafe(16), max_recorded_requests=1000).start()

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_doto.testing.tls import self_signed_certificate
+from airflow_provider_doto.testing.emulator.tls import self_signed_certificate
 from bench.emulator_proc import EmulatorProcess
 from bench.machine import median, proc_cpu_seconds
 

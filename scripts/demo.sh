@@ -7,4 +7,4 @@ if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.fi
   echo "Setting up .venv (first run only) ..."
   bash scripts/bootstrap.sh
 fi
-exec .venv/bin/python -m airflow_provider_doto.testing.demo "$@"
+exec .venv/bin/python -m airflow_provider_doto.testing.stack.demo "$@"

@@ -16,7 +16,7 @@ import structlog
 from token_scan import _log_at_debug, pytest_runtest_makereport  # noqa: F401
 from token_scan import pytest_configure as _token_scan_configure
 
-from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS, airflow_settings
+from airflow_provider_doto.testing.stack.local_airflow import EXAMPLE_DAGS, airflow_settings
 
 from .reliability._options import add_soak_option
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # Literals, not imports: tests/conftest.py loads this before it sets up Airflow's environment
 # (tests/test_known_tokens.py checks them against the library's constants).
-TEST_TOKEN = "doto-test-token"  # airflow_provider_doto.testing.pytest_plugin.TEST_TOKEN
+TEST_TOKEN = "doto-test-token"  # airflow_provider_doto.testing.emulator.pytest_plugin.TEST_TOKEN
 DEFAULT_TOKEN = "doto-emulator-token"  # airflow_provider_doto.testing.emulator.DEFAULT_TOKEN
 KNOWN_TOKENS: tuple[str, ...] = (
     TEST_TOKEN,  # the doto_emulator fixture (pytest plugin)
@@ -24,8 +24,8 @@ KNOWN_TOKENS: tuple[str, ...] = (
     "bot-token-7d1e",  # tests/hooks/test_doto_server_differences.py (an agent bot's token)
     "wrong-token-1",  # refused tokens: even a wrong token must not be shown
     "wrong-token-2",
-    "demo-token-that-must-not-appear",  # tests/testing/test_demo.py
-    "not-the-emulator-token",  # tests/testing/test_contract.py
+    "demo-token-that-must-not-appear",  # tests/testing/stack/test_demo.py
+    "not-the-emulator-token",  # tests/testing/emulator/test_contract.py
 )
 
 

@@ -17,7 +17,7 @@ CONSTANT = re.compile(r"^\s*[A-Z_]*TOKEN\s*=\s*\"([^\"]{4,})\"", re.MULTILINE)
 
 def test_the_library_tokens_are_known() -> None:
     from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN
-    from airflow_provider_doto.testing.pytest_plugin import TEST_TOKEN
+    from airflow_provider_doto.testing.emulator.pytest_plugin import TEST_TOKEN
 
     assert {TEST_TOKEN, DEFAULT_TOKEN} <= set(KNOWN_TOKENS)
 

@@ -78,7 +78,19 @@ def test_wheel_holds_license_types_emulator_and_example_dags(installed: Installe
     dist_info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
     assert f"{dist_info}/licenses/LICENSE" in names
     assert f"{PACKAGE}/py.typed" in names
-    testing = {"__init__", "__main__", "emulator", "pytest_plugin", "local_airflow", "demo", "stack", "seed"}
+    testing = {
+        "__init__",
+        "emulator/__init__",
+        "emulator/__main__",
+        "emulator/server",
+        "emulator/pytest_plugin",
+        "emulator/seed",
+        "stack/__init__",
+        "stack/__main__",
+        "stack/airflow_stack",
+        "stack/local_airflow",
+        "stack/demo",
+    }
     assert {f"{PACKAGE}/testing/{m}.py" for m in testing} <= names
     assert {f"{PACKAGE}/example_dags/{d}.py" for d in EXAMPLE_DAGS} <= names
     templates = {
@@ -102,18 +114,18 @@ def test_installed_provider_info_has_a_documentation_url(installed: Installed) -
 def test_installed_demo_and_stack_find_the_shipped_example_dags(installed: Installed) -> None:
     """From outside the repository, the demo and the stack default to the DAGs inside the installed package."""
     site_dags = installed.python.parents[1] / "lib"
-    for command in ("demo", "stack"):
-        result = installed.run("-m", f"{PACKAGE}.testing", command, "--help")
+    for command in ("stack.demo", "stack"):
+        result = installed.run("-m", f"{PACKAGE}.testing.{command}", "--help")
         assert result.returncode == 0, result.stderr
         assert "shipped in the package" in result.stdout
-    result = installed.run("-m", f"{PACKAGE}.testing", "demo", "--help")
+    result = installed.run("-m", f"{PACKAGE}.testing.stack.demo", "--help")
     default = Path(result.stdout.split("shipped in the package, ", 1)[1].split(")", 1)[0])
     assert default.is_relative_to(site_dags) and (default / "doto_escalation.py").is_file()
 
     # Every shipped example DAG parses in the installed Airflow, templates beside it.
     parse = (
         "import runpy\n"
-        f"from {PACKAGE}.testing.local_airflow import EXAMPLE_DAGS\n"
+        f"from {PACKAGE}.testing.stack.local_airflow import EXAMPLE_DAGS\n"
         "for path in sorted(EXAMPLE_DAGS.glob('*.py')):\n"
         "    found = [v.dag_id for v in runpy.run_path(str(path)).values() if type(v).__name__ == 'DAG']\n"
         "    print(path.stem, *found)\n"
@@ -125,7 +137,7 @@ def test_installed_demo_and_stack_find_the_shipped_example_dags(installed: Insta
 
 @pytest.mark.deployment
 def test_installed_demo_runs_end_to_end(installed: Installed) -> None:
-    """``python -m airflow_provider_doto.testing demo`` after ``pip install``: real Airflow, no repository."""
-    result = installed.run("-m", f"{PACKAGE}.testing", "demo", "--delay", "1", timeout=600)
+    """``python -m airflow_provider_doto.testing.stack.demo`` after ``pip install``: real Airflow, no repository."""
+    result = installed.run("-m", f"{PACKAGE}.testing.stack.demo", "--delay", "1", timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "DAG run succeeded" in result.stdout

@@ -1,13 +1,9 @@
-"""A local Doto Messages API emulator for tests, demos and benchmarks.
+"""Test tooling shipped with the provider, as two products:
 
-``DotoEmulator`` serves the real HTTP API on loopback from a background thread; tests seed and
-inspect its state, turn Chatwoot-like knobs, and inject faults. See ``python -m
-airflow_provider_doto.testing serve --help`` for the command line and ``pytest_plugin`` for fixtures.
+``emulator``: a local Doto Messages API (real HTTP, Chatwoot-like knobs, fault injection) and its
+pytest plugin. For users testing their own DAGs, and for this provider's tests and benchmarks.
+
+``stack``: development tools that run real Airflow against the emulator: the local stack
+(``python -m airflow_provider_doto.testing.stack``, :class:`~airflow_provider_doto.testing.stack.AirflowStack`)
+and the demo (``python -m airflow_provider_doto.testing.stack.demo``, what ``scripts/demo.sh`` runs).
 """
-
-from airflow_provider_doto.testing.clock import Clock
-from airflow_provider_doto.testing.emulator import DotoEmulator
-from airflow_provider_doto.testing.faults import Fault
-from airflow_provider_doto.testing.recorder import RecordedRequest
-
-__all__ = ["Clock", "DotoEmulator", "Fault", "RecordedRequest"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS
 from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack.local_airflow import EXAMPLE_DAGS
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_doto.testing.stack import StackError, find_postgres_bin, group_members
+from airflow_provider_doto.testing.stack.postgres import find_postgres_bin
+from airflow_provider_doto.testing.stack.processes import StackError, group_members
 
 pytestmark = pytest.mark.deployment
 
@@ -54,7 +55,7 @@ def test_stack_command_on_postgres_stops_everything_on_ctrl_c(tmp_path: Path) ->
     except StackError as exc:
         pytest.skip(str(exc))
     home = tmp_path / "home"
-    command = [sys.executable, "-m", "airflow_provider_doto.testing", "stack", "--postgres", "--port", "0"]
+    command = [sys.executable, "-m", "airflow_provider_doto.testing.stack", "--postgres", "--port", "0"]
     proc = subprocess.Popen(
         [*command, "--home", str(home), "--token", TOKEN],
         stdout=subprocess.PIPE,

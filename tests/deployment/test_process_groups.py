@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from airflow_provider_doto.testing.stack import group_members, stop_groups, wait_until
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.processes import group_members, stop_groups
 
 
 def spawn(script: str) -> subprocess.Popen[bytes]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_doto.testing.broker import find_redis_server
-from airflow_provider_doto.testing.postgres import find_postgres_bin
-from airflow_provider_doto.testing.processes import StackError
 from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack.broker import find_redis_server
+from airflow_provider_doto.testing.stack.postgres import find_postgres_bin
+from airflow_provider_doto.testing.stack.processes import StackError
 
 from ..reliability._options import soak_enabled
 

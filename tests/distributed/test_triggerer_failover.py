@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_doto.testing.processes import group_usage
-from airflow_provider_doto.testing.stack import AirflowStack, wait_until
+from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.processes import group_usage
 
 from .conftest import HEALTH_CHECK_THRESHOLD, Scale, figure
 

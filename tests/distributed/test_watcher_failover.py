@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS
-from airflow_provider_doto.testing.processes import StackError
-from airflow_provider_doto.testing.stack import AirflowStack, wait_until
+from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack.local_airflow import EXAMPLE_DAGS, wait_until
+from airflow_provider_doto.testing.stack.processes import StackError
 
 from .conftest import HEALTH_CHECK_THRESHOLD, figure
 

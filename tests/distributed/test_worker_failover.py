@@ -15,7 +15,8 @@ from collections import Counter
 
 import pytest
 
-from airflow_provider_doto.testing.stack import AirflowStack, wait_until
+from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 from .conftest import TOKEN, Scale, figure
 

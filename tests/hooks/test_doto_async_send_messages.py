@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 T = TypeVar("T")
 FAST = api.RetryPolicy(attempts=4, backoff=0.01, max_wait=0.05)

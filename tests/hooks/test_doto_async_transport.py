@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_doto.hooks import doto_async
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook, shared_session
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 
 @pytest.fixture

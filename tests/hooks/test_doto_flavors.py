@@ -11,7 +11,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 BIG_IDS = 2_000_000_000  # a large server: ids above every Unix timestamp of this century
 

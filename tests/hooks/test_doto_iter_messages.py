@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from airflow_provider_doto.exceptions import DotoConfigError, DotoNotFoundError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 from ..api._support import ISSUE_26, OVER_HTTP, RENUMBERED, busy_seconds, seed_busy
 

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 
 class PassThrough:

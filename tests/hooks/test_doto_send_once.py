@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_doto.api import DELIVERY_KEY_ATTRIBUTE, Message
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 KEY = "0123456789abcdef01234567"
 SendOnce = Callable[..., tuple[Message, bool]]

@@ -41,7 +41,7 @@ from airflow_provider_doto.hooks._transport import (
 )
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing.tls import self_signed_certificate
+from airflow_provider_doto.testing.emulator.tls import self_signed_certificate
 
 TOKEN = "tok-SECRET-3f9a7c"
 GET = api.DotoRequest("GET", "/api/v1/accounts/1/conversations/5/messages")

@@ -28,8 +28,8 @@ import pytest
 from airflow_versions import DAG_TEST_RESYNCS
 from dagrun import load_module, polls, task_instances, xcom
 
-from airflow_provider_doto.testing import DotoEmulator
-from airflow_provider_doto.testing.local_airflow import EXAMPLE_DAGS
+from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.stack.local_airflow import EXAMPLE_DAGS
 
 pytestmark = pytest.mark.integration
 

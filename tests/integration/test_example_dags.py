@@ -18,7 +18,7 @@ import pytest
 from dagrun import Background, has_xcom, load_dag, polls, task_instances, xcom
 
 from airflow_provider_doto.hooks.doto import DotoHook
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from airflow_provider_doto.operators.doto import (
     SendMessageOperator,
 )
 from airflow_provider_doto.sensors.doto import NewMessageSensor
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 KEY = TaskInstanceKey(dag_id="d", task_id="t", run_id="manual__1", try_number=1, map_index=-1)
 

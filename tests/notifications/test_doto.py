@@ -12,7 +12,7 @@ from dagrun import load_module, task_instances
 
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.notifications.doto import DotoNotifier, send_doto_notification
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 

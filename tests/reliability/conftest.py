@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 from ._options import add_soak_option, soak_enabled
 from .reliability_support import (

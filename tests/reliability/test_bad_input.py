@@ -25,7 +25,7 @@ from airflow_provider_doto.operators.doto import (
     SendMessageOperator,
 )
 from airflow_provider_doto.sensors.doto import NewMessageSensor
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
 
 from .reliability_support import assert_no_token, load_dag

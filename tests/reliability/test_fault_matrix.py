@@ -38,8 +38,8 @@ from airflow_provider_doto.exceptions import (
 )
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 from .reliability_support import (
     FIGURES,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_doto.api import DELIVERY_KEY_ATTRIBUTE
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 from .reliability_support import FIGURES, load_dag
 

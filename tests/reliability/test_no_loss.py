@@ -39,7 +39,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks.doto import DotoHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
 
 from .reliability_support import FIGURES, POLICY, FaultCounter, bounded

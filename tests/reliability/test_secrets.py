@@ -24,7 +24,7 @@ from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.notifications.doto import DotoNotifier
 from airflow_provider_doto.operators.doto import SendMessageOperator
 from airflow_provider_doto.sensors.doto import NewMessageSensor
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
 
 from .reliability_support import (

@@ -20,7 +20,7 @@ from dagrun import Background, load_dags, polls, task_instances, xcom
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.sensors.doto import NewMessageSensor
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 # ---- construction-time validation -----------------------------------------------------------
 

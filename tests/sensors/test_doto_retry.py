@@ -19,7 +19,7 @@ import pendulum
 import pytest
 from dagrun import Background, load_dags, polls, task_instances, xcom
 
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 
 @pytest.mark.integration

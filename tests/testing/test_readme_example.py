@@ -3,7 +3,7 @@
 import runpy
 from pathlib import Path
 
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "emulator_readme_example.py"
 
@@ -23,6 +23,8 @@ def test_auto_reply(doto_emulator: DotoEmulator, airflow_db) -> None:
 
 
 # --- end of the README example; below, a check that the README still shows it verbatim ---
+# (This file stays in tests/testing/, not tests/testing/emulator/: like the example's
+# tests/test_auto_reply.py, it finds its DAG at Path(__file__).parents[1] / "dags", here tests/dags.)
 
 README_HEADING = "Testing your own DAGs with the Doto emulator"
 

@@ -25,7 +25,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError, DotoTriggerError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.sensors.doto import NewMessageSensor
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger, messages_from_event
 
 POLL = 0.05

@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
 
 POLL = 0.02

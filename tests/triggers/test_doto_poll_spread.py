@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.triggers import doto as trigger_module
 from airflow_provider_doto.triggers.doto import NewMessageTrigger
 

@@ -1,7 +1,7 @@
 """A throwaway Redis broker for the stack's Celery workers: ``redis-server`` on a loopback port.
 
 The rule: nothing persists (``--save ''``, ``--appendonly no``), its working dir is the stack's own
-temp dir, and it is a :class:`~airflow_provider_doto.testing.processes.Component` like the rest,
+temp dir, and it is a :class:`~airflow_provider_doto.testing.stack.processes.Component` like the rest,
 so it is stopped by its process group.
 """
 
@@ -11,8 +11,8 @@ import shutil
 import socket
 from pathlib import Path
 
-from airflow_provider_doto.testing.local_airflow import wait_until
-from airflow_provider_doto.testing.processes import StackError
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.processes import StackError
 
 
 def find_redis_server() -> str:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_doto.testing.emulator import DotoEmulator
-from airflow_provider_doto.testing.flavors import FLAVORS, check_flavor
+from airflow_provider_doto.testing.emulator.flavors import FLAVORS, check_flavor
+from airflow_provider_doto.testing.emulator.server import DotoEmulator
 
 TEST_TOKEN = "doto-test-token"
 DEFAULT_FLAVOR = "doto"

@@ -12,8 +12,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from airflow_provider_doto.testing.broker import redis_url
-from airflow_provider_doto.testing.local_airflow import airflow_settings, isolated_environment
+from airflow_provider_doto.testing.stack.broker import redis_url
+from airflow_provider_doto.testing.stack.local_airflow import airflow_settings, isolated_environment
 
 # Settings every component shares; per-stack values (home, ports, keys, DB) are added in ``env``.
 BASE_SETTINGS: dict[str, str] = {

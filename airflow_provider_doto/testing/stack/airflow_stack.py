@@ -1,7 +1,7 @@
 """A local Airflow deployment wired to the Doto emulator: real components as separate processes.
 
-``python -m airflow_provider_doto.testing stack`` (or ``python -m airflow_provider_doto.testing.stack``)
-starts, in a fresh ``AIRFLOW_HOME``: the Doto emulator (seeded conversation), the metadata DB
+``python -m airflow_provider_doto.testing.stack`` (``__main__``: the one way to start it) starts,
+in a fresh ``AIRFLOW_HOME``: the Doto emulator (seeded conversation), the metadata DB
 (SQLite, or a throwaway PostgreSQL cluster with ``--postgres``), the ``doto_default`` connection in
 that DB, then ``airflow scheduler``, ``airflow dag-processor``, ``airflow triggerer`` and ``airflow
 api-server`` on loopback, and stops every process it started on Ctrl-C, SIGTERM or failure.
@@ -10,7 +10,8 @@ Distributed mode (``--executor celery --workers 2 --triggerers 2``) runs Airflow
 instead: PostgreSQL, a Redis broker, N ``airflow celery worker`` processes and M triggerers sharing
 the triggers (high availability), each its own process group with its own log.
 
-:class:`AirflowStack` is the same thing as a context manager; the deployment tests use it.
+:class:`AirflowStack` is the same thing as a context manager: that command runs it, the deployment
+and distributed tests and the benchmarks use it.
 """
 
 from __future__ import annotations
@@ -32,39 +33,25 @@ from types import TracebackType
 
 import requests
 
-from airflow_provider_doto.testing.airflow_api import AirflowApi
-from airflow_provider_doto.testing.broker import redis_argv, wait_for_redis
 from airflow_provider_doto.testing.emulator import DotoEmulator
-from airflow_provider_doto.testing.local_airflow import (
+from airflow_provider_doto.testing.emulator.seed import seed_conversation
+from airflow_provider_doto.testing.stack.airflow_api import AirflowApi
+from airflow_provider_doto.testing.stack.broker import redis_argv, wait_for_redis
+from airflow_provider_doto.testing.stack.env import component_argv, stack_environment
+from airflow_provider_doto.testing.stack.local_airflow import (
     EXAMPLE_DAGS,
     sqlite_uri,
     tail,
     wait_until,
 )
-from airflow_provider_doto.testing.postgres import PostgresCluster, find_postgres_bin
-from airflow_provider_doto.testing.processes import (
+from airflow_provider_doto.testing.stack.postgres import PostgresCluster
+from airflow_provider_doto.testing.stack.processes import (
     Component,
     StackError,
     free_port,
-    group_members,
     port_free,
     stop_groups,
 )
-from airflow_provider_doto.testing.seed import seed_conversation
-from airflow_provider_doto.testing.stack_env import BASE_SETTINGS, component_argv, stack_environment
-
-# Re-exported: the deployment tests and older callers import these from here.
-__all__ = [
-    "BASE_SETTINGS",
-    "AirflowStack",
-    "Component",
-    "StackError",
-    "find_postgres_bin",
-    "free_port",
-    "group_members",
-    "stop_groups",
-    "wait_until",
-]
 
 
 @dataclass
@@ -397,9 +384,3 @@ class AirflowStack(AirflowApi):
         """Every log the stack and its tasks wrote: component output, CLI output, task and trigger logs."""
         assert self.home is not None
         return sorted(p for p in (self.home / "logs").rglob("*") if p.is_file())
-
-
-if __name__ == "__main__":
-    from airflow_provider_doto.testing.stack_cli import main
-
-    raise SystemExit(main())

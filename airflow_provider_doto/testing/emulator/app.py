@@ -9,10 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_doto.testing.chatwoot import ruby_to_i
-from airflow_provider_doto.testing.messages import Invalid, NotFound
-from airflow_provider_doto.testing.middleware import BOT_SCOPE_KEY, rails_not_found
-from airflow_provider_doto.testing.store import Store
+from airflow_provider_doto.testing.emulator.chatwoot import ruby_to_i
+from airflow_provider_doto.testing.emulator.messages import Invalid, NotFound
+from airflow_provider_doto.testing.emulator.middleware import BOT_SCOPE_KEY, rails_not_found
+from airflow_provider_doto.testing.emulator.store import Store
 
 CONVERSATIONS_PATH = "/api/v1/accounts/{account_id}/conversations"
 MESSAGES_PATH = CONVERSATIONS_PATH + "/{conversation_id}/messages"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from airflow_provider_doto.testing.store import Store
+    from airflow_provider_doto.testing.emulator.store import Store
 
 Flavor = Literal["doto", "chatwoot"]
 FLAVORS: tuple[str, ...] = ("doto", "chatwoot")

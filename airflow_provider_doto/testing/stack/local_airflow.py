@@ -16,7 +16,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # Shipped in the wheel (package data), so the demo and the stack run from an installed package.
-EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 def sqlite_uri(home: Path) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.emulator.server import DotoEmulator
 
 SUPPORT_CHAT: tuple[tuple[str, str], ...] = (
     ("incoming", "Hi, I need help with my order #48213."),

@@ -7,7 +7,7 @@ import ssl
 import threading
 from pathlib import Path
 
-from airflow_provider_doto.testing.tls import self_signed_certificate
+from airflow_provider_doto.testing.emulator.tls import self_signed_certificate
 
 
 def test_a_client_trusting_the_file_completes_a_handshake_with_127_0_0_1(tmp_path: Path) -> None:

@@ -1,5 +1,4 @@
-"""Command line: ``python -m airflow_provider_doto.testing serve`` runs the emulator until Ctrl-C;
-``stack`` runs a local Airflow wired to it, ``demo`` one example DAG run against it."""
+"""Command line: ``python -m airflow_provider_doto.testing.emulator`` serves the emulator until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,39 +10,32 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN, DotoEmulator
-from airflow_provider_doto.testing.flavors import FLAVORS
-from airflow_provider_doto.testing.seed import seed_conversations
+from airflow_provider_doto.testing.emulator.flavors import FLAVORS
+from airflow_provider_doto.testing.emulator.seed import seed_conversations
+from airflow_provider_doto.testing.emulator.server import DEFAULT_TOKEN, DotoEmulator
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_doto.testing")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the Doto Messages API emulator until Ctrl-C")
-    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
-    serve.add_argument("--token", default=DEFAULT_TOKEN, help="the api_access_token clients must send")
-    serve.add_argument("--account", type=int, default=1, help="account id (default 1)")
-    serve.add_argument("--seed", type=int, default=0, help="messages to seed in each conversation")
-    serve.add_argument(
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_doto.testing.emulator",
+        description="Serve the Doto Messages API emulator until Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the api_access_token clients must send")
+    parser.add_argument("--account", type=int, default=1, help="account id (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="messages to seed in each conversation")
+    parser.add_argument(
         "--flavor", choices=FLAVORS, default="doto", help="server personality: doto (default) or chatwoot"
     )
-    serve.add_argument(
+    parser.add_argument(
         "--conversations", type=int, default=1, help="conversations to create and seed (default 1)"
     )
-    serve.add_argument(
+    parser.add_argument(
         "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
     )
-    serve.add_argument(
+    parser.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
-    )
-    from airflow_provider_doto.testing import demo, stack_cli
-
-    stack_cli.add_arguments(
-        commands.add_parser("stack", help="run Airflow (scheduler, triggerer, UI...) + emulator until Ctrl-C")
-    )
-    demo.add_arguments(
-        commands.add_parser("demo", help="run the doto_escalation example DAG once against the emulator")
     )
     return parser
 
@@ -76,14 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "stack":
-        from airflow_provider_doto.testing import stack_cli
-
-        return stack_cli.run(args)
-    if args.command == "demo":
-        from airflow_provider_doto.testing import demo
-
-        return demo.run(args)
     try:
         emulator = DotoEmulator(
             token=args.token,

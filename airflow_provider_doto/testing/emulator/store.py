@@ -2,8 +2,7 @@
 
 The store owns what exists and in which order (seeding, POST, delete, the hidden and late
 messages); what a message may be lives in ``messages``, Chatwoot's picking and rendering in
-``chatwoot``, and the flavor presets in ``flavors``. The names other modules imported from here
-before those existed are re-exported.
+``chatwoot``, and the flavor presets in ``flavors``.
 """
 
 from __future__ import annotations
@@ -16,17 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_provider_doto.testing import chatwoot
-from airflow_provider_doto.testing.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
-from airflow_provider_doto.testing.clock import Clock
-from airflow_provider_doto.testing.flavors import (
+from airflow_provider_doto.testing.emulator import chatwoot
+from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE
+from airflow_provider_doto.testing.emulator.clock import Clock
+from airflow_provider_doto.testing.emulator.flavors import (
     CHATWOOT_RATE_LIMIT,
-    FLAVORS,
     MAX_CONTENT_LENGTH,
     Flavor,
     check_flavor,
 )
-from airflow_provider_doto.testing.messages import (
+from airflow_provider_doto.testing.emulator.messages import (
     DEFAULT_AGENT,
     DEFAULT_BOT,
     DEFAULT_CONTACT,
@@ -37,8 +35,6 @@ from airflow_provider_doto.testing.messages import (
     marked_deleted,
     validate_post,
 )
-
-__all__ = ["FLAVORS", "Flavor", "Invalid", "NotFound", "Store", "check_flavor", "ruby_to_i"]
 
 
 @dataclass

@@ -14,8 +14,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
-from airflow_provider_doto.testing.faults import Fault, FaultBook
-from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog, mask_headers
+from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook
+from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, RequestLog, mask_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_doto.testing.messages import (
+from airflow_provider_doto.testing.emulator.messages import (
     DEFAULT_AGENT,
     DEFAULT_AGENT_EMAIL,
     DEFAULT_CONTACT,

@@ -1,4 +1,7 @@
-"""The ``stack`` command: start :class:`AirflowStack`, print how to use it, stop it on Ctrl-C."""
+"""The one way to start the local stack: ``python -m airflow_provider_doto.testing.stack``.
+
+Starts :class:`AirflowStack`, prints how to use it, stops it on Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from airflow_provider_doto.testing import stack
 from airflow_provider_doto.testing.emulator import DEFAULT_TOKEN
-from airflow_provider_doto.testing.processes import StackError
-from airflow_provider_doto.testing.stack import AirflowStack
+from airflow_provider_doto.testing.stack import airflow_stack
+from airflow_provider_doto.testing.stack.airflow_stack import AirflowStack
+from airflow_provider_doto.testing.stack.processes import StackError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``stack`` command's options (shared by ``python -m airflow_provider_doto.testing stack``)."""
+    """The stack command's options."""
     parser.add_argument(
         "--home", type=Path, help="AIRFLOW_HOME to create and keep (default: a temp dir, deleted)"
     )
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_doto.testing.stack", description=stack.__doc__
+        prog="python -m airflow_provider_doto.testing.stack",
+        description=airflow_stack.__doc__,
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -33,8 +33,8 @@ from airflow_provider_doto.exceptions import (
 )
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
 # Small backoffs keep the module fast; three attempts show "retried" apart from "gave up".
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_wait=0.2, total=10)

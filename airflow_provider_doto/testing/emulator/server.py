@@ -11,18 +11,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from airflow_provider_doto.testing.clock import Clock
-from airflow_provider_doto.testing.faults import Fault, FaultBook, FaultKind
-from airflow_provider_doto.testing.flavors import FLAVORS, EmulatorKnobs, Flavor
-from airflow_provider_doto.testing.recorder import RecordedRequest, RequestLog
-from airflow_provider_doto.testing.store import Store
+from airflow_provider_doto.testing.emulator.clock import Clock
+from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, FaultKind
+from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
+from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, RequestLog
+from airflow_provider_doto.testing.emulator.store import Store
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import uvicorn
 
-    from airflow_provider_doto.testing.middleware import FrontDoor
+    from airflow_provider_doto.testing.emulator.middleware import FrontDoor
 
 DEFAULT_TOKEN = "doto-emulator-token"
 STARTUP_TIMEOUT = 15.0
@@ -52,7 +52,7 @@ class DotoEmulator(EmulatorKnobs):
     are timestamps, string message types) or ``"chatwoot"`` (Chatwoot's real server: ids, integer
     types, fixed page caps, soft delete, flood guard). Message ids are one account-wide sequence
     starting at ``first_message_id`` and growing by ``id_step``; both survive ``reset()``. The
-    ``flavor`` and knob properties come from ``EmulatorKnobs`` (``testing/flavors.py``).
+    ``flavor`` and knob properties come from ``EmulatorKnobs`` (``flavors.py``).
     """
 
     FLAVORS = FLAVORS
@@ -92,8 +92,8 @@ class DotoEmulator(EmulatorKnobs):
         """Bind the port and serve in a daemon thread; returns once the server accepts connections."""
         if self._server is not None:
             return self
-        from airflow_provider_doto.testing.app import build_app
-        from airflow_provider_doto.testing.middleware import FrontDoor
+        from airflow_provider_doto.testing.emulator.app import build_app
+        from airflow_provider_doto.testing.emulator.middleware import FrontDoor
 
         sock = self._bind(self._requested_port)
         self._port = sock.getsockname()[1]

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow_provider_doto.testing.processes import StackError, free_port
+from airflow_provider_doto.testing.stack.processes import StackError, free_port
 
 
 def _drop_privileges_argv() -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_doto.testing import demo
+from airflow_provider_doto.testing.stack import demo
 
 
 def test_conversation_printout_marks_private_notes_and_names_senders() -> None:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_doto.testing import DotoEmulator
-from airflow_provider_doto.testing.chatwoot import ruby_to_i
-from tests.testing.test_emulator import delete, headers, printed_values, served_port, serving, stop
+from airflow_provider_doto.testing.emulator import DotoEmulator
+from airflow_provider_doto.testing.emulator.chatwoot import ruby_to_i
+from tests.testing.emulator.test_emulator import delete, headers, printed_values, served_port, serving, stop
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 chatwoot = pytest.mark.doto_flavor("chatwoot")
 SIGN_IN = {"errors": ["You need to sign in or sign up before continuing."]}
 BOT_DENIED = {"error": "Access to this endpoint is not authorized for bots"}
@@ -189,16 +189,6 @@ def test_ruby_to_i() -> None:
     assert [ruby_to_i(v) for v in ("12abc", " 7", "-3x", "1_000", "abc", "", None, "+5")] == [
         12, 7, -3, 1000, 0, 0, 0, 5,
     ]  # fmt: skip
-
-
-def test_store_keeps_its_old_import_path() -> None:
-    # Names moved to chatwoot, flavors and messages stay importable from testing.store.
-    from airflow_provider_doto.testing import chatwoot as chatwoot_rules
-    from airflow_provider_doto.testing import flavors, messages, store
-
-    assert store.ruby_to_i is chatwoot_rules.ruby_to_i
-    assert (store.FLAVORS, store.check_flavor) == (flavors.FLAVORS, flavors.check_flavor)
-    assert (store.Invalid, store.NotFound) == (messages.Invalid, messages.NotFound)
 
 
 @chatwoot

@@ -23,11 +23,11 @@ import httpx
 import pytest
 import requests
 
-from airflow_provider_doto.testing import DotoEmulator, Fault
-from airflow_provider_doto.testing.clock import Clock
-from airflow_provider_doto.testing.local_airflow import wait_until
+from airflow_provider_doto.testing.emulator import DotoEmulator, Fault
+from airflow_provider_doto.testing.emulator.clock import Clock
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def headers(emu: DotoEmulator, token: str | None = None) -> dict[str, str]:
@@ -602,7 +602,7 @@ def test_stop_closes_the_port() -> None:
 
 
 def test_serve_tls_serves_the_same_state_over_https_until_stop(tmp_path: Path) -> None:
-    from airflow_provider_doto.testing.tls import self_signed_certificate
+    from airflow_provider_doto.testing.emulator.tls import self_signed_certificate
 
     certfile, keyfile = self_signed_certificate(tmp_path)
     with DotoEmulator(token="T") as emulator:
@@ -712,7 +712,7 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30.
 def run_cli(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_doto.testing", "serve", *args],
+        [sys.executable, "-m", "airflow_provider_doto.testing.emulator", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,7 +1,7 @@
 """The demo: run the ``doto_escalation`` example DAG in real Airflow against a local Doto emulator.
 
-``python -m airflow_provider_doto.testing demo`` (also ``python -m airflow_provider_doto.testing.demo``, or
-``bash scripts/demo.sh`` on a fresh machine from a clone):
+``python -m airflow_provider_doto.testing.stack.demo`` (what ``bash scripts/demo.sh`` runs on a fresh
+machine from a clone, after creating ``.venv``):
 
 1. makes a throwaway ``AIRFLOW_HOME`` (SQLite, no example DAGs) and migrates its metadata DB;
 2. starts the Doto emulator on 127.0.0.1 with a random throwaway token and seeds a conversation
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_doto.testing.emulator import DotoEmulator
-from airflow_provider_doto.testing.local_airflow import (
+from airflow_provider_doto.testing.stack.local_airflow import (
     EXAMPLE_DAGS,
     airflow_settings,
     isolated_environment,
@@ -143,7 +143,7 @@ def _run(command: list[str], env: dict[str, str], log: Path, timeout: float) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options (shared by ``python -m airflow_provider_doto.testing demo``)."""
+    """The demo's options."""
     parser.add_argument(
         "--dags-folder",
         type=Path,
@@ -223,7 +223,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_doto.testing.demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_doto.testing.stack.demo", description=__doc__
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

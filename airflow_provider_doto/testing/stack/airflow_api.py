@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from airflow_provider_doto.testing.local_airflow import wait_until
-from airflow_provider_doto.testing.processes import StackError
+from airflow_provider_doto.testing.stack.local_airflow import wait_until
+from airflow_provider_doto.testing.stack.processes import StackError
 
 HEALTH_PATH = "/api/v2/monitor/health"
 # Pauses before asking again after a 500 "Database error" (a briefly locked SQLite), in seconds.
