@@ -295,11 +295,6 @@ class DotoHook(BaseHook):
             received_at=dt.datetime.now(dt.UTC),  # the clock is read here, not in the core
         )
 
-    def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
-
     # ---- connection form (Airflow 3.1 reads these; 3.2+ reads provider info) ---------------
 
     @classmethod

@@ -4,11 +4,9 @@ Same flows, same errors, same retry policy as the sync hook; only the transport 
 connection is read with Airflow's async connection helpers, never the sync ``get_connection``
 (which inside the triggerer only works through a bridge that deployments may turn off).
 
-The transport was picked by measurement (``bench/``, BENCHMARKS.md): 1,000 pollers sharing one
-client in one event loop cost about 0.4 ms of CPU per poll with aiohttp, 0.7 ms with httpcore and
-1.9 ms with httpx. One ``aiohttp.ClientSession`` (one connection pool, one SSL context) is shared
+aiohttp was picked by measurement (``bench/``, figures in BENCHMARKS.md). One ``aiohttp.ClientSession`` (one connection pool, one SSL context) is shared
 per event loop, so 1,000 deferred sensors do not each pay for their own. aiohttp is imported where
-used, never at module top: DAG files do not pay its ~100 ms import.
+used, never at module top: DAG files do not pay for its import.
 """
 
 from __future__ import annotations

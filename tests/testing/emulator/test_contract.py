@@ -68,7 +68,8 @@ class SyncClient:
         return self.hook.poll(watch, conversation_id)
 
     def close(self) -> None:
-        self.hook.close()
+        if "session" in self.hook.__dict__:
+            self.hook.session.close()
 
 
 class AsyncClient:
