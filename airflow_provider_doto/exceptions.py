@@ -203,9 +203,7 @@ def error_fields(error: BaseException) -> dict[str, Any]:
     }
 
 
-def error_from_event(
-    error_type: object, message: str, fields: Mapping[str, Any] | None = None
-) -> DotoError:
+def error_from_event(error_type: object, message: str, fields: Mapping[str, Any] | None = None) -> DotoError:
     """The error a trigger's error event reports, rebuilt as the class ``error_type`` names.
 
     ``message`` is the event's text (``"DotoAuthError: ..."``; the leading class name is dropped,

@@ -152,8 +152,12 @@ SAMPLES: list[DotoError] = [
     DotoError("plain", method="GET", path="/p"),
     DotoConfigError("Doto connection 'c': no Account ID"),
     DotoHTTPError("Doto GET /p failed with HTTP 418", method="GET", path="/p", status=418),
-    DotoAuthError("Doto GET /p failed with HTTP 401: Invalid Access Token", method="GET", path="/p", status=401),
-    DotoNotFoundError("HTTP 404", method="GET", path="/p", status=404, doto_error="Resource could not be found"),
+    DotoAuthError(
+        "Doto GET /p failed with HTTP 401: Invalid Access Token", method="GET", path="/p", status=401
+    ),
+    DotoNotFoundError(
+        "HTTP 404", method="GET", path="/p", status=404, doto_error="Resource could not be found"
+    ),
     DotoValidationError("HTTP 422", method="POST", path="/p", status=422, doto_error="bad"),
     DotoRateLimitError("HTTP 429", method="GET", path="/p", status=429, retry_after=7.5),
     DotoServerError("HTTP 503 (after 5 consecutive failed polls)", method="GET", path="/p", status=503),
@@ -222,7 +226,13 @@ def test_missing_fields_are_none_and_foreign_ones_are_ignored():
     rebuilt = exceptions.error_from_event(
         "DotoRateLimitError", "DotoRateLimitError: HTTP 429", {"token": "x", "__class__": "y", "status": 429}
     )
-    assert vars(rebuilt) == {"method": None, "path": None, "status": 429, "doto_error": None, "retry_after": None}
+    assert vars(rebuilt) == {
+        "method": None,
+        "path": None,
+        "status": 429,
+        "doto_error": None,
+        "retry_after": None,
+    }
     assert exceptions.error_from_event("DotoConfigError", "bad", "not a mapping").__dict__ == {
         "method": None,
         "path": None,

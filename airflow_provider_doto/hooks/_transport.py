@@ -216,7 +216,7 @@ def map_errors(
     table: tuple[tuple[str, Constructor], ...], x: Exchange, *, probe_tls: bool = True
 ) -> Iterator[None]:
     """Raise the typed error for a transport exception, ``from`` it (the sync hook's exchange), or
-``from None`` for a :class:`Hidden` row.
+    ``from None`` for a :class:`Hidden` row.
 
     A plain-http exchange dropped unanswered is then probed: if the port speaks TLS, the error says
     so (``probe_tls=False`` leaves that to the caller, as :func:`amap_errors` does).

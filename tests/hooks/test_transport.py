@@ -269,7 +269,9 @@ def test_every_mapped_error_keeps_its_cause_unless_its_row_is_hidden() -> None:
 def test_from_none_only_for_the_hidden_rows() -> None:
     """The hooks cut a chain in one place only: the Hidden rows' raise in ``map_errors``."""
     hooks = Path(_transport.__file__).parent
-    found = {path.name: len(re.findall(r"raise .* from None", path.read_text())) for path in hooks.glob("*.py")}
+    found = {
+        path.name: len(re.findall(r"raise .* from None", path.read_text())) for path in hooks.glob("*.py")
+    }
     assert found == {"__init__.py": 0, "_transport.py": 1, "doto.py": 0, "doto_async.py": 0}
 
 

@@ -351,7 +351,7 @@ def test_watcher_dag_fails_on_an_error_event(watcher_module: ModuleType) -> None
         "error": "DotoAuthError: HTTP 401",
         "error_fields": {"status": 401},
     }
-    with pytest.raises(DotoAuthError, match="^HTTP 401$") as raised:
+    with pytest.raises(DotoAuthError, match=r"^HTTP 401$") as raised:
         watcher_module.summarise([payload])
     assert raised.value.status == 401
 

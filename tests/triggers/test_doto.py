@@ -412,7 +412,10 @@ def test_n_consecutive_failures_end_with_the_typed_error(
         sensor.execute_complete(context={}, event=payload)  # type: ignore[arg-type]
     assert type(raised.value).__name__ == error_type
     assert f"{error_type}: {raised.value}" == payload["error"]
-    assert (raised.value.method, raised.value.path) == ("GET", f"/api/v1/accounts/1/conversations/{cid}/messages")
+    assert (raised.value.method, raised.value.path) == (
+        "GET",
+        f"/api/v1/accounts/1/conversations/{cid}/messages",
+    )
     if kind == "status":
         assert raised.value.status == status  # type: ignore[attr-defined]
 
@@ -420,9 +423,13 @@ def test_n_consecutive_failures_end_with_the_typed_error(
 @pytest.mark.parametrize(
     "error",
     [
-        DotoAuthError("Doto GET /p failed with HTTP 401: Invalid Access Token", method="GET", path="/p", status=401),
+        DotoAuthError(
+            "Doto GET /p failed with HTTP 401: Invalid Access Token", method="GET", path="/p", status=401
+        ),
         DotoConfigError("Doto connection 'doto_default' has no Account ID"),
-        exceptions.DotoRateLimitError("Doto GET /p failed with HTTP 429", method="GET", path="/p", status=429, retry_after=3.0),
+        exceptions.DotoRateLimitError(
+            "Doto GET /p failed with HTTP 429", method="GET", path="/p", status=429, retry_after=3.0
+        ),
         exceptions.DotoTimeoutError("Doto GET /p: no answer within 30 s", method="GET", path="/p"),
     ],
     ids=lambda e: type(e).__name__,
@@ -446,7 +453,7 @@ def test_an_error_event_of_a_foreign_error_is_a_trigger_error() -> None:
     """A connection lookup's own failure (not a provider error) ends the wait as DotoTriggerError."""
     payload = json.loads(json.dumps(NewMessageTrigger(5)._error_event(RuntimeError("backend down")).payload))
     assert payload["error_type"] == "RuntimeError" and payload["error_fields"] == {}
-    with pytest.raises(exceptions.DotoTriggerError, match="^RuntimeError$"):
+    with pytest.raises(exceptions.DotoTriggerError, match=r"^RuntimeError$"):
         messages_from_event(payload)
 
 
