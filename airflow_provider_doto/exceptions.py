@@ -193,14 +193,13 @@ ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
 )
 
 
+_PLAIN = str | int | float | bool | None
+
+
 def error_fields(error: BaseException) -> dict[str, Any]:
     """The plain fields of a provider error (``method``, ``path``, ``status``, ...) for an event."""
     names = {name for cls, fields in ERROR_FIELDS.items() if isinstance(error, cls) for name in fields}
-    return {
-        name: value
-        for name in sorted(names)
-        if isinstance(value := getattr(error, name, None), str | int | float | bool | None)
-    }
+    return {name: value for name in sorted(names) if isinstance(value := getattr(error, name, None), _PLAIN)}
 
 
 def error_from_event(error_type: object, message: str, fields: Mapping[str, Any] | None = None) -> DotoError:
@@ -209,7 +208,8 @@ def error_from_event(error_type: object, message: str, fields: Mapping[str, Any]
     ``message`` is the event's text (``"DotoAuthError: ..."``; the leading class name is dropped,
     the traceback shows it). A name that is not one of this module's errors (a ``RuntimeError`` of
     a connection lookup, a class of a later version) gives :class:`DotoTriggerError` with the whole
-    text. ``fields`` (the event's ``error_fields``) fill the class's attributes; missing ones are None.
+    text. ``fields`` (the event's ``error_fields``) fill the class's attributes; missing ones, and
+    any that is not a plain value, are None.
     """
     cls = ERRORS_BY_NAME.get(error_type) if isinstance(error_type, str) else None
     if cls is None:
@@ -217,7 +217,7 @@ def error_from_event(error_type: object, message: str, fields: Mapping[str, Any]
     text = message.removeprefix(f"{cls.__name__}: ")
     names = [name for base, names in ERROR_FIELDS.items() if issubclass(cls, base) for name in names]
     given = fields if isinstance(fields, Mapping) else {}
-    state = {name: given.get(name) for name in names}
+    state = {name: value if isinstance(value := given.get(name), _PLAIN) else None for name in names}
     if issubclass(cls, DotoBatchError):
         state["conversation_ids"] = ()
     return _rebuild(cls, text, state)

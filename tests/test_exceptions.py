@@ -224,7 +224,9 @@ def test_any_other_name_gives_a_trigger_error_with_the_whole_text(name):
 
 def test_missing_fields_are_none_and_foreign_ones_are_ignored():
     rebuilt = exceptions.error_from_event(
-        "DotoRateLimitError", "DotoRateLimitError: HTTP 429", {"token": "x", "__class__": "y", "status": 429}
+        "DotoRateLimitError",
+        "DotoRateLimitError: HTTP 429",
+        {"token": "x", "__class__": "y", "status": 429, "retry_after": {"not": "plain"}},
     )
     assert vars(rebuilt) == {
         "method": None,
