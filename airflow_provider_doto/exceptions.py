@@ -217,7 +217,9 @@ def error_from_event(error_type: object, message: str, fields: Mapping[str, Any]
     text = message.removeprefix(f"{cls.__name__}: ")
     names = [name for base, names in ERROR_FIELDS.items() if issubclass(cls, base) for name in names]
     given = fields if isinstance(fields, Mapping) else {}
-    state = {name: value if isinstance(value := given.get(name), _PLAIN) else None for name in names}
+    state: dict[str, Any] = {
+        name: value if isinstance(value := given.get(name), _PLAIN) else None for name in names
+    }
     if issubclass(cls, DotoBatchError):
         state["conversation_ids"] = ()
     return _rebuild(cls, text, state)
