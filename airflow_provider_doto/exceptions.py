@@ -14,13 +14,21 @@
     │   └── DotoConnectionLostError connection dropped mid-request (a POST may have been committed)
     ├── DotoResponseError          an answer that is not what the API documents (not JSON, wrong shape)
     ├── DotoBatchError             more messages of a batch failed than it tolerates (names them)
-    └── DotoTriggerError           a deferred wait ended in error (carries the typed error's text)
+    └── DotoTriggerError           a trigger's error event whose error is none of these (its text)
+
+A trigger reports an error as text in its event (``error_type`` names the class); whoever reads the
+event raises the same class again (:func:`error_from_event`): ``except DotoAuthError`` catches a
+refused token in poke, reschedule and deferrable mode alike.
 
 Messages name the HTTP method, path, status and Doto's own ``error`` text. They never contain the
 API token: requests are described by method and path only, and bodies are never echoed raw.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "DotoAuthError",
@@ -146,4 +154,72 @@ class DotoBatchError(DotoError):
 
 
 class DotoTriggerError(DotoError):
-    """A deferred wait for messages ended with an error event."""
+    """A trigger's error event named no error of this module (e.g. a failed connection lookup)."""
+
+
+# What an event's ``error_type`` may rebuild: this module's errors, looked up by name. An event is
+# data; a name outside this table is never resolved (it becomes a DotoTriggerError).
+ERRORS_BY_NAME: Mapping[str, type[DotoError]] = MappingProxyType(
+    {
+        cls.__name__: cls
+        for cls in (
+            DotoError,
+            DotoConfigError,
+            DotoHTTPError,
+            DotoAuthError,
+            DotoNotFoundError,
+            DotoValidationError,
+            DotoRateLimitError,
+            DotoServerError,
+            DotoTransportError,
+            DotoConnectError,
+            DotoTimeoutError,
+            DotoConnectionLostError,
+            DotoResponseError,
+            DotoBatchError,
+            DotoTriggerError,
+        )
+    }
+)
+# The attributes an event carries (``error_fields``) and their value when it has none: each class
+# gets those it sets in ``__init__``, so ``err.status`` or ``err.retry_after`` read as in poke mode.
+ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
+    {
+        DotoError: ("method", "path"),
+        DotoHTTPError: ("status", "doto_error"),
+        DotoRateLimitError: ("retry_after",),
+        DotoBatchError: ("failed", "total"),
+    }
+)
+
+
+_PLAIN = str | int | float | bool | None
+
+
+def error_fields(error: BaseException) -> dict[str, Any]:
+    """The plain fields of a provider error (``method``, ``path``, ``status``, ...) for an event."""
+    names = {name for cls, fields in ERROR_FIELDS.items() if isinstance(error, cls) for name in fields}
+    return {name: value for name in sorted(names) if isinstance(value := getattr(error, name, None), _PLAIN)}
+
+
+def error_from_event(error_type: object, message: str, fields: Mapping[str, Any] | None = None) -> DotoError:
+    """The error a trigger's error event reports, rebuilt as the class ``error_type`` names.
+
+    ``message`` is the event's text (``"DotoAuthError: ..."``; the leading class name is dropped,
+    the traceback shows it). A name that is not one of this module's errors (a ``RuntimeError`` of
+    a connection lookup, a class of a later version) gives :class:`DotoTriggerError` with the whole
+    text. ``fields`` (the event's ``error_fields``) fill the class's attributes; missing ones, and
+    any that is not a plain value, are None.
+    """
+    cls = ERRORS_BY_NAME.get(error_type) if isinstance(error_type, str) else None
+    if cls is None:
+        return DotoTriggerError(message)
+    text = message.removeprefix(f"{cls.__name__}: ")
+    names = [name for base, names in ERROR_FIELDS.items() if issubclass(cls, base) for name in names]
+    given = fields if isinstance(fields, Mapping) else {}
+    state: dict[str, Any] = {
+        name: value if isinstance(value := given.get(name), _PLAIN) else None for name in names
+    }
+    if issubclass(cls, DotoBatchError):
+        state["conversation_ids"] = ()
+    return _rebuild(cls, text, state)

@@ -349,6 +349,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        except KeyError:\n",
         ("tests/links/test_doto.py::test_a_task_failing_before_its_conversation_is_known_logs_one_error",),
     ),
+    Mutation(
+        "token-with-whitespace-accepted",
+        "a token with whitespace or a control character is refused at settings, naming the API Token",
+        SETTINGS,
+        "        check_token(conn_id, password)\n",
+        "",
+        (
+            "tests/hooks/test_doto_bad_token.py::test_a_token_with_whitespace_is_refused_naming_the_api_token_field",
+        ),
+    ),
+    Mutation(
+        "header-error-chained",
+        "an exception that may quote a request header (the token) is never chained into the raised error",
+        TRANSPORT,
+        "            raise error from None  # the cause may quote a header (the token): only its type is named\n",
+        "            raise error from exc\n",
+        (f"{T_TRANSPORT}::test_an_exception_that_may_quote_a_header_is_not_chained",),
+    ),
+    Mutation(
+        "trigger-error-not-typed",
+        "a deferred sensor or a watcher's run fails with the error class the trigger met, as in poke mode",
+        TRIGGER,
+        '        raise error_from_event(payload.get("error_type"), str(text), payload.get("error_fields"))\n',
+        "        raise DotoTriggerError(str(text))\n",
+        (f"{T_TRIGGER}::test_an_error_event_is_raised_again_as_the_error_the_trigger_met",),
+    ),
 )
 
 

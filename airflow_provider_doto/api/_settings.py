@@ -49,6 +49,7 @@ class DotoSettings:
             raise DotoConfigError(
                 f"Doto connection {conn_id!r} has no API Token (the connection's password)."
             )
+        check_token(conn_id, password)
         account = extra.get("account_id")
         if account in (None, ""):
             raise DotoConfigError(
@@ -103,6 +104,39 @@ class DotoSettings:
     def conversation_url(self, conversation_id: int) -> str:
         """Where a person sees the conversation in Doto's web app."""
         return f"{self.base_url}/app/accounts/{self.account_id}/conversations/{conversation_id}"
+
+
+def check_token(conn_id: str, token: str) -> None:
+    """Refuse a token no header can carry as is: whitespace (a secret file's trailing newline, a
+    pasted space), a control character or anything outside printable ASCII. Refused, not stripped:
+    the connection is fixed once instead of every reader guessing. The error says what and where,
+    never the token (nor its length)."""
+    bad = [i for i, c in enumerate(token) if not "!" <= c <= "~"]
+    if not bad:
+        return
+    char = token[bad[0]]
+    what = (
+        "a line break"
+        if char in "\r\n"
+        else "whitespace"
+        if char.isspace()
+        else "a control character"
+        if not char.isprintable()
+        else "a non-ASCII character"
+    )
+    n = len(bad)
+    where = (
+        "at its start"
+        if bad == list(range(n))
+        else "at its end"
+        if bad == list(range(len(token) - n, len(token)))
+        else "inside it"
+    )
+    raise DotoConfigError(
+        f"Doto connection {conn_id!r}: the API Token (the connection's password) has {what} {where}; "
+        "an API token is printable ASCII without spaces (a trailing newline from a secret file or a "
+        "pasted space?). Fix the token in the connection; it is refused, not stripped."
+    )
 
 
 def normalise_base_url(

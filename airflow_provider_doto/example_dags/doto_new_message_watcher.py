@@ -62,7 +62,7 @@ incoming_messages = Asset(
 
 
 def summarise(payloads: list[dict[str, Any]]) -> dict[str, Any]:
-    """One note for every message in the triggering events (error events raise DotoTriggerError)."""
+    """One note for every message in the triggering events (an error event raises the error it reports)."""
     # A batch announced again after a triggerer restart may sit in this run twice: each id once.
     messages = list({m["id"]: m for payload in payloads for m in messages_from_event(payload)}.values())
     lines = [f"{len(messages)} new message(s) from the customer:"]

@@ -10,9 +10,13 @@ Every row names a failure by what it means for the request:
   have reached Doto, so a POST is never blindly resent.
 
 The same failure lands on the same error with requests and with aiohttp, and the mapped error is
-raised ``from`` the transport's own exception (httpx's ``map_exceptions`` is the model). Rows are
-``(exception class path, constructor)``, first match wins, so a subclass comes before its base; the
-classes are named, not imported, so requests and aiohttp still load only when a hook sends.
+raised ``from`` the transport's own exception (httpx's ``map_exceptions`` is the model), except
+where that exception may quote a request header, and so the token: a refused header, a catch-all
+row (whatever it catches may carry the request), aiohttp's errors that hold the request's headers.
+Those rows' constructors are wrapped in :class:`Hidden`: their error is raised ``from None`` and
+names the exception's type only. Rows are ``(exception class path, constructor)``, first match
+wins, so a subclass comes before its base; the classes are named, not imported, so requests and
+aiohttp still load only when a hook sends.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from functools import cache
 from urllib.parse import urlsplit
 
 from airflow_provider_doto import api
-from airflow_provider_doto.exceptions import DotoConfigError, DotoConnectionLostError, DotoError
+from airflow_provider_doto.exceptions import (
+    DotoConfigError,
+    DotoConnectError,
+    DotoConnectionLostError,
+    DotoError,
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +55,32 @@ class Exchange:
 Constructor = Callable[[Exchange, BaseException], DotoError]
 
 
+@dataclass(frozen=True)
+class Hidden:
+    """A row whose transport exception may quote a request header (the token is one): the typed
+    error names only the exception's type and is raised ``from None``, so neither the exception's
+    text nor its attributes (aiohttp keeps the request's headers) reach a traceback or a log."""
+
+    make: Constructor
+
+    def __call__(self, x: Exchange, exc: BaseException) -> DotoError:
+        return self.make(x, exc)
+
+
 # ---- constructors ----------------------------------------------------------------------------
 
 
 def _never_sent(x: Exchange, exc: BaseException) -> DotoError:
     return api.connect_error(x.request, x.base_url)
+
+
+def _proxy_refused(x: Exchange, exc: BaseException) -> DotoError:
+    return DotoConnectError(
+        f"Doto {x.request.describe()}: could not connect to {x.base_url} through the proxy "
+        f"({type(exc).__name__})",
+        method=x.request.method,
+        path=x.request.path,
+    )
 
 
 def _connect_timeout(x: Exchange, exc: BaseException) -> DotoError:
@@ -65,14 +95,26 @@ def _lost(x: Exchange, exc: BaseException) -> DotoError:
     return api.connection_lost_error(x.request, exc)
 
 
-def _not_built(x: Exchange, exc: BaseException) -> DotoError:
+def _refused(x: Exchange, exc: BaseException, check: str) -> DotoError:
     # The exception's text is left out: it may quote a header, and the token is one.
     return DotoConfigError(
         f"Doto {x.request.describe()}: the HTTP client refused the request before connecting "
-        f"({type(exc).__name__}); check the connection's Base URL",
+        f"({type(exc).__name__}); check the connection's {check}",
         method=x.request.method,
         path=x.request.path,
     )
+
+
+def _not_built(x: Exchange, exc: BaseException) -> DotoError:
+    return _refused(x, exc, "Base URL")
+
+
+def _bad_header(x: Exchange, exc: BaseException) -> DotoError:
+    return _refused(x, exc, "API Token")  # the one header a connection puts into a request
+
+
+def _bad_url_or_header(x: Exchange, exc: BaseException) -> DotoError:
+    return _refused(x, exc, "Base URL and API Token")
 
 
 def tls_failure(x: Exchange, exc: BaseException, hint: str | None = None) -> DotoError:
@@ -112,9 +154,11 @@ REQUESTS_ERRORS: tuple[tuple[str, Constructor], ...] = (
     ("requests.exceptions.InvalidURL", _not_built),
     ("requests.exceptions.InvalidSchema", _not_built),
     ("requests.exceptions.MissingSchema", _not_built),
-    ("requests.exceptions.InvalidHeader", _not_built),
+    ("requests.exceptions.InvalidHeader", Hidden(_bad_header)),  # its text quotes the header's value
     ("requests.exceptions.InvalidJSONError", _not_built),
-    ("requests.exceptions.RequestException", _lost),  # a broken body, chunking, encoding
+    ("requests.exceptions.ChunkedEncodingError", _lost),  # a broken body
+    ("requests.exceptions.ContentDecodingError", _lost),
+    ("requests.exceptions.RequestException", Hidden(_lost)),  # anything else
 )
 
 AIOHTTP_ERRORS: tuple[tuple[str, Constructor], ...] = (
@@ -122,11 +166,16 @@ AIOHTTP_ERRORS: tuple[tuple[str, Constructor], ...] = (
     ("aiohttp.ClientSSLError", _tls),  # ClientConnectorSSLError, ClientConnectorCertificateError
     ("aiohttp.ConnectionTimeoutError", _connect_timeout),  # before ServerTimeoutError, its base
     ("aiohttp.ClientConnectorError", _never_sent),  # refused, DNS, proxy unreachable
-    ("aiohttp.ClientHttpProxyError", _never_sent),  # the proxy refused the tunnel
+    # The proxy refused the tunnel; the error holds the CONNECT request's headers (proxy credentials).
+    ("aiohttp.ClientHttpProxyError", Hidden(_proxy_refused)),
     ("aiohttp.ServerTimeoutError", _no_answer),  # SocketTimeoutError: a read took too long
     ("builtins.TimeoutError", _no_answer),  # asyncio.TimeoutError since Python 3.11
     ("aiohttp.InvalidURL", _not_built),
-    ("aiohttp.ClientError", _lost),  # ServerDisconnectedError, ClientOSError, ClientPayloadError, ...
+    ("aiohttp.ClientConnectionError", _lost),  # ServerDisconnectedError, ClientOSError, ...
+    ("aiohttp.ClientPayloadError", _lost),  # a broken body
+    ("aiohttp.ClientError", Hidden(_lost)),  # anything else (ClientResponseError holds the headers)
+    # aiohttp refuses a header it cannot send (a control character) with a bare ValueError.
+    ("builtins.ValueError", Hidden(_bad_url_or_header)),
 )
 
 
@@ -141,21 +190,33 @@ def _resolved(
     return tuple(rows)
 
 
+def _row(table: tuple[tuple[str, Constructor], ...], exc: BaseException) -> Constructor | None:
+    """The constructor of the first row ``exc`` is an instance of, or None (not a transport error)."""
+    for cls, make in _resolved(table):
+        if isinstance(exc, cls):
+            return make
+    return None
+
+
 def map_error(
     table: tuple[tuple[str, Constructor], ...], x: Exchange, exc: BaseException
 ) -> DotoError | None:
     """The typed error of the first row ``exc`` is an instance of, or None (not a transport error)."""
-    for cls, make in _resolved(table):
-        if isinstance(exc, cls):
-            return make(x, exc)
-    return None
+    make = _row(table, exc)
+    return None if make is None else make(x, exc)
+
+
+def keeps_cause(table: tuple[tuple[str, Constructor], ...], exc: BaseException) -> bool:
+    """Whether the typed error for ``exc`` is raised ``from`` it (not a :class:`Hidden` row)."""
+    return not isinstance(_row(table, exc), Hidden)
 
 
 @contextlib.contextmanager
 def map_errors(
     table: tuple[tuple[str, Constructor], ...], x: Exchange, *, probe_tls: bool = True
 ) -> Iterator[None]:
-    """Raise the typed error for a transport exception, ``from`` it (the sync hook's exchange).
+    """Raise the typed error for a transport exception, ``from`` it (the sync hook's exchange), or
+    ``from None`` for a :class:`Hidden` row.
 
     A plain-http exchange dropped unanswered is then probed: if the port speaks TLS, the error says
     so (``probe_tls=False`` leaves that to the caller, as :func:`amap_errors` does).
@@ -165,9 +226,12 @@ def map_errors(
     except DotoError:
         raise
     except Exception as exc:
-        error = map_error(table, x, exc)
-        if error is None:
+        make = _row(table, exc)
+        if make is None:
             raise
+        error = make(x, exc)
+        if isinstance(make, Hidden):
+            raise error from None  # the cause may quote a header (the token): only its type is named
         if probe_tls and _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):
             error = tls_failure(x, exc, HTTP_TO_TLS)
         raise error from exc

@@ -31,6 +31,8 @@ from airflow_provider_doto.exceptions import (
     DotoNotFoundError,
     DotoTriggerError,
     DotoValidationError,
+    error_fields,
+    error_from_event,
 )
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 
@@ -267,6 +269,7 @@ class NewMessageTrigger(BaseEventTrigger):
                 "error_type": type(err).__name__,
                 "error": describe_error(err)
                 + (f" (after {failures} consecutive failed polls)" if failures > 1 else ""),
+                "error_fields": error_fields(err),  # status, method, path, ...: plain values only
             }
         )
 
@@ -276,10 +279,14 @@ def messages_from_event(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     Works on the sensor's resumed event and on a watcher's asset event, whose
     ``triggering_asset_events[asset][i].extra["payload"]`` is that payload. An error event raises
-    :class:`~airflow_provider_doto.exceptions.DotoTriggerError` carrying the typed error's text.
+    the error the trigger met, as its own class (``DotoAuthError``, ...: what poke mode raises; see
+    :func:`~airflow_provider_doto.exceptions.error_from_event`), with its text; any other error as
+    :class:`~airflow_provider_doto.exceptions.DotoTriggerError`.
     """
-    if payload.get("status") != "success":
-        raise DotoTriggerError(
-            payload.get("error") or f"Doto trigger ended without messages: {dict(payload)!r}"
-        )
-    return list(payload.get("messages") or [])
+    status = payload.get("status")
+    if status == "success":
+        return list(payload.get("messages") or [])
+    text = payload.get("error") or f"Doto trigger ended without messages: {dict(payload)!r}"
+    if status == "error":
+        raise error_from_event(payload.get("error_type"), str(text), payload.get("error_fields"))
+    raise DotoTriggerError(str(text))

@@ -155,6 +155,36 @@ class TestDotoSettings:
         assert "tok-SECRET-1234" not in "".join(traceback.format_exception(info.value))
 
     @pytest.mark.parametrize(
+        ("token", "what"),
+        [
+            ("tok-SECRET-1234\n", "a line break at its end"),  # a secret file's last line
+            ("tok-SECRET-1234\r\n", "a line break at its end"),
+            ("tok-SECRET\n1234", "a line break inside it"),
+            ("tok-SECRET-1234 ", "whitespace at its end"),  # pasted with a space
+            (" tok-SECRET-1234", "whitespace at its start"),
+            ("tok-SECRET 1234", "whitespace inside it"),
+            ("tok-SECRET-1234\t", "whitespace at its end"),
+            ("tok-SECRET-1234\u00a0", "whitespace at its end"),  # a no-break space
+            ("tok-SECRET-1234\x00", "a control character at its end"),
+            ("tok-SECRET-1234\u200b", "a control character at its end"),  # a zero-width space
+            ("tok-SECRET-1234\u2019", "a non-ASCII character at its end"),
+        ],
+    )
+    def test_a_token_no_header_can_carry_is_refused_naming_the_field_not_the_token(self, token, what):
+        with pytest.raises(DotoConfigError) as info:
+            api.DotoSettings.from_connection_fields("c1", **self.fields(password=token))
+        text = str(info.value)
+        assert text.startswith("Doto connection 'c1': the API Token (the connection's password) has ")
+        assert what in text and "Base URL" not in text
+        shown = "".join(traceback.format_exception(info.value)) + repr(info.value)
+        assert "tok-SECRET" not in shown and "1234" not in shown
+        assert info.value.__cause__ is None and info.value.__context__ is None
+
+    def test_a_token_of_printable_ascii_is_kept_as_given(self):
+        token = "".join(chr(c) for c in range(0x21, 0x7F))  # every visible ASCII character
+        assert api.DotoSettings.from_connection_fields("c1", **self.fields(password=token)).token == token
+
+    @pytest.mark.parametrize(
         ("extra", "cause"),
         [
             ({"account_id": "abc"}, ValueError),

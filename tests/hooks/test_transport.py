@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import ssl
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -169,6 +171,27 @@ FAILURES: list[tuple[str, BaseException, list[BaseException], type[DotoError], s
         DotoConnectionLostError,
         "the connection broke before an answer arrived",
     ),
+    (
+        "body not decodable",
+        requests.exceptions.ContentDecodingError(),
+        [aiohttp.ClientPayloadError("Can not decode content-encoding: gzip")],
+        DotoConnectionLostError,
+        "the connection broke before an answer arrived",
+    ),
+    (
+        "anything else the client raises (catch-all rows)",
+        requests.exceptions.RetryError(),
+        [aiohttp.ClientResponseError(None, ())],  # type: ignore[arg-type]
+        DotoConnectionLostError,
+        "the connection broke before an answer arrived (",
+    ),
+    (
+        "header refused by the client",
+        requests.exceptions.InvalidHeader(),
+        [ValueError("Forbidden control character detected in headers.")],
+        DotoConfigError,
+        "refused the request before connecting",
+    ),
     *[
         (
             f"URL refused by the client ({name})",
@@ -177,7 +200,7 @@ FAILURES: list[tuple[str, BaseException, list[BaseException], type[DotoError], s
             DotoConfigError,
             "refused the request before connecting",
         )
-        for name in ("InvalidURL", "InvalidSchema", "MissingSchema", "InvalidHeader", "InvalidJSONError")
+        for name in ("InvalidURL", "InvalidSchema", "MissingSchema", "InvalidJSONError")
     ],
 ]
 
@@ -231,11 +254,68 @@ def test_mapped_error_is_raised_from_the_transports_exception() -> None:
     assert passed.value is other
 
 
-def test_no_from_none_in_the_hooks() -> None:
-    """Causes are kept: the hooks never cut the chain of what went wrong."""
+def test_every_mapped_error_keeps_its_cause_unless_its_row_is_hidden() -> None:
+    """``from exc`` for every row but the Hidden ones, whose errors are ``from None``."""
+    for failure, sync_exc, async_excs, _, _ in FAILURES:
+        for table, exc in [(REQUESTS_ERRORS, sync_exc), *((AIOHTTP_ERRORS, e) for e in async_excs)]:
+            with pytest.raises(DotoError) as raised, map_errors(table, EXCHANGE):
+                raise exc
+            hidden = not _transport.keeps_cause(table, exc)
+            assert raised.value.__cause__ is (None if hidden else exc), (failure, type(exc).__name__)
+            assert raised.value.__suppress_context__  # (``from exc`` suppresses it too)
+            assert f"({type(exc).__name__})" in str(raised.value) or not hidden, str(raised.value)
+
+
+def test_from_none_only_for_the_hidden_rows() -> None:
+    """The hooks cut a chain in one place only: the Hidden rows' raise in ``map_errors``."""
     hooks = Path(_transport.__file__).parent
-    for path in hooks.glob("*.py"):
-        assert "from None" not in path.read_text(), path
+    found = {
+        path.name: len(re.findall(r"raise .* from None", path.read_text())) for path in hooks.glob("*.py")
+    }
+    assert found == {"__init__.py": 0, "_transport.py": 1, "doto.py": 0, "doto_async.py": 0}
+
+
+def _request_info() -> Any:
+    # What aiohttp keeps on a ClientResponseError: the request, its headers (and so the token) included.
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    url = URL("http://127.0.0.1:9/api/v1/accounts/1/conversations/5/messages")
+    headers = CIMultiDictProxy(CIMultiDict({"api_access_token": TOKEN}))
+    return aiohttp.RequestInfo(url, "GET", headers, url)
+
+
+# Exceptions that quote or hold the token, as those of a refused header or a catch-all row can.
+QUOTING: list[tuple[tuple[tuple[str, Any], ...], BaseException]] = [
+    (
+        REQUESTS_ERRORS,
+        requests.exceptions.InvalidHeader(
+            f"Invalid leading whitespace, reserved character(s), or return character(s) in header value: {TOKEN + chr(10)!r}"
+        ),
+    ),
+    (REQUESTS_ERRORS, requests.exceptions.RetryError(f"api_access_token: {TOKEN}")),
+    (REQUESTS_ERRORS, requests.exceptions.StreamConsumedError(f"api_access_token: {TOKEN}")),
+    (AIOHTTP_ERRORS, ValueError(f"Invalid header value {TOKEN + chr(10)!r}")),
+    (AIOHTTP_ERRORS, aiohttp.ClientResponseError(_request_info(), (), status=400, message=TOKEN)),
+    (AIOHTTP_ERRORS, aiohttp.ClientHttpProxyError(_request_info(), (), status=407)),
+    (AIOHTTP_ERRORS, aiohttp.ContentTypeError(_request_info(), ())),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "exc"), QUOTING, ids=[f"{type(e).__module__}.{type(e).__name__}" for _, e in QUOTING]
+)
+def test_an_exception_that_may_quote_a_header_is_not_chained(
+    table: tuple[tuple[str, Any], ...], exc: BaseException
+) -> None:
+    assert TOKEN in str(exc) + repr(exc)  # (each of these does show it)
+    with pytest.raises(DotoError) as raised, map_errors(table, EXCHANGE):
+        raise exc
+    error = raised.value
+    assert error.__cause__ is None and error.__suppress_context__
+    assert f"({type(exc).__name__})" in str(error)  # only its type is named
+    shown = "".join(traceback.format_exception(error))
+    assert TOKEN not in shown and TOKEN not in str(error) + repr(error)
 
 
 # ---- real servers on 127.0.0.1 ---------------------------------------------------------------

@@ -341,12 +341,19 @@ def test_watcher_dag_runs_on_the_asset_event_and_posts_one_note(
 
 
 def test_watcher_dag_fails_on_an_error_event(watcher_module: ModuleType) -> None:
-    """A watcher's error event (bad token, missing conversation) makes the run fail with its text."""
-    from airflow_provider_doto.exceptions import DotoTriggerError
+    """A watcher's error event (bad token, missing conversation) makes the run fail with that error:
+    the class the trigger met (what a poking sensor raises), its text and its status."""
+    from airflow_provider_doto.exceptions import DotoAuthError
 
-    payload = {"status": "error", "error_type": "DotoAuthError", "error": "DotoAuthError: HTTP 401"}
-    with pytest.raises(DotoTriggerError, match="HTTP 401"):
+    payload = {
+        "status": "error",
+        "error_type": "DotoAuthError",
+        "error": "DotoAuthError: HTTP 401",
+        "error_fields": {"status": 401},
+    }
+    with pytest.raises(DotoAuthError, match=r"^HTTP 401$") as raised:
         watcher_module.summarise([payload])
+    assert raised.value.status == 401
 
 
 def test_watcher_dag_counts_a_redelivered_message_once(watcher_module: ModuleType) -> None:

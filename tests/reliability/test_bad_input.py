@@ -142,6 +142,8 @@ def connections(emu: DotoEmulator) -> list[tuple[str, dict[str, Any] | None, str
     return [
         ("unknown connection id", None, "doto_missing"),
         ("no token", {**good, "password": ""}, "API Token"),
+        ("token with a trailing newline", {**good, "password": good["password"] + "\n"}, "API Token"),
+        ("token with a pasted space", {**good, "password": " " + good["password"]}, "API Token"),
         ("no account", {**good, "extra": {}}, "Account ID"),
         ("account not a number", {**good, "extra": {"account_id": "acme"}}, "Account ID"),
         ("base URL not a URL", {**good, "host": "not a url"}, "Base URL"),
@@ -156,6 +158,8 @@ def connections(emu: DotoEmulator) -> list[tuple[str, dict[str, Any] | None, str
 CONNECTION_IDS = [
     "unknown connection id",
     "no token",
+    "token with a trailing newline",
+    "token with a pasted space",
     "no account",
     "account not a number",
     "base URL not a URL",

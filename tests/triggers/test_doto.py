@@ -21,8 +21,8 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_versions import HAS_STATE_STORES
 
-from airflow_provider_doto import api
-from airflow_provider_doto.exceptions import DotoConfigError, DotoTriggerError
+from airflow_provider_doto import api, exceptions
+from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError, DotoError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.sensors.doto import NewMessageSensor
 from airflow_provider_doto.testing.emulator import DotoEmulator
@@ -406,12 +406,55 @@ def test_n_consecutive_failures_end_with_the_typed_error(
     if kind == "status":
         assert gets(emu, cid) == 3  # (a dropped keep-alive connection may be re-sent by the HTTP client)
 
-    # The sensor turns that event into DotoTriggerError carrying the typed error's text.
+    # The sensor raises that error again, as its own class (what poke mode raises), with its text.
     sensor = NewMessageSensor(task_id="wait", conversation_id=cid, deferrable=True)
-    with pytest.raises(DotoTriggerError) as raised:
+    with pytest.raises(DotoError) as raised:
         sensor.execute_complete(context={}, event=payload)  # type: ignore[arg-type]
-    assert str(raised.value) == payload["error"]
-    assert error_type in str(raised.value)
+    assert type(raised.value).__name__ == error_type
+    assert f"{error_type}: {raised.value}" == payload["error"]
+    assert (raised.value.method, raised.value.path) == (
+        "GET",
+        f"/api/v1/accounts/1/conversations/{cid}/messages",
+    )
+    if kind == "status":
+        assert raised.value.status == status  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DotoAuthError(
+            "Doto GET /p failed with HTTP 401: Invalid Access Token", method="GET", path="/p", status=401
+        ),
+        DotoConfigError("Doto connection 'doto_default' has no Account ID"),
+        exceptions.DotoRateLimitError(
+            "Doto GET /p failed with HTTP 429", method="GET", path="/p", status=429, retry_after=3.0
+        ),
+        exceptions.DotoTimeoutError("Doto GET /p: no answer within 30 s", method="GET", path="/p"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_error_event_is_raised_again_as_the_error_the_trigger_met(error: DotoError) -> None:
+    """Trigger event -> the triggerer's JSON -> the resumed sensor (or a watcher's DAG): the same
+    class, text and fields, so ``except DotoAuthError`` works as in poke mode."""
+    event = NewMessageTrigger(5)._error_event(error)
+    payload = json.loads(json.dumps(event.payload))
+    for read in (
+        messages_from_event,
+        lambda p: NewMessageSensor(task_id="wait", conversation_id=5).execute_complete({}, p),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(DotoError) as raised:
+            read(payload)
+        assert type(raised.value) is type(error)
+        assert str(raised.value) == str(error) and vars(raised.value) == vars(error)
+
+
+def test_an_error_event_of_a_foreign_error_is_a_trigger_error() -> None:
+    """A connection lookup's own failure (not a provider error) ends the wait as DotoTriggerError."""
+    payload = json.loads(json.dumps(NewMessageTrigger(5)._error_event(RuntimeError("backend down")).payload))
+    assert payload["error_type"] == "RuntimeError" and payload["error_fields"] == {}
+    with pytest.raises(exceptions.DotoTriggerError, match=r"^RuntimeError$"):
+        messages_from_event(payload)
 
 
 def test_timeout_at_ends_an_empty_wait_with_a_timeout_event(
@@ -618,8 +661,10 @@ def test_watcher_reports_a_fatal_error_as_an_event(doto_emulator: DotoEmulator, 
 
     event = run(scenario())
     assert event.payload["status"] == "error" and event.payload["error_type"] == "DotoAuthError"
-    with pytest.raises(DotoTriggerError, match="401"):
+    # The run its asset event starts fails with the same error a poking sensor would raise.
+    with pytest.raises(DotoAuthError, match="401") as raised:
         messages_from_event(event.payload)
+    assert raised.value.status == 401
 
 
 # ---- the server's flavor travels with the cursor -------------------------------------------------
