@@ -23,68 +23,93 @@ One module a concern; this package is their one public face (``api.X``):
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, :func:`send_once_flow`.
 - ``_batch``: one message to each of many conversations: :class:`BatchItem`, :func:`build_batch`,
   :class:`BatchResult`, :func:`check_batch`.
+
+Each name is imported from its module when first used (PEP 562), so a DAG file that imports an
+operator pays only for what its constructor checks (``_values``), never for the flows, the
+listing or the watch it would run; type checkers see the imports below as usual.
 """
 
 from __future__ import annotations
 
-from airflow_provider_doto.api._batch import (
-    BATCH_STATUSES,
-    BatchItem,
-    BatchResult,
-    BatchSource,
-    batch_counts,
-    batch_ids,
-    batch_item_flow,
-    batch_output,
-    batch_result,
-    batch_source,
-    build_batch,
-    check_batch,
-    check_items,
-    failed_result,
-    validate_batch_options,
-    validate_max_in_flight,
-    validate_tolerance,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_doto.api._batch import (
+        BATCH_STATUSES,
+        BatchItem,
+        BatchResult,
+        BatchSource,
+        batch_counts,
+        batch_ids,
+        batch_item_flow,
+        batch_output,
+        batch_result,
+        batch_source,
+        build_batch,
+        check_batch,
+        check_items,
+        failed_result,
+        validate_batch_options,
+        validate_max_in_flight,
+        validate_tolerance,
+    )
+    from airflow_provider_doto.api._delivery import (
+        DELIVERY_KEY_ATTRIBUTE,
+        delivery_key,
+        find_delivered,
+        send_once_flow,
+    )
+    from airflow_provider_doto.api._flavors import ServerFlavor, detect_flavor_flow
+    from airflow_provider_doto.api._flows import (
+        arun_flow,
+        check_connection_flow,
+        delete_message_flow,
+        run_flow,
+        send_message_flow,
+    )
+    from airflow_provider_doto.api._http import (
+        DotoRequest,
+        DotoResponse,
+        connect_error,
+        connection_lost_error,
+        error_for_status,
+        headers,
+        timeout_error,
+        tls_error,
+    )
+    from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
+    from airflow_provider_doto.api._messages import Message, Sender, parse_message
+    from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
+    from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
+    from airflow_provider_doto.api._values import (
+        MAX_CONTENT_LENGTH,
+        MESSAGE_TYPES,
+        Timestamp,
+        to_id,
+        to_timestamp,
+        validate_content,
+        validate_options,
+        validate_send,
+    )
+    from airflow_provider_doto.api._watch import DEFAULT_OVERLAP, MessageFilter, MessageWatch
+
+# The modules in the order they build on each other (``_batch`` needs only ``_values`` until it
+# sends): a name is taken from the first that has it, which is where it is defined, so ``api.to_id``
+# loads ``_values`` and nothing heavier.
+_MODULES = (
+    "_values",
+    "_batch",
+    "_settings",
+    "_http",
+    "_messages",
+    "_retry_policy",
+    "_flows",
+    "_flavors",
+    "_listing",
+    "_watch",
+    "_delivery",
 )
-from airflow_provider_doto.api._delivery import (
-    DELIVERY_KEY_ATTRIBUTE,
-    delivery_key,
-    find_delivered,
-    send_once_flow,
-)
-from airflow_provider_doto.api._flavors import ServerFlavor, detect_flavor_flow
-from airflow_provider_doto.api._flows import (
-    arun_flow,
-    check_connection_flow,
-    delete_message_flow,
-    run_flow,
-    send_message_flow,
-)
-from airflow_provider_doto.api._http import (
-    DotoRequest,
-    DotoResponse,
-    connect_error,
-    connection_lost_error,
-    error_for_status,
-    headers,
-    timeout_error,
-    tls_error,
-)
-from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
-from airflow_provider_doto.api._messages import Message, Sender, parse_message
-from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
-from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
-from airflow_provider_doto.api._values import (
-    MAX_CONTENT_LENGTH,
-    MESSAGE_TYPES,
-    Timestamp,
-    to_id,
-    to_timestamp,
-    validate_content,
-    validate_options,
-    validate_send,
-)
-from airflow_provider_doto.api._watch import DEFAULT_OVERLAP, MessageFilter, MessageWatch
 
 __all__ = [
     "BATCH_STATUSES",
@@ -147,3 +172,18 @@ __all__ = [
     "validate_send",
     "validate_tolerance",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module in _MODULES:
+            found = importlib.import_module(f"{__name__}.{module}")
+            if hasattr(found, name):
+                value = getattr(found, name)
+                globals()[name] = value  # later lookups skip this function
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -13,7 +13,8 @@ up and decide whether the batch failed. Only the provider's own errors (:class:`
 item's failure; anything else is a bug, kept on the item's result and raised by :func:`check_batch`
 whatever failures it tolerates.
 Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``) and report
-what happened.
+what happened. Only :func:`batch_item_flow` needs the flows, and imports them when called: an
+operator checking its batch at DAG parse loads this module and ``_values`` only.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_doto.api._delivery import send_once_flow
-from airflow_provider_doto.api._flavors import ServerFlavor
-from airflow_provider_doto.api._flows import send_message_flow
-from airflow_provider_doto.api._http import DotoRequest, DotoResponse
-from airflow_provider_doto.api._messages import Message
 from airflow_provider_doto.api._values import Timestamp, to_id, validate_content, validate_options
 from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoError
+
+if TYPE_CHECKING:
+    from airflow_provider_doto.api._flavors import ServerFlavor
+    from airflow_provider_doto.api._http import DotoRequest, DotoResponse
+    from airflow_provider_doto.api._messages import Message
 
 BatchStatus = Literal["sent", "already_delivered", "failed"]
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("sent", "already_delivered", "failed")
@@ -262,6 +263,10 @@ def batch_item_flow(
     A failure is raised as the typed error, as by any flow: the transport that drives the batch
     turns it into the item's :func:`failed_result`, so one conversation never stops the others.
     """
+    # Imported here: the rest of this module checks a batch at DAG parse, which needs no flows.
+    from airflow_provider_doto.api._delivery import send_once_flow
+    from airflow_provider_doto.api._flows import send_message_flow
+
     if key is None:
         message = yield from send_message_flow(account_id, item.conversation_id, item.content, **options)
         return batch_result(item, message, False)

@@ -18,6 +18,10 @@ from airflow_provider_doto.exceptions import DotoConfigError
 MAX_CONTENT_LENGTH = 150_000
 MESSAGE_TYPES = ("incoming", "outgoing", "activity", "template")
 SENDABLE_MESSAGE_TYPES = ("outgoing", "incoming")
+# Seconds a watch re-reads behind its cursor on every poll: covers messages that share the cursor's
+# second or commit late (an older ``created_at`` showing up after a newer message). Kept here, not
+# in ``_watch``, as the sensor's default argument: a DAG file importing the sensor loads no more.
+DEFAULT_OVERLAP = 10
 
 Timestamp: TypeAlias = "int | float | dt.datetime | str"
 
