@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from airflow_provider_doto.api._retry_policy import RetryPolicy, is_retryable, retry_wait
     from airflow_provider_doto.api._settings import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, FLAVORS, DotoSettings
     from airflow_provider_doto.api._values import (
+        DEFAULT_OVERLAP,
         MAX_CONTENT_LENGTH,
         MESSAGE_TYPES,
         Timestamp,
@@ -92,24 +93,93 @@ if TYPE_CHECKING:
         validate_options,
         validate_send,
     )
-    from airflow_provider_doto.api._watch import DEFAULT_OVERLAP, MessageFilter, MessageWatch
+    from airflow_provider_doto.api._watch import MessageFilter, MessageWatch
 
-# The modules in the order they build on each other (``_batch`` needs only ``_values`` until it
-# sends): a name is taken from the first that has it, which is where it is defined, so ``api.to_id``
-# loads ``_values`` and nothing heavier.
-_MODULES = (
-    "_values",
-    "_batch",
-    "_settings",
-    "_http",
-    "_messages",
-    "_retry_policy",
-    "_flows",
-    "_flavors",
-    "_listing",
-    "_watch",
-    "_delivery",
-)
+# Where each public name is defined: ``api.X`` imports that module (and what it imports) on first use.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "_values": (
+        "DEFAULT_OVERLAP",
+        "MAX_CONTENT_LENGTH",
+        "MESSAGE_TYPES",
+        "Timestamp",
+        "to_id",
+        "to_timestamp",
+        "validate_content",
+        "validate_options",
+        "validate_send",
+    ),
+    "_batch": (
+        "BATCH_STATUSES",
+        "BatchItem",
+        "BatchResult",
+        "BatchSource",
+        "batch_counts",
+        "batch_ids",
+        "batch_item_flow",
+        "batch_output",
+        "batch_result",
+        "batch_source",
+        "build_batch",
+        "check_batch",
+        "check_items",
+        "failed_result",
+        "validate_batch_options",
+        "validate_max_in_flight",
+        "validate_tolerance",
+    ),
+    "_settings": (
+        "DEFAULT_BASE_URL",
+        "DEFAULT_TIMEOUT",
+        "FLAVORS",
+        "DotoSettings",
+    ),
+    "_http": (
+        "DotoRequest",
+        "DotoResponse",
+        "connect_error",
+        "connection_lost_error",
+        "error_for_status",
+        "headers",
+        "timeout_error",
+        "tls_error",
+    ),
+    "_messages": (
+        "Message",
+        "Sender",
+        "parse_message",
+    ),
+    "_retry_policy": (
+        "RetryPolicy",
+        "is_retryable",
+        "retry_wait",
+    ),
+    "_flows": (
+        "arun_flow",
+        "check_connection_flow",
+        "delete_message_flow",
+        "run_flow",
+        "send_message_flow",
+    ),
+    "_flavors": (
+        "ServerFlavor",
+        "detect_flavor_flow",
+    ),
+    "_listing": (
+        "MessagePager",
+        "list_messages_flow",
+    ),
+    "_watch": (
+        "MessageFilter",
+        "MessageWatch",
+    ),
+    "_delivery": (
+        "DELIVERY_KEY_ATTRIBUTE",
+        "delivery_key",
+        "find_delivered",
+        "send_once_flow",
+    ),
+}
+_SOURCE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "BATCH_STATUSES",
@@ -175,14 +245,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        for module in _MODULES:
-            found = importlib.import_module(f"{__name__}.{module}")
-            if hasattr(found, name):
-                value = getattr(found, name)
-                globals()[name] = value  # later lookups skip this function
-                return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _SOURCE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

@@ -46,15 +46,12 @@ def test_a_dag_file_loads_only_the_value_checks_of_the_core():
 
 
 @pytest.mark.parametrize("name", api.__all__)
-def test_every_public_name_is_its_modules_own(name):
+def test_every_public_name_comes_from_its_module(name):
+    module = importlib.import_module(f"airflow_provider_doto.api.{api._SOURCE[name]}")
     value = getattr(api, name)
-    defined = [
-        module
-        for module in api._MODULES
-        if name in vars(importlib.import_module(f"airflow_provider_doto.api.{module}"))
-    ]
-    home = importlib.import_module(f"airflow_provider_doto.api.{defined[0]}")
-    assert value is getattr(home, name)
+    assert value is vars(module)[name]
+    if inspect.isfunction(value) or inspect.isclass(value):
+        assert value.__module__ == module.__name__  # defined there, not imported from elsewhere
     assert name in dir(api)
 
 
@@ -63,9 +60,16 @@ def test_an_unknown_name_is_an_attribute_error():
         api.nothing_here  # noqa: B018
 
 
-def test_type_checkers_see_every_public_name():
-    """The imports under TYPE_CHECKING (what mypy reads) name exactly ``__all__``."""
+def test_type_checkers_see_every_public_name_where_it_is_loaded_from():
+    """The imports under TYPE_CHECKING (what mypy reads), the table ``api.X`` loads from and
+    ``__all__`` name the same things."""
     tree = ast.parse(inspect.getsource(api))
     (block,) = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
-    imported = [alias.name for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names]
-    assert sorted(imported) == sorted(api.__all__)
+    imported = {
+        alias.name: node.module.rsplit(".", 1)[1]
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert imported == api._SOURCE
+    assert sorted(api.__all__) == sorted(api._SOURCE)
