@@ -206,11 +206,15 @@ def test_tolerated_failures_pass_and_results_go_to_a_file(
 
 
 def test_a_bug_in_the_batch_fails_the_task_whatever_it_tolerates(
-    airflow_db: Path, doto_emulator: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    airflow_db: Path,
+    doto_emulator: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """An exception that is not a Doto error is a bug, not a failed message: tolerate_failures=1.0
     does not let the task pass, the traceback reaches the task log, and the other conversations'
-    results are still pushed."""
+    results are still written and the counts pushed."""
     emu = doto_emulator
     cids = [emu.add_conversation() for _ in range(4)]
     real_batch_result = api_batch.batch_result
@@ -223,7 +227,8 @@ def test_a_bug_in_the_batch_fails_the_task_whatever_it_tolerates(
     monkeypatch.setattr(api_batch, "batch_result", buggy_batch_result)
     dag = load_dag(DAGS, "doto_test_batch_send_tolerate_all")  # tolerates every message failing
 
-    dr = dag.test(run_conf={"cids": cids})
+    path = tmp_path / "nudges.jsonl"
+    dr = dag.test(run_conf={"cids": cids, "results_path": str(path)})
 
     assert dr.state == "failed"
     ti = task_instances(dr)[("nudge", -1)]
@@ -233,9 +238,10 @@ def test_a_bug_in_the_batch_fails_the_task_whatever_it_tolerates(
     assert "Traceback" in task_log and "in buggy_batch_result" in task_log
     assert f"to conversation {cids[1]}: an unexpected error, not a Doto error" in task_log
     out = xcom(dr, "nudge")  # pushed before the task failed
-    assert (out["sent"], out["failed"]) == (3, 1)
-    assert [r["status"] for r in out["results"]] == ["sent", "failed", "sent", "sent"]
-    assert out["results"][1]["error"] == "RuntimeError"
+    assert out == {"total": 4, "sent": 3, "already_delivered": 0, "failed": 1, "path": str(path)}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]  # written before it failed
+    assert [r["status"] for r in rows] == ["sent", "failed", "sent", "sent"]
+    assert rows[1]["error"] == "RuntimeError"
     for cid in cids:  # the others were sent all the same (the bug struck after cids[1]'s POST)
         assert len(emu.messages(cid)) == 1
 
