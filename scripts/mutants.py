@@ -45,8 +45,7 @@ ASYNC_HOOK = "airflow_provider_doto/hooks/doto_async.py"
 TRANSPORT = "airflow_provider_doto/hooks/_transport.py"
 LINK = "airflow_provider_doto/links/doto.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
-OPERATOR = "airflow_provider_doto/operators/doto.py"
-BATCH_OPERATOR = "airflow_provider_doto/operators/batch.py"
+RUNS = "airflow_provider_doto/_runs.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 T_TRANSPORT = "tests/hooks/test_transport.py"
@@ -182,13 +181,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "retry-skips-delivery-lookup",
-        "a retried send task finds the message its earlier try delivered instead of posting again",
-        OPERATOR,
-        '        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None\n',
-        "        look_back_since = None\n",
+        "a retried send task (single or batch) finds what its earlier try delivered instead of posting again",
+        RUNS,
+        '        look_back_since=run_start(context["dag_run"]) if ti.try_number > 1 else None,\n',
+        "        look_back_since=None,\n",
         (
             "tests/operators/test_doto.py::test_retry_after_commit_then_dropped_connection_does_not_post_twice"
             "[server=doto]",
+            "tests/operators/test_batch.py::test_retry_after_committed_but_unanswered_posts_sends_nothing_twice[server=doto]",
         ),
     ),
     Mutation(
@@ -270,16 +270,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             "tests/triggers/test_doto_watcher_handover.py::"
             "test_a_failed_save_is_made_again_so_no_batch_stays_pending_for_good[server=doto]",
-        ),
-    ),
-    Mutation(
-        "batch-retry-sends-again",
-        "a retried batch looks for what earlier tries delivered and sends only the rest",
-        BATCH_OPERATOR,
-        '        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None\n',
-        "        look_back_since = None\n",
-        (
-            "tests/operators/test_batch.py::test_retry_after_committed_but_unanswered_posts_sends_nothing_twice[server=doto]",
         ),
     ),
     Mutation(

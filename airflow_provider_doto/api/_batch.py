@@ -1,33 +1,40 @@
 """Batch sending: many conversations, one message each, checked before the first request.
 
-:func:`build_batch` turns a list of ``{conversation_id, content}`` mappings (or ids and their
-contents) into :class:`BatchItem` objects, refusing anything wrong with the item's index
-(:func:`check_items` checks ready-made items the same way);
+:func:`batch_source` says which way a batch is given (``messages``, or ``conversation_ids`` and
+``content``) and refuses both or neither; :func:`build_batch` turns a list of
+``{conversation_id, content}`` mappings (or ids and their contents, or a function rendering each
+id's content once the ids are checked) into :class:`BatchItem` objects, refusing anything wrong
+with the item's index (:func:`check_items` checks ready-made items the same way);
+:func:`validate_batch_options` checks a batch's settings;
 :func:`batch_item_flow` sends one item (duplicate-safe with a delivery key);
 :func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
-:class:`BatchResult`; :func:`batch_counts` and :func:`check_batch` sum them up and decide whether the
-batch failed; :func:`validate_tolerance` and :func:`validate_max_in_flight` check a batch's settings.
+:class:`BatchResult`; :func:`batch_counts`, :func:`batch_output` and :func:`check_batch` sum them
+up and decide whether the batch failed. Only the provider's own errors (:class:`DotoError`) are an
+item's failure; anything else is a bug, kept on the item's result and raised by :func:`check_batch`
+whatever failures it tolerates.
 Rule: no I/O, no clock; the transports send the items (each with ``send_once_flow``) and report
-what happened.
+what happened. Only :func:`batch_item_flow` needs the flows, and imports them when called: an
+operator checking its batch at DAG parse loads this module and ``_values`` only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_doto.api._delivery import send_once_flow
-from airflow_provider_doto.api._flavors import ServerReading
-from airflow_provider_doto.api._flows import send_message_flow
-from airflow_provider_doto.api._http import DotoRequest, DotoResponse
-from airflow_provider_doto.api._messages import Message
-from airflow_provider_doto.api._values import Timestamp, to_id, validate_send
+from airflow_provider_doto.api._values import Timestamp, to_id, validate_content, validate_options
 from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoError
+
+if TYPE_CHECKING:
+    from airflow_provider_doto.api._flavors import ServerReading
+    from airflow_provider_doto.api._http import DotoRequest, DotoResponse
+    from airflow_provider_doto.api._messages import Message
 
 BatchStatus = Literal["sent", "already_delivered", "failed"]
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("sent", "already_delivered", "failed")
+BatchSource = Literal["messages", "conversation_ids"]
 BATCH_ITEM_KEYS = frozenset({"conversation_id", "content"})
 # How many failed conversations a batch error names one by one; the rest are counted.
 NAMED_FAILURES = 20
@@ -45,12 +52,17 @@ class BatchItem:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What became of one conversation's message. ``to_dict()`` is the JSON-safe form."""
+    """What became of one conversation's message. ``to_dict()`` is the JSON-safe form.
+
+    ``exception`` is an unexpected error (not a :class:`DotoError`: a bug) that failed the item,
+    kept with its traceback for :func:`check_batch` to raise; never in ``to_dict()``.
+    """
 
     conversation_id: int
     status: BatchStatus
     message_id: int | None = None
     error: str | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,11 +73,69 @@ class BatchResult:
         }
 
 
+def batch_source(messages: Any = None, conversation_ids: Any = None, content: Any = None) -> BatchSource:
+    """Which way a batch is given: ``messages``, or ``conversation_ids`` with ``content``.
+
+    Only whether each is given counts (a template's value is not known yet), so a constructor can
+    ask at DAG parse what :func:`build_batch` asks at run time.
+    """
+    if (messages is None) == (conversation_ids is None):
+        raise DotoConfigError("Pass either messages or conversation_ids (with content), not both or neither.")
+    if messages is not None:
+        if content is not None:
+            raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
+        return "messages"
+    if content is None:
+        raise DotoConfigError("conversation_ids needs content: the text (template) for each conversation.")
+    return "conversation_ids"
+
+
+def validate_batch_options(
+    *,
+    message_type: Any = "outgoing",
+    private: Any = False,
+    content_type: Any = "text",
+    content_attributes: Any = None,
+    max_in_flight: Any = 10,
+    tolerate_failures: Any = 0.0,
+) -> None:
+    """A batch's settings, whatever its messages: each message's options, how many requests may
+    be in flight, and the share of failures tolerated."""
+    validate_options(message_type, private, content_type, content_attributes)
+    validate_max_in_flight(max_in_flight)
+    validate_tolerance(tolerate_failures)
+
+
+def batch_ids(conversation_ids: Any) -> list[int]:
+    """The conversation ids of a batch, checked: each a positive integer, each once
+    (``conversation_ids[3]: ...`` names a wrong one)."""
+    if isinstance(conversation_ids, str | bytes | Mapping) or not isinstance(conversation_ids, Sequence):
+        raise DotoConfigError(
+            f"conversation_ids must be a list of conversation ids, got {type(conversation_ids).__name__}."
+        )
+    ids: list[int] = []
+    first_index: dict[int, int] = {}
+    for index, raw_id in enumerate(conversation_ids):
+        where = f"conversation_ids[{index}]"
+        try:
+            conversation_id = to_id(raw_id, name="conversation_id")
+        except DotoConfigError as err:
+            raise DotoConfigError(f"{where}: {err}") from err
+        if conversation_id in first_index:
+            raise DotoConfigError(
+                f"{where}: conversation {conversation_id} is already conversation_ids[{first_index[conversation_id]}]; "
+                "a batch sends one message per conversation."
+            )
+        first_index[conversation_id] = index
+        ids.append(conversation_id)
+    return ids
+
+
 def build_batch(
     messages: Sequence[Mapping[str, Any]] | None = None,
     *,
     conversation_ids: Sequence[Any] | None = None,
-    content: str | Sequence[str] | None = None,
+    content: str | Sequence[str] | Callable[[int], str] | None = None,
     message_type: str = "outgoing",
     private: bool = False,
     content_type: str = "text",
@@ -74,17 +144,15 @@ def build_batch(
     """The checked items of a batch, from ``messages`` or from ``conversation_ids`` and ``content``.
 
     ``messages`` is a list of ``{"conversation_id": ..., "content": ...}`` mappings. Otherwise
-    ``conversation_ids`` is a list of ids and ``content`` one text for all of them, or one text per
-    id (in the same order: the caller rendered a template per conversation). Every item is checked
-    like a single send (:func:`validate_send`); a conversation may appear only once (one message
-    each, one delivery key each). Anything wrong raises :class:`DotoConfigError` naming the item
-    (``messages[3]``, ``conversation_ids[3]``). An empty batch is fine: nothing to send.
+    ``conversation_ids`` is a list of ids and ``content`` one text for all of them, one text per
+    id (in the same order), or a function giving a checked id's text (a template rendered per
+    conversation: called only once every id is checked, so a bad id fails before any rendering).
+    Every item is checked like a single send (:func:`validate_send`); a conversation may appear
+    only once (one message each, one delivery key each). Anything wrong raises
+    :class:`DotoConfigError` naming the item (``messages[3]``, ``conversation_ids[3]``). An empty
+    batch is fine: nothing to send.
     """
-    if (messages is None) == (conversation_ids is None):
-        raise DotoConfigError("Pass either messages or conversation_ids (with content), not both or neither.")
-    if messages is not None:
-        if content is not None:
-            raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
+    if batch_source(messages, conversation_ids, content) == "messages":
         pairs = list(_pairs_from_messages(messages))
         name = "messages"
     else:
@@ -118,14 +186,14 @@ def _checked(
     content_type: str,
     content_attributes: Mapping[str, Any] | None,
 ) -> list[BatchItem]:
-    validate_send("x", message_type, private, content_type, content_attributes)
+    validate_options(message_type, private, content_type, content_attributes)
     items: list[BatchItem] = []
     first_index: dict[int, int] = {}
     for index, (raw_id, text) in enumerate(pairs):
         where = f"{name}[{index}]"
         try:
             conversation_id = to_id(raw_id, name="conversation_id")
-            validate_send(text, message_type, private, content_type, content_attributes)
+            validate_content(text)
         except DotoConfigError as err:
             raise DotoConfigError(f"{where}: {err}") from err
         if conversation_id in first_index:
@@ -166,8 +234,8 @@ def _pairs_from_ids(conversation_ids: Any, content: Any) -> Iterable[tuple[Any, 
         raise DotoConfigError(
             f"conversation_ids must be a list of conversation ids, got {type(conversation_ids).__name__}."
         )
-    if content is None:
-        raise DotoConfigError("conversation_ids needs content: the text to send to each conversation.")
+    if callable(content):
+        return ((cid, content(cid)) for cid in batch_ids(conversation_ids))
     if isinstance(content, str):
         return ((cid, content) for cid in conversation_ids)
     if not isinstance(content, Sequence) or len(content) != len(conversation_ids):
@@ -195,6 +263,10 @@ def batch_item_flow(
     A failure is raised as the typed error, as by any flow: the transport that drives the batch
     turns it into the item's :func:`failed_result`, so one conversation never stops the others.
     """
+    # Imported here: the rest of this module checks a batch at DAG parse, which needs no flows.
+    from airflow_provider_doto.api._delivery import send_once_flow
+    from airflow_provider_doto.api._flows import send_message_flow
+
     if key is None:
         message = yield from send_message_flow(account_id, item.conversation_id, item.content, **options)
         return batch_result(item, message, False)
@@ -221,11 +293,15 @@ def failed_result(item: BatchItem, error: BaseException) -> BatchResult:
 
     A provider error's text names the request and Doto's own error text, never the token or a
     body; any other exception is named by its type only, since its text is not ours to vouch for.
+    Any other exception is also a bug, not a failed message: it is kept on the result
+    (``exception``) for :func:`check_batch` to raise with its traceback.
     """
-    text = f"{type(error).__name__}: {error}" if isinstance(error, DotoError) else type(error).__name__
-    if len(text) > MAX_ERROR_LENGTH:
-        text = text[: MAX_ERROR_LENGTH - 3] + "..."
-    return BatchResult(item.conversation_id, "failed", error=text)
+    if isinstance(error, DotoError):
+        text = f"{type(error).__name__}: {error}"
+        if len(text) > MAX_ERROR_LENGTH:
+            text = text[: MAX_ERROR_LENGTH - 3] + "..."
+        return BatchResult(item.conversation_id, "failed", error=text)
+    return BatchResult(item.conversation_id, "failed", error=type(error).__name__, exception=error)
 
 
 def batch_counts(results: Iterable[BatchResult]) -> dict[str, int]:
@@ -234,6 +310,12 @@ def batch_counts(results: Iterable[BatchResult]) -> dict[str, int]:
     for result in results:
         counts[result.status] += 1
     return {"total": sum(counts.values()), **counts}
+
+
+def batch_output(results: Sequence[BatchResult]) -> dict[str, Any]:
+    """What a batch task reports (its XCom value): the counts and each conversation's result
+    (``to_dict()``), in the order of the items."""
+    return {**batch_counts(results), "results": [r.to_dict() for r in results]}
 
 
 def validate_tolerance(tolerate_failures: Any) -> float:
@@ -262,9 +344,22 @@ def check_batch(results: Sequence[BatchResult], tolerate_failures: float = 0.0) 
     """Raise :class:`DotoBatchError` when more than ``tolerate_failures`` of the messages failed.
 
     The error names how many failed out of how many, and the failed conversations with their
-    errors (the first :data:`NAMED_FAILURES`, then how many more).
+    errors (the first :data:`NAMED_FAILURES`, then how many more). An unexpected error (a bug, see
+    :func:`failed_result`) is never tolerated: the first is raised as it is, with its traceback
+    and a note naming its conversation.
     """
     share = validate_tolerance(tolerate_failures)
+    unexpected = [(r.conversation_id, r.exception) for r in results if r.exception is not None]
+    if unexpected:
+        conversation_id, error = unexpected[0]
+        note = (
+            f"Raised sending a batch's message to conversation {conversation_id}: an unexpected error, "
+            f"not a Doto error, so the batch fails whatever it tolerates "
+            f"({len(unexpected)} of {len(results)} message(s) hit one)."
+        )
+        if note not in getattr(error, "__notes__", ()):
+            error.add_note(note)
+        raise error
     failed = [r for r in results if r.status == "failed"]
     # A hair of slack: 0.29 * 100 is 28.999999999999996 in floating point, yet 29 of 100 is 29%.
     if not failed or len(failed) <= share * len(results) + 1e-9:

@@ -18,6 +18,10 @@ from airflow_provider_doto.exceptions import DotoConfigError
 MAX_CONTENT_LENGTH = 150_000
 MESSAGE_TYPES = ("incoming", "outgoing", "activity", "template")
 SENDABLE_MESSAGE_TYPES = ("outgoing", "incoming")
+# Seconds a watch re-reads behind its cursor on every poll: covers messages that share the cursor's
+# second or commit late (an older ``created_at`` showing up after a newer message). Kept here, not
+# in ``_watch``, as the sensor's default argument: a DAG file importing the sensor loads no more.
+DEFAULT_OVERLAP = 10
 
 Timestamp: TypeAlias = "int | float | dt.datetime | str"
 
@@ -68,6 +72,12 @@ def validate_send(
     content: Any, message_type: Any, private: Any, content_type: Any, content_attributes: Any
 ) -> None:
     """Check a message before it is sent; the same rules at DAG parse and at run time."""
+    validate_content(content)
+    validate_options(message_type, private, content_type, content_attributes)
+
+
+def validate_content(content: Any) -> None:
+    """A message's text: a non-empty string Doto accepts."""
     if not isinstance(content, str) or not content.strip():
         raise DotoConfigError(f"content must be a non-empty string, got {content!r}.")
     if len(content) > MAX_CONTENT_LENGTH:
@@ -75,6 +85,10 @@ def validate_send(
             f"content is {len(content):,} characters long; Doto accepts at most "
             f"{MAX_CONTENT_LENGTH:,} (MAX_CONTENT_LENGTH)."
         )
+
+
+def validate_options(message_type: Any, private: Any, content_type: Any, content_attributes: Any) -> None:
+    """Everything about a message but its text (known before the text is: a template renders later)."""
     if message_type not in SENDABLE_MESSAGE_TYPES:
         raise DotoConfigError(
             f"message_type must be one of {', '.join(SENDABLE_MESSAGE_TYPES)}, got {message_type!r}."

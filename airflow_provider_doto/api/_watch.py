@@ -23,12 +23,8 @@ from airflow_provider_doto.api._listing import (
     window_start_id_flow,
 )
 from airflow_provider_doto.api._messages import Message, sort_messages
-from airflow_provider_doto.api._values import MESSAGE_TYPES, to_id
+from airflow_provider_doto.api._values import DEFAULT_OVERLAP, MESSAGE_TYPES, to_id
 from airflow_provider_doto.exceptions import DotoConfigError
-
-# Seconds re-read behind the cursor on every poll: covers messages that share the cursor's second
-# or commit late (an older ``created_at`` showing up after a newer message).
-DEFAULT_OVERLAP = 10
 
 
 def _sender_key(sender_type: str | None) -> str | None:

@@ -196,7 +196,9 @@ class DotoAsyncHook:
         delivered is found and not sent again. Each request is retried with the hook's retry
         policy (rate limits with their wait, POSTs only when nothing was created). One item's
         failure never raises: it becomes a ``failed`` :class:`~api.BatchResult` with the error's
-        text. Everything is checked before the first request.
+        text; an error that is not a :class:`DotoError` (a bug) is kept on it too, for
+        :func:`api.check_batch` to raise whatever failures it tolerates. Everything is checked
+        before the first request.
         """
         api.validate_max_in_flight(max_in_flight)
         batch = api.check_items(
@@ -235,7 +237,7 @@ class DotoAsyncHook:
                         **options,
                     )
                     results[index] = await api.arun_flow(flow, self.send)
-                except Exception as err:  # one conversation's failure is its result, not the batch's
+                except Exception as err:  # one conversation's failure is its result (a bug's: raised later)
                     results[index] = api.failed_result(item, err)
 
         await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))

@@ -8,8 +8,7 @@ delivery keys make it duplicate-safe across task retries: a retry sends only wha
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,9 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import is_static, is_template_file, rendered_list
-from airflow_provider_doto._runs import run_start
-from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError
+from airflow_provider_doto._export import write_jsonl
+from airflow_provider_doto._runs import delivery
+from airflow_provider_doto.exceptions import DotoConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,7 +38,10 @@ class BatchSendMessagesOperator(BaseOperator):
 
     The task fails with :class:`~airflow_provider_doto.exceptions.DotoBatchError`, naming the
     failed conversations, when more than ``tolerate_failures`` of the messages failed after their
-    retries; the results are written or pushed first.
+    retries; the results are written or pushed first. Only the provider's errors (HTTP, transport,
+    refused input) count as a message's failure: any other exception is a bug and fails the task
+    whatever ``tolerate_failures`` allows, raised with its traceback once the other messages are
+    sent and the results written or pushed.
 
     :param messages: the messages (templated; a list of mappings, or an XComArg).
     :param conversation_ids: the conversations (templated; a list of ids, or an XComArg; a template
@@ -53,7 +56,8 @@ class BatchSendMessagesOperator(BaseOperator):
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
     :param results_path: write the per-conversation results here as JSON Lines (templated; a local
-        path or an ``ObjectStoragePath`` URL) instead of pushing them to XCom.
+        path or an ``ObjectStoragePath`` URL) instead of pushing them to XCom. Written under a
+        temporary name and renamed into place once complete, as the export operators do.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -88,29 +92,25 @@ class BatchSendMessagesOperator(BaseOperator):
         self.results_path = results_path
         self.doto_conn_id = doto_conn_id
         # Check what is static now (DAG parse); templated values are checked after rendering.
-        if (messages is None) == (conversation_ids is None):
-            raise DotoConfigError(
-                "Pass either messages or conversation_ids (with content), not both or neither."
-            )
-        if conversation_ids is not None and content is None:
-            raise DotoConfigError(
-                "conversation_ids needs content: the text (template) for each conversation."
-            )
-        if messages is not None and content is not None:
-            raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
-        api.validate_send("x", message_type, private, "text", content_attributes)
-        api.validate_max_in_flight(max_in_flight)
-        api.validate_tolerance(tolerate_failures)
+        source = api.batch_source(messages, conversation_ids, content)
+        api.validate_batch_options(
+            message_type=message_type,
+            private=private,
+            content_attributes=content_attributes,
+            max_in_flight=max_in_flight,
+            tolerate_failures=tolerate_failures,
+        )
         if results_path is not None and not isinstance(results_path, str):
             raise DotoConfigError(
                 f"results_path must be a path or URL string, got {type(results_path).__name__}."
             )
-        if content is not None and is_static(content) and not is_template_file(content):
-            api.validate_send(content, message_type, private, "text", content_attributes)
-        if messages is not None and is_static(messages):
-            self._items(messages=messages)
-        elif conversation_ids is not None and is_static(conversation_ids):
-            self._items(conversation_ids=conversation_ids, content="x")
+        if source == "messages" and is_static(messages):
+            self._build(messages=messages)
+        elif source == "conversation_ids":
+            if is_static(content) and not is_template_file(content):
+                api.validate_content(content)
+            if is_static(conversation_ids):
+                api.batch_ids(conversation_ids)
 
     @cached_property
     def hook(self) -> DotoAsyncHook:
@@ -118,7 +118,48 @@ class BatchSendMessagesOperator(BaseOperator):
 
         return DotoAsyncHook(self.doto_conn_id)
 
-    def _items(self, **given: Any) -> list[api.BatchItem]:
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.messages is not None:
+            items = self._build(messages=rendered_list(self.messages, "messages"))
+        else:
+            ids = rendered_list(self.conversation_ids, "conversation_ids")
+            items = self._build(conversation_ids=ids, content=self._renderer(context))
+        send = delivery(context)
+        self.log.info(
+            "Sending %d message(s), at most %d request(s) in flight%s",
+            len(items),
+            self.max_in_flight,
+            "; looking for what earlier tries delivered" if send.look_back_since is not None else "",
+        )
+        results = asyncio.run(
+            self.hook.send_messages(
+                items,
+                delivery_keys=send.key,
+                look_back_since=send.look_back_since,
+                max_in_flight=self.max_in_flight,
+                message_type=self.message_type,
+                private=self.private,
+                content_attributes=self.content_attributes,
+            )
+        )
+        output = api.batch_output(results)
+        self.log.info(
+            "Batch of %d: %d sent, %d already delivered by an earlier try, %d failed",
+            *(output[k] for k in ("total", "sent", "already_delivered", "failed")),
+        )
+        if self.results_path:  # instead of the results in XCom: the file, written whole or not at all
+            path, count = write_jsonl(self.results_path, output.pop("results"), compression=None)
+            self.log.info("Wrote %d result(s) to %s", count, path)
+            output["path"] = str(path)
+        try:
+            api.check_batch(results, self.tolerate_failures)
+        except Exception:
+            # The task fails, but what it did stays visible: its results go to XCom all the same.
+            context["ti"].xcom_push(key="return_value", value=output)
+            raise
+        return output
+
+    def _build(self, **given: Any) -> list[api.BatchItem]:
         return api.build_batch(
             **given,
             message_type=self.message_type,
@@ -126,61 +167,8 @@ class BatchSendMessagesOperator(BaseOperator):
             content_attributes=self.content_attributes,
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        if self.messages is not None:
-            items = self._items(messages=rendered_list(self.messages, "messages"))
-        else:
-            ids = rendered_list(self.conversation_ids, "conversation_ids")
-            self._items(conversation_ids=ids, content="x")  # the ids first: a bad one fails before rendering
-            items = self._items(conversation_ids=ids, content=self._render_content(ids, context))
-        ti = context["ti"]
-        map_index = -1 if ti.map_index is None else ti.map_index
-
-        def keys(conversation_id: int) -> str:
-            return api.delivery_key(ti.dag_id, ti.task_id, ti.run_id, map_index, conversation_id)
-
-        # A retry may follow a try whose messages were delivered after all: look back to the run's start.
-        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None
-        self.log.info(
-            "Sending %d message(s), at most %d request(s) in flight%s",
-            len(items),
-            self.max_in_flight,
-            "; looking for what earlier tries delivered" if look_back_since is not None else "",
-        )
-        results = asyncio.run(
-            self.hook.send_messages(
-                items,
-                delivery_keys=keys,
-                look_back_since=look_back_since,
-                max_in_flight=self.max_in_flight,
-                message_type=self.message_type,
-                private=self.private,
-                content_attributes=self.content_attributes,
-            )
-        )
-        counts = api.batch_counts(results)
-        self.log.info(
-            "Batch of %d: %d sent, %d already delivered by an earlier try, %d failed",
-            counts["total"],
-            counts["sent"],
-            counts["already_delivered"],
-            counts["failed"],
-        )
-        output: dict[str, Any] = dict(counts)
-        if self.results_path:
-            output["path"] = self._write_results(self.results_path, results)
-        else:
-            output["results"] = [r.to_dict() for r in results]
-        try:
-            api.check_batch(results, self.tolerate_failures)
-        except DotoBatchError:
-            # The task fails, but what it did stays visible: its results go to XCom all the same.
-            ti.xcom_push(key="return_value", value=output)
-            raise
-        return output
-
-    def _render_content(self, conversation_ids: list[Any], context: Context) -> list[str]:
-        """``content`` rendered once per conversation, with ``conversation_id`` in the context."""
+    def _renderer(self, context: Context) -> Callable[[int], str]:
+        """``content`` as a function of a conversation id: rendered with ``conversation_id`` in the context."""
         if not isinstance(self.content, str):
             raise DotoConfigError(
                 f"content must be a string (a Jinja template), got {type(self.content).__name__}."
@@ -192,19 +180,4 @@ class BatchSendMessagesOperator(BaseOperator):
             else env.from_string(self.content)
         )
         values = dict(context)
-        rendered = []
-        for conversation_id in conversation_ids:
-            values["conversation_id"] = api.to_id(conversation_id, name="conversation_id")
-            rendered.append(template.render(values))
-        return rendered
-
-    def _write_results(self, results_path: str, results: list[api.BatchResult]) -> str:
-        from airflow.sdk import ObjectStoragePath
-
-        path = ObjectStoragePath(results_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as out:
-            for result in results:
-                out.write(json.dumps(result.to_dict()) + "\n")
-        self.log.info("Wrote %d result(s) to %s", len(results), path)
-        return str(path)
+        return lambda conversation_id: template.render({**values, "conversation_id": conversation_id})

@@ -17,7 +17,7 @@ from airflow_provider_doto._airflow import (
     rendered_list,
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
-from airflow_provider_doto._runs import run_start
+from airflow_provider_doto._runs import delivery
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -96,27 +96,23 @@ class SendMessageOperator(_DotoOperator):
         self.content_type = content_type
         self.content_attributes = content_attributes
         # Check what is static now (DAG parse); templated values are checked after rendering.
-        api.validate_send(
-            "x" if is_template(content) or is_template_file(content) else content,
+        api.validate_options(
             message_type,
             private,
             content_type,
             None if is_template(content_attributes) else content_attributes,
         )
+        if not (is_template(content) or is_template_file(content)):
+            api.validate_content(content)
 
     def execute(self, context: Context) -> dict[str, Any]:
         conversation_id = api.to_id(self.conversation_id, name="conversation_id")
-        ti = context["ti"]
-        key = api.delivery_key(
-            ti.dag_id, ti.task_id, ti.run_id, -1 if ti.map_index is None else ti.map_index, conversation_id
-        )
-        # A retry may follow a try whose message was delivered after all: look back to the run's start.
-        look_back_since = run_start(context["dag_run"]) if ti.try_number > 1 else None
+        send = delivery(context)
         message, already_delivered = self.hook.send_message_once(
             conversation_id,
             self.content,
-            key=key,
-            look_back_since=look_back_since,
+            key=send.key(conversation_id),
+            look_back_since=send.look_back_since,
             message_type=self.message_type,
             private=self.private,
             content_type=self.content_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import traceback
 
 import pytest
 
@@ -229,3 +230,142 @@ class TestCheckBatch:
             api.check_batch(_results(1, 2))
         again = pickle.loads(pickle.dumps(caught.value))
         assert str(again) == str(caught.value) and vars(again) == vars(caught.value)
+
+
+class TestUnexpectedErrors:
+    """Only the provider's errors are a message's failure; anything else is a bug and fails the batch."""
+
+    @staticmethod
+    def _bug() -> RuntimeError:
+        try:
+            raise RuntimeError("bug: token=abc")
+        except RuntimeError as err:
+            return err
+
+    def test_a_doto_error_is_a_failed_item_only(self):
+        result = api.failed_result(api.BatchItem(4, "hi"), DotoNotFoundError("gone", status=404))
+        assert result.exception is None
+        api.check_batch([result], tolerate_failures=1.0)
+
+    def test_a_bug_is_kept_on_its_result_but_never_in_its_dict(self):
+        bug = self._bug()
+        result = api.failed_result(api.BatchItem(4, "hi"), bug)
+        assert result.exception is bug
+        assert result.to_dict() == {
+            "conversation_id": 4,
+            "status": "failed",
+            "message_id": None,
+            "error": "RuntimeError",
+        }
+        assert result == api.BatchResult(4, "failed", error="RuntimeError")  # not part of equality
+
+    @pytest.mark.parametrize("tolerate", [0.0, 0.5, 1.0])
+    def test_a_bug_is_raised_with_its_traceback_whatever_is_tolerated(self, tolerate):
+        bug = self._bug()
+        results = [*_results(2, 1), api.failed_result(api.BatchItem(7, "hi"), bug)]
+        with pytest.raises(RuntimeError, match="bug: token=abc") as caught:
+            api.check_batch(results, tolerate_failures=tolerate)
+        assert caught.value is bug
+        assert any(frame.name == "_bug" for frame in traceback.extract_tb(bug.__traceback__))
+        assert caught.value.__notes__ == [
+            "Raised sending a batch's message to conversation 7: an unexpected error, not a Doto error, "
+            "so the batch fails whatever it tolerates (1 of 4 message(s) hit one)."
+        ]
+
+    def test_the_note_is_added_once(self):
+        results = [api.failed_result(api.BatchItem(7, "hi"), self._bug())]
+        for _ in range(2):
+            with pytest.raises(RuntimeError) as caught:
+                api.check_batch(results, tolerate_failures=1.0)
+        assert len(caught.value.__notes__) == 1
+
+
+class TestBatchSource:
+    def test_messages_or_ids_with_content(self):
+        assert api.batch_source(messages="{{ x }}") == "messages"
+        assert api.batch_source(conversation_ids="{{ x }}", content="{{ y }}") == "conversation_ids"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({}, "either messages or conversation_ids"),
+            ({"messages": [], "conversation_ids": []}, "either messages or conversation_ids"),
+            ({"messages": [], "content": "x"}, "content goes inside each"),
+            ({"conversation_ids": [1]}, "conversation_ids needs content"),
+        ],
+    )
+    def test_refuses_both_or_neither(self, kwargs, match):
+        with pytest.raises(DotoConfigError, match=match):
+            api.batch_source(**kwargs)
+
+
+class TestBatchIds:
+    def test_checked_ids(self):
+        assert api.batch_ids([3, "7", 1]) == [3, 7, 1]
+        assert api.batch_ids([]) == []
+
+    @pytest.mark.parametrize(
+        ("ids", "match"),
+        [
+            ([1, 0], r"conversation_ids\[1\]: conversation_id must be a positive integer"),
+            ([1, "1"], r"conversation_ids\[1\]: conversation 1 is already conversation_ids\[0\]"),
+            ("1,2", "conversation_ids must be a list"),
+        ],
+    )
+    def test_refuses_naming_the_item(self, ids, match):
+        with pytest.raises(DotoConfigError, match=match):
+            api.batch_ids(ids)
+
+
+class TestRenderedContent:
+    def test_content_rendered_per_checked_id(self):
+        items = api.build_batch(conversation_ids=["3", 1], content=lambda cid: f"Hi #{cid}")
+        assert items == [api.BatchItem(3, "Hi #3"), api.BatchItem(1, "Hi #1")]
+
+    def test_a_bad_id_fails_before_anything_is_rendered(self):
+        rendered: list[int] = []
+
+        def render(cid: int) -> str:
+            rendered.append(cid)
+            return "hi"
+
+        with pytest.raises(DotoConfigError, match=r"conversation_ids\[2\]"):
+            api.build_batch(conversation_ids=[1, 2, 0], content=render)
+        assert rendered == []
+
+    def test_rendered_content_is_checked_naming_the_item(self):
+        with pytest.raises(
+            DotoConfigError, match=r"conversation_ids\[1\]: content must be a non-empty string"
+        ):
+            api.build_batch(conversation_ids=[1, 2], content=lambda cid: "hi" if cid == 1 else " ")
+
+
+class TestBatchOptions:
+    def test_defaults_are_fine(self):
+        api.validate_batch_options()
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"message_type": "activity"}, "message_type must be one of"),
+            ({"private": "no"}, "private must be True or False"),
+            ({"content_type": ""}, "content_type must be a non-empty string"),
+            ({"content_attributes": ["a"]}, "content_attributes must be a dict"),
+            ({"max_in_flight": 0}, "max_in_flight must be a positive integer"),
+            ({"tolerate_failures": 1.5}, "tolerate_failures must be a share"),
+        ],
+    )
+    def test_each_setting_is_checked(self, kwargs, match):
+        with pytest.raises(DotoConfigError, match=match):
+            api.validate_batch_options(**kwargs)
+
+
+def test_batch_output_is_the_counts_and_the_results_in_order():
+    results = [api.BatchResult(2, "sent", 10), api.BatchResult(1, "failed", error="DotoServerError: boom")]
+    assert api.batch_output(results) == {
+        "total": 2,
+        "sent": 1,
+        "already_delivered": 0,
+        "failed": 1,
+        "results": [r.to_dict() for r in results],
+    }

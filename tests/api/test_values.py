@@ -129,3 +129,21 @@ class TestRobustness:
     def test_to_timestamp_never_raises_bare(self, value):
         result = _assert_doto_or_result(lambda: api.to_timestamp(value))
         assert result is None or isinstance(result, int)
+
+
+class TestValidateContentAndOptions:
+    """validate_send is these two: options are checked before a template's text is known."""
+
+    def test_options_without_content(self):
+        api.validate_options("outgoing", True, "text", {"a": 1})
+        with pytest.raises(DotoConfigError, match="private=True is only for outgoing"):
+            api.validate_options("incoming", True, "text", None)
+        with pytest.raises(DotoConfigError, match="content_attributes must be a dict"):
+            api.validate_options("outgoing", False, "text", "x")
+
+    def test_content_alone(self):
+        api.validate_content("hi")
+        with pytest.raises(DotoConfigError, match="content must be a non-empty string"):
+            api.validate_content(" ")
+        with pytest.raises(DotoConfigError, match=r"150,001 characters"):
+            api.validate_content("x" * 150_001)

@@ -1,5 +1,6 @@
 """Test DAGs of BatchSendMessagesOperator, each with one retry: ids from the run's config and one
-content template (``doto_test_batch_send``; ``..._tolerant`` tolerates half the messages failing),
+content template (``doto_test_batch_send``; ``..._tolerant`` tolerates half the messages failing,
+``..._tolerate_all`` all of them, with no retry),
 messages from an upstream task's XCom (``doto_test_batch_send_messages``), and content from a
 template file (``doto_test_batch_send_template``)."""
 
@@ -16,7 +17,7 @@ from airflow_provider_doto.operators.batch import BatchSendMessagesOperator
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
-def _nudge_dag(dag_id: str, tolerate_failures: float) -> DAG:
+def _nudge_dag(dag_id: str, tolerate_failures: float, retries: int = 1) -> DAG:
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -31,7 +32,7 @@ def _nudge_dag(dag_id: str, tolerate_failures: float) -> DAG:
             tolerate_failures=tolerate_failures,
             results_path="{{ params.results_path }}",
             max_in_flight=3,
-            retries=1,
+            retries=retries,
             retry_delay=timedelta(0),
         )
     return dag
@@ -39,6 +40,7 @@ def _nudge_dag(dag_id: str, tolerate_failures: float) -> DAG:
 
 dag = _nudge_dag("doto_test_batch_send", 0.0)
 tolerant_dag = _nudge_dag("doto_test_batch_send_tolerant", 0.5)
+tolerate_all_dag = _nudge_dag("doto_test_batch_send_tolerate_all", 1.0, retries=0)
 
 with DAG(
     dag_id="doto_test_batch_send_messages", schedule=None, start_date=START, catchup=False

@@ -13,6 +13,7 @@ import pytest
 from dagrun import load_dag, task_instances, xcom
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api import _batch as api_batch
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.operators.batch import BatchSendMessagesOperator
 
@@ -202,6 +203,47 @@ def test_tolerated_failures_pass_and_results_go_to_a_file(
     ]
     assert rows[1]["error"].startswith("DotoNotFoundError: Doto POST ") and rows[1]["message_id"] is None
     assert [rows[i]["message_id"] for i in (0, 2, 3)] == [emu.messages(c)[0]["id"] for c in cids]
+
+
+def test_a_bug_in_the_batch_fails_the_task_whatever_it_tolerates(
+    airflow_db: Path,
+    doto_emulator: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """An exception that is not a Doto error is a bug, not a failed message: tolerate_failures=1.0
+    does not let the task pass, the traceback reaches the task log, and the other conversations'
+    results are still written and the counts pushed."""
+    emu = doto_emulator
+    cids = [emu.add_conversation() for _ in range(4)]
+    real_batch_result = api_batch.batch_result
+
+    def buggy_batch_result(item: api.BatchItem, message: Any, already_delivered: bool) -> api.BatchResult:
+        if item.conversation_id == cids[1]:
+            raise RuntimeError(f"bug in the batch at conversation {item.conversation_id}")
+        return real_batch_result(item, message, already_delivered)
+
+    monkeypatch.setattr(api_batch, "batch_result", buggy_batch_result)
+    dag = load_dag(DAGS, "doto_test_batch_send_tolerate_all")  # tolerates every message failing
+
+    path = tmp_path / "nudges.jsonl"
+    dr = dag.test(run_conf={"cids": cids, "results_path": str(path)})
+
+    assert dr.state == "failed"
+    ti = task_instances(dr)[("nudge", -1)]
+    assert ti.state == "failed" and ti.try_number == 1
+    task_log = capsys.readouterr().out  # dag.test() prints the task logs
+    assert f"RuntimeError: bug in the batch at conversation {cids[1]}" in task_log
+    assert "Traceback" in task_log and "in buggy_batch_result" in task_log
+    assert f"to conversation {cids[1]}: an unexpected error, not a Doto error" in task_log
+    out = xcom(dr, "nudge")  # pushed before the task failed
+    assert out == {"total": 4, "sent": 3, "already_delivered": 0, "failed": 1, "path": str(path)}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]  # written before it failed
+    assert [r["status"] for r in rows] == ["sent", "failed", "sent", "sent"]
+    assert rows[1]["error"] == "RuntimeError"
+    for cid in cids:  # the others were sent all the same (the bug struck after cids[1]'s POST)
+        assert len(emu.messages(cid)) == 1
 
 
 def test_retry_after_committed_but_unanswered_posts_sends_nothing_twice(
