@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse, error_for_status
+from airflow_provider_doto.api._retry_policy import is_retryable
 
 
-def retry_settings(request: api.DotoRequest, policy: api.RetryPolicy, log: logging.Logger) -> dict[str, Any]:
+def retry_settings(request: DotoRequest, policy: api.RetryPolicy, log: logging.Logger) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` / ``tenacity.AsyncRetrying``."""
     import tenacity
 
@@ -28,7 +30,7 @@ def retry_settings(request: api.DotoRequest, policy: api.RetryPolicy, log: loggi
         )
 
     return {
-        "retry": tenacity.retry_if_exception(lambda err: api.is_retryable(request, err)),
+        "retry": tenacity.retry_if_exception(lambda err: is_retryable(request, err)),
         "stop": tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.total),
         "wait": wait,
         "before_sleep": before_sleep,
@@ -36,9 +38,9 @@ def retry_settings(request: api.DotoRequest, policy: api.RetryPolicy, log: loggi
     }
 
 
-def raise_if_retryable(request: api.DotoRequest, response: api.DotoResponse) -> api.DotoResponse:
+def raise_if_retryable(request: DotoRequest, response: DotoResponse) -> DotoResponse:
     """Turn a retryable error status into an exception for tenacity; pass anything else through."""
-    error = api.error_for_status(request, response)
-    if error is not None and api.is_retryable(request, error):
+    error = error_for_status(request, response)
+    if error is not None and is_retryable(request, error):
         raise error
     return response

@@ -195,8 +195,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "token-logged-at-debug-sync",
         "the token never reaches a log, at any level (sync hook)",
         SYNC_HOOK,
-        "        session.headers.update(api.headers(self.settings.token))\n",
-        "        session.headers.update(api.headers(self.settings.token))\n"
+        "        session.headers.update(headers(self.settings.token))\n",
+        "        session.headers.update(headers(self.settings.token))\n"
         '        log.debug("Doto session for %s with token %s", self.settings.base_url, self.settings.token)\n',
         ("tests/hooks/test_doto.py::test_no_token_in_debug_logs",),
     ),
@@ -206,7 +206,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         ASYNC_HOOK,
         "        settings = await self.get_settings()\n        timeout = ",
         "        settings = await self.get_settings()\n"
-        '        log.debug("Doto request headers %s", api.headers(settings.token))\n'
+        '        log.debug("Doto request headers %s", headers(settings.token))\n'
         "        timeout = ",
         ("tests/hooks/test_doto_async.py::test_no_token_in_debug_logs",),
     ),
@@ -254,7 +254,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "trigger-ignores-retry-after",
         "a trigger's pause after a 429 is never shorter than the server's Retry-After",
         TRIGGER,
-        "                delay = max(delay, api.retry_wait(err) or 0.0)\n",
+        "                delay = max(delay, retry_wait(err) or 0.0)\n",
         "",
         (
             "tests/triggers/test_doto_poll_spread.py::test_the_pause_after_a_429_is_never_shorter_than_retry_after[server=doto]",

@@ -9,6 +9,7 @@ import tenacity
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.exceptions import (
     DotoConnectError,
     DotoConnectionLostError,
@@ -17,15 +18,13 @@ from airflow_provider_doto.exceptions import (
     DotoValidationError,
 )
 
-GET = api.DotoRequest("GET", "/api/v1/accounts/1/conversations/7/messages")
-POST = api.DotoRequest("POST", "/api/v1/accounts/1/conversations/7/messages", json={"content": "hi"})
+GET = DotoRequest("GET", "/api/v1/accounts/1/conversations/7/messages")
+POST = DotoRequest("POST", "/api/v1/accounts/1/conversations/7/messages", json={"content": "hi"})
 QUICK = api.RetryPolicy(attempts=4, backoff=0.0, max_wait=0.0, total=60.0)
 LOG = logging.getLogger("tests.retry")
 
 
-def attempts_until(
-    request: api.DotoRequest, errors: list[BaseException], policy: api.RetryPolicy = QUICK
-) -> int:
+def attempts_until(request: DotoRequest, errors: list[BaseException], policy: api.RetryPolicy = QUICK) -> int:
     """Call a function failing with ``errors`` in turn (then succeeding) under the settings; count calls."""
     calls = 0
 
@@ -106,13 +105,13 @@ def test_each_retry_is_logged_by_method_and_path_only(caplog: pytest.LogCaptureF
     ],
 )
 def test_raise_if_retryable_raises_a_retryable_status(
-    request_: api.DotoRequest, status: int, raised: type[Exception]
+    request_: DotoRequest, status: int, raised: type[Exception]
 ) -> None:
     with pytest.raises(raised):
-        raise_if_retryable(request_, api.DotoResponse(status, {}, b"{}"))
+        raise_if_retryable(request_, DotoResponse(status, {}, b"{}"))
 
 
 @pytest.mark.parametrize(("request_", "status"), [(GET, 200), (GET, 404), (GET, 422), (POST, 503)])
-def test_raise_if_retryable_passes_anything_else_through(request_: api.DotoRequest, status: int) -> None:
-    response = api.DotoResponse(status, {}, b"{}")
+def test_raise_if_retryable_passes_anything_else_through(request_: DotoRequest, status: int) -> None:
+    response = DotoResponse(status, {}, b"{}")
     assert raise_if_retryable(request_, response) is response

@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
-from airflow_provider_doto import api
+from airflow_provider_doto.api._http import (
+    DotoRequest,
+    connect_error,
+    connection_lost_error,
+    timeout_error,
+    tls_error,
+)
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoConnectError,
@@ -46,7 +52,7 @@ from airflow_provider_doto.exceptions import (
 class Exchange:
     """What a constructor needs to describe a failed exchange (never the token)."""
 
-    request: api.DotoRequest
+    request: DotoRequest
     base_url: str
     timeout: float
     proxied: bool = False  # a proxy sits in between: the server cannot be probed directly
@@ -71,7 +77,7 @@ class Hidden:
 
 
 def _never_sent(x: Exchange, exc: BaseException) -> DotoError:
-    return api.connect_error(x.request, x.base_url)
+    return connect_error(x.request, x.base_url)
 
 
 def _proxy_refused(x: Exchange, exc: BaseException) -> DotoError:
@@ -84,15 +90,15 @@ def _proxy_refused(x: Exchange, exc: BaseException) -> DotoError:
 
 
 def _connect_timeout(x: Exchange, exc: BaseException) -> DotoError:
-    return api.connect_error(x.request, x.base_url, x.timeout)
+    return connect_error(x.request, x.base_url, x.timeout)
 
 
 def _no_answer(x: Exchange, exc: BaseException) -> DotoError:
-    return api.timeout_error(x.request, x.timeout)
+    return timeout_error(x.request, x.timeout)
 
 
 def _lost(x: Exchange, exc: BaseException) -> DotoError:
-    return api.connection_lost_error(x.request, exc)
+    return connection_lost_error(x.request, exc)
 
 
 def _refused(x: Exchange, exc: BaseException, check: str) -> DotoError:
@@ -118,8 +124,8 @@ def _bad_url_or_header(x: Exchange, exc: BaseException) -> DotoError:
 
 
 def tls_failure(x: Exchange, exc: BaseException, hint: str | None = None) -> DotoError:
-    """:func:`api.tls_error` (never sent), naming the likely cause this failure points at."""
-    return api.tls_error(x.request, x.base_url, exc, hint=hint or tls_hint(exc))
+    """:func:`tls_error` (never sent), naming the likely cause this failure points at."""
+    return tls_error(x.request, x.base_url, exc, hint=hint or tls_hint(exc))
 
 
 def _tls(x: Exchange, exc: BaseException) -> DotoError:
@@ -129,17 +135,17 @@ def _tls(x: Exchange, exc: BaseException) -> DotoError:
 def _requests_ssl(x: Exchange, exc: BaseException) -> DotoError:
     # requests raises SSLError for a TLS failure at any point; only one in the handshake (or the
     # certificate check right after it) is before the request went out.
-    return tls_failure(x, exc) if _in_handshake(exc) else api.connection_lost_error(x.request, exc)
+    return tls_failure(x, exc) if _in_handshake(exc) else connection_lost_error(x.request, exc)
 
 
 def _requests_connection(x: Exchange, exc: BaseException) -> DotoError:
     import urllib3.exceptions
 
     if _find(exc, urllib3.exceptions.NewConnectionError, ConnectionRefusedError):
-        return api.connect_error(x.request, x.base_url)
+        return connect_error(x.request, x.base_url)
     if _find(exc, urllib3.exceptions.ReadTimeoutError):  # the body stopped coming in (requests wraps it)
-        return api.timeout_error(x.request, x.timeout)
-    return api.connection_lost_error(x.request, exc)
+        return timeout_error(x.request, x.timeout)
+    return connection_lost_error(x.request, exc)
 
 
 # ---- the tables ------------------------------------------------------------------------------

@@ -16,6 +16,18 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._delivery import send_once_flow
+from airflow_provider_doto.api._flavors import resolve_flow
+from airflow_provider_doto.api._flows import (
+    check_connection_flow,
+    delete_message_flow,
+    run_flow,
+    send_message_flow,
+)
+from airflow_provider_doto.api._http import DotoResponse, headers
+from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
+from airflow_provider_doto.api._settings import DEFAULT_TIMEOUT
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
@@ -27,7 +39,8 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message, Timestamp
+    from airflow_provider_doto.api import DotoSettings, Message, Timestamp
+    from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +122,7 @@ class DotoHook(BaseHook):
         import requests
 
         session = requests.Session()
-        session.headers.update(api.headers(self.settings.token))
+        session.headers.update(headers(self.settings.token))
         # The environment's proxy and CA-bundle settings are read once, here: with trust_env requests
         # re-reads them on every call, a cost BENCHMARKS.md measures. ~/.netrc is not consulted:
         # the token header is the only credential Doto takes.
@@ -126,7 +139,7 @@ class DotoHook(BaseHook):
         return self._timeout if self._timeout is not None else self.settings.timeout
 
     def conversation_url(self, conversation_id: int | str) -> str:
-        return self.settings.conversation_url(api.to_id(conversation_id, name="conversation_id"))
+        return self.settings.conversation_url(to_id(conversation_id, name="conversation_id"))
 
     # ---- the API ---------------------------------------------------------------------------
 
@@ -141,14 +154,14 @@ class DotoHook(BaseHook):
 
         Pages through a capped server and de-duplicates by id, so each message comes once.
         """
-        flow = api.list_messages_flow(
+        flow = list_messages_flow(
             self.settings.account_id,
             conversation_id,
             before=before,
             after=after,
             flavor=self.reading_for(conversation_id),
         )
-        return api.run_flow(flow, self.send)
+        return run_flow(flow, self.send)
 
     def iter_messages(
         self,
@@ -160,10 +173,10 @@ class DotoHook(BaseHook):
         """The messages of :meth:`list_messages`, in the same order, read a page at a time.
 
         Each page is requested when the previous one has been consumed, so memory holds one page
-        (:class:`~api.MessagePager`), whatever the conversation's length. Arguments are checked
+        (:class:`~MessagePager`), whatever the conversation's length. Arguments are checked
         now, before anything is sent.
         """
-        pager = api.MessagePager(
+        pager = MessagePager(
             self.settings.account_id,
             conversation_id,
             before=before,
@@ -173,7 +186,7 @@ class DotoHook(BaseHook):
 
         def pages() -> Iterator[Message]:
             while not pager.done:
-                page = api.run_flow(pager.next_page_flow(), self.send)
+                page = run_flow(pager.next_page_flow(), self.send)
                 keep_reading(self.settings, pager.reading)
                 yield from page
 
@@ -190,7 +203,7 @@ class DotoHook(BaseHook):
         content_attributes: dict[str, Any] | None = None,
     ) -> Message:
         """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure."""
-        flow = api.send_message_flow(
+        flow = send_message_flow(
             self.settings.account_id,
             conversation_id,
             content,
@@ -199,7 +212,7 @@ class DotoHook(BaseHook):
             content_type=content_type,
             content_attributes=content_attributes,
         )
-        return api.run_flow(flow, self.send)
+        return run_flow(flow, self.send)
 
     def send_message_once(
         self,
@@ -215,7 +228,7 @@ class DotoHook(BaseHook):
         With ``look_back_since`` (a retried task: when its run started) it first looks among the
         messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
         """
-        flow = api.send_once_flow(
+        flow = send_once_flow(
             self.settings.account_id,
             conversation_id,
             content,
@@ -224,21 +237,21 @@ class DotoHook(BaseHook):
             flavor=self.reading_for(conversation_id) if look_back_since is not None else "auto",
             **options,
         )
-        return api.run_flow(flow, self.send)
+        return run_flow(flow, self.send)
 
     def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
     ) -> bool:
         """Delete a message. True if deleted now, False if already gone and ``missing_ok``."""
-        flow = api.delete_message_flow(
+        flow = delete_message_flow(
             self.settings.account_id, conversation_id, message_id, missing_ok=missing_ok
         )
-        return api.run_flow(flow, self.send)
+        return run_flow(flow, self.send)
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
         flow = watch.poll_flow(self.settings.account_id, conversation_id, found_reading(self.settings))
-        batch = api.run_flow(flow, self.send)
+        batch = run_flow(flow, self.send)
         keep_reading(self.settings, watch.reading)  # the watch's own state may have known it already
         return batch
 
@@ -247,17 +260,17 @@ class DotoHook(BaseHook):
         conversation (still unknown if it is empty). Pagers and watches probe for themselves."""
         reading = found_reading(self.settings)
         if reading.known is None:
-            flow = api.resolve_flow(reading, self.settings.account_id, conversation_id)
-            reading = api.run_flow(flow, self.send)
+            flow = resolve_flow(reading, self.settings.account_id, conversation_id)
+            reading = run_flow(flow, self.send)
         return keep_reading(self.settings, reading)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Whether the token works and belongs to the account (:func:`api.check_connection_flow`).
+        """Whether the token works and belongs to the account (:func:`check_connection_flow`).
 
         One attempt per request, no retry loop; the answer never contains the token.
         """
         try:
-            return api.run_flow(api.check_connection_flow(self.settings), self._send_once)
+            return run_flow(check_connection_flow(self.settings), self._send_once)
         except DotoError as err:
             return False, str(err)
 
@@ -266,7 +279,7 @@ class DotoHook(BaseHook):
     def send(self, request: DotoRequest) -> DotoResponse:
         """Send one request with the retry policy; return the response of the last attempt.
 
-        Retryable failures (see :func:`api.is_retryable`) are retried with tenacity; anything else
+        Retryable failures (see :func:`is_retryable`) are retried with tenacity; anything else
         is returned (an error status) or raised (a transport error) for the flow to map.
         """
         import tenacity
@@ -287,7 +300,7 @@ class DotoHook(BaseHook):
                 allow_redirects=False,
             )
             body = response.content
-        return api.DotoResponse(
+        return DotoResponse(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
@@ -317,7 +330,7 @@ class DotoHook(BaseHook):
                 lazy_gettext(CONN_FIELDS["timeout"]["label"]),
                 validators=[Optional(), NumberRange(min=1)],
                 widget=BS3TextFieldWidget(),
-                default=int(api.DEFAULT_TIMEOUT),
+                default=int(DEFAULT_TIMEOUT),
             ),
             # Not a SelectField: Airflow 3.1's UI knows only string/integer/password/boolean fields
             # and drops the whole form otherwise; any_of() becomes the schema's enum (a dropdown).

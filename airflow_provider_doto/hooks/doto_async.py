@@ -19,6 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._batch import (
+    batch_item_flow,
+    check_items,
+    failed_result,
+    validate_max_in_flight,
+)
+from airflow_provider_doto.api._delivery import send_once_flow
+from airflow_provider_doto.api._flavors import resolve_flow
+from airflow_provider_doto.api._flows import (
+    arun_flow,
+    check_connection_flow,
+    delete_message_flow,
+    send_message_flow,
+)
+from airflow_provider_doto.api._http import DotoResponse, headers
+from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._transport import (
     AIOHTTP_ERRORS,
@@ -34,7 +50,8 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-    from airflow_provider_doto.api import DotoRequest, DotoResponse, DotoSettings, Message
+    from airflow_provider_doto.api import DotoSettings, Message
+    from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +157,19 @@ class DotoAsyncHook:
         after: api.Timestamp | None = None,
     ) -> list[Message]:
         settings = await self.get_settings()
-        flow = api.list_messages_flow(
+        flow = list_messages_flow(
             settings.account_id,
             conversation_id,
             before=before,
             after=after,
             flavor=await self.reading_for(conversation_id),
         )
-        return await api.arun_flow(flow, self.send)
+        return await arun_flow(flow, self.send)
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
-        flow = api.send_message_flow(settings.account_id, conversation_id, content, **options)
-        return await api.arun_flow(flow, self.send)
+        flow = send_message_flow(settings.account_id, conversation_id, content, **options)
+        return await arun_flow(flow, self.send)
 
     async def send_message_once(
         self,
@@ -165,7 +182,7 @@ class DotoAsyncHook:
     ) -> tuple[Message, bool]:
         """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
         settings = await self.get_settings()
-        flow = api.send_once_flow(
+        flow = send_once_flow(
             settings.account_id,
             conversation_id,
             content,
@@ -174,7 +191,7 @@ class DotoAsyncHook:
             flavor=await self.reading_for(conversation_id) if look_back_since is not None else "auto",
             **options,
         )
-        return await api.arun_flow(flow, self.send)
+        return await arun_flow(flow, self.send)
 
     async def send_messages(
         self,
@@ -191,7 +208,7 @@ class DotoAsyncHook:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
         With ``delivery_keys`` (conversation id to key, e.g. :func:`api.delivery_key` of the task
-        instance) each message is sent once per key (:func:`api.send_once_flow`); with
+        instance) each message is sent once per key (:func:`send_once_flow`); with
         ``look_back_since`` too (a retried task: when its run started) a message an earlier try
         delivered is found and not sent again. Each request is retried with the hook's retry
         policy (rate limits with their wait, POSTs only when nothing was created). One item's
@@ -200,8 +217,8 @@ class DotoAsyncHook:
         :func:`api.check_batch` to raise whatever failures it tolerates. Everything is checked
         before the first request.
         """
-        api.validate_max_in_flight(max_in_flight)
-        batch = api.check_items(
+        validate_max_in_flight(max_in_flight)
+        batch = check_items(
             items,
             message_type=message_type,
             private=private,
@@ -228,7 +245,7 @@ class DotoAsyncHook:
                 key = delivery_keys(item.conversation_id) if delivery_keys is not None else None
                 looks_back = key is not None and look_back_since is not None
                 try:
-                    flow = api.batch_item_flow(
+                    flow = batch_item_flow(
                         settings.account_id,
                         item,
                         key=key,
@@ -236,9 +253,9 @@ class DotoAsyncHook:
                         flavor=await self.reading_for(item.conversation_id) if looks_back else "auto",
                         **options,
                     )
-                    results[index] = await api.arun_flow(flow, self.send)
+                    results[index] = await arun_flow(flow, self.send)
                 except Exception as err:  # one conversation's failure is its result (a bug's: raised later)
-                    results[index] = api.failed_result(item, err)
+                    results[index] = failed_result(item, err)
 
         await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))
         return [r for r in results if r is not None]
@@ -247,15 +264,13 @@ class DotoAsyncHook:
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
     ) -> bool:
         settings = await self.get_settings()
-        flow = api.delete_message_flow(
-            settings.account_id, conversation_id, message_id, missing_ok=missing_ok
-        )
-        return await api.arun_flow(flow, self.send)
+        flow = delete_message_flow(settings.account_id, conversation_id, message_id, missing_ok=missing_ok)
+        return await arun_flow(flow, self.send)
 
     async def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         settings = await self.get_settings()
         flow = watch.poll_flow(settings.account_id, conversation_id, found_reading(settings))
-        batch = await api.arun_flow(flow, self.send)
+        batch = await arun_flow(flow, self.send)
         keep_reading(settings, watch.reading)  # the watch's own state may have known it already
         return batch
 
@@ -264,16 +279,14 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         reading = found_reading(settings)
         if reading.known is None:
-            reading = await api.arun_flow(
-                api.resolve_flow(reading, settings.account_id, conversation_id), self.send
-            )
+            reading = await arun_flow(resolve_flow(reading, settings.account_id, conversation_id), self.send)
         return keep_reading(settings, reading)
 
     async def test_connection(self) -> tuple[bool, str]:
         """The async twin of :meth:`DotoHook.test_connection` (one attempt per request)."""
         try:
             settings = await self.get_settings()
-            return await api.arun_flow(api.check_connection_flow(settings), self._send_once)
+            return await arun_flow(check_connection_flow(settings), self._send_once)
         except DotoError as err:
             return False, str(err)
 
@@ -303,7 +316,7 @@ class DotoAsyncHook:
                 request.url(settings.base_url),
                 params=dict(request.params) or None,
                 json=request.json,
-                headers=api.headers(settings.token),
+                headers=headers(settings.token),
                 proxy=self._proxy[0],
                 proxy_auth=self._proxy[1],
                 # connect covers waiting for a pooled connection too; sock_read is per read, like httpx's.
@@ -312,7 +325,7 @@ class DotoAsyncHook:
             ) as response,
         ):
             body = await response.read()
-        return api.DotoResponse(
+        return DotoResponse(
             status=response.status,
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
@@ -329,11 +342,11 @@ class DotoAsyncHook:
     ) -> AsyncIterator[Message]:
         """The async twin of :meth:`DotoHook.iter_messages` (the same pager, one page in memory)."""
         settings = await self.get_settings()
-        pager = api.MessagePager(
+        pager = MessagePager(
             settings.account_id, conversation_id, before=before, after=after, flavor=found_reading(settings)
         )
         while not pager.done:
-            page = await api.arun_flow(pager.next_page_flow(), self.send)
+            page = await arun_flow(pager.next_page_flow(), self.send)
             keep_reading(settings, pager.reading)
             for message in page:
                 yield message

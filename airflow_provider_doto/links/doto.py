@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_provider_doto import api
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import DotoConfigError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class DotoConversationLink(BaseOperatorLink):
 
         conn_id = getattr(operator, "doto_conn_id", DotoHook.default_conn_name)
         try:
-            conversation_id = api.to_id(getattr(operator, "conversation_id", None), name="conversation_id")
+            conversation_id = to_id(getattr(operator, "conversation_id", None), name="conversation_id")
             return DotoHook(conn_id).conversation_url(conversation_id)
         except DotoConfigError:  # nothing to link; the task failed on it already and says so
             return ""

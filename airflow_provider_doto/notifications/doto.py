@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_doto import api
 from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto.api._values import to_id, validate_send
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -50,8 +50,8 @@ class DotoNotifier(BaseNotifier):
         self.private = private
         self.doto_conn_id = doto_conn_id
         if not is_template(conversation_id):
-            api.to_id(conversation_id, name="conversation_id")
-        api.validate_send(content, "outgoing", private, "text", None)
+            to_id(conversation_id, name="conversation_id")
+        validate_send(content, "outgoing", private, "text", None)
 
     @cached_property
     def hook(self) -> DotoHook:

@@ -18,6 +18,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto._airflow import is_static, is_template_file, rendered_list
 from airflow_provider_doto._export import write_jsonl
 from airflow_provider_doto._runs import delivery
+from airflow_provider_doto.api._values import validate_content
 from airflow_provider_doto.exceptions import DotoConfigError
 
 if TYPE_CHECKING:
@@ -92,8 +93,11 @@ class BatchSendMessagesOperator(BaseOperator):
         self.results_path = results_path
         self.doto_conn_id = doto_conn_id
         # Check what is static now (DAG parse); templated values are checked after rendering.
-        source = api.batch_source(messages, conversation_ids, content)
-        api.validate_batch_options(
+        from airflow_provider_doto.api._batch import batch_ids, batch_source, validate_batch_options
+
+        # The batch core is imported when a task is built, not when a DAG file imports the operator.
+        source = batch_source(messages, conversation_ids, content)
+        validate_batch_options(
             message_type=message_type,
             private=private,
             content_attributes=content_attributes,
@@ -108,9 +112,9 @@ class BatchSendMessagesOperator(BaseOperator):
             self._build(messages=messages)
         elif source == "conversation_ids":
             if is_static(content) and not is_template_file(content):
-                api.validate_content(content)
+                validate_content(content)
             if is_static(conversation_ids):
-                api.batch_ids(conversation_ids)
+                batch_ids(conversation_ids)
 
     @cached_property
     def hook(self) -> DotoAsyncHook:
@@ -142,7 +146,9 @@ class BatchSendMessagesOperator(BaseOperator):
                 content_attributes=self.content_attributes,
             )
         )
-        output = api.batch_output(results)
+        from airflow_provider_doto.api._batch import batch_output
+
+        output = batch_output(results)
         self.log.info(
             "Batch of %d: %d sent, %d already delivered by an earlier try, %d failed",
             *(output[k] for k in ("total", "sent", "already_delivered", "failed")),
@@ -160,7 +166,9 @@ class BatchSendMessagesOperator(BaseOperator):
         return output
 
     def _build(self, **given: Any) -> list[api.BatchItem]:
-        return api.build_batch(
+        from airflow_provider_doto.api._batch import build_batch
+
+        return build_batch(
             **given,
             message_type=self.message_type,
             private=self.private,

@@ -18,6 +18,7 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
+from airflow_provider_doto.api._values import to_id, validate_content, validate_options
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -52,7 +53,7 @@ class _DotoOperator(_DotoConnected):
         super().__init__(doto_conn_id=doto_conn_id, **kwargs)
         self.conversation_id = conversation_id
         if not is_template(conversation_id):
-            api.to_id(conversation_id, name="conversation_id")
+            to_id(conversation_id, name="conversation_id")
 
 
 class SendMessageOperator(_DotoOperator):
@@ -96,17 +97,17 @@ class SendMessageOperator(_DotoOperator):
         self.content_type = content_type
         self.content_attributes = content_attributes
         # Check what is static now (DAG parse); templated values are checked after rendering.
-        api.validate_options(
+        validate_options(
             message_type,
             private,
             content_type,
             None if is_template(content_attributes) else content_attributes,
         )
         if not (is_template(content) or is_template_file(content)):
-            api.validate_content(content)
+            validate_content(content)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        conversation_id = api.to_id(self.conversation_id, name="conversation_id")
+        conversation_id = to_id(self.conversation_id, name="conversation_id")
         send = delivery(context)
         message, already_delivered = self.hook.send_message_once(
             conversation_id,
@@ -148,7 +149,7 @@ class DeleteMessageOperator(_DotoOperator):
         self.message_id = message_id
         self.missing_ok = missing_ok
         if not is_template(message_id):
-            api.to_id(message_id, name="message_id")
+            to_id(message_id, name="message_id")
         if not isinstance(missing_ok, bool):
             raise DotoConfigError(f"missing_ok must be True or False, got {missing_ok!r}.")
 
@@ -323,7 +324,7 @@ class ExportMessagesOperator(_DotoConnected):
 def conversation_ids_of(value: Any) -> list[int]:
     """Conversation ids from one id, a list, or a rendered template (``"[1, 2]"``, ``"1,2"``), once each."""
     items = rendered_list(value, "conversation_ids")
-    return list(dict.fromkeys(api.to_id(item, name="conversation_ids item") for item in items))
+    return list(dict.fromkeys(to_id(item, name="conversation_ids item") for item in items))
 
 
 def _describe_asset_events(task: BaseOperator, context: Context, result: dict[str, Any]) -> None:

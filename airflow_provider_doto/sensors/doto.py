@@ -15,6 +15,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import is_template
 from airflow_provider_doto._runs import run_start
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class NewMessageSensor(BaseSensorOperator):
         self.doto_conn_id = doto_conn_id
         # Static values are checked now, at DAG parse; templated ones again after rendering.
         if not is_template(conversation_id):
-            api.to_id(conversation_id, name="conversation_id")
+            to_id(conversation_id, name="conversation_id")
         if start is not None and not is_template(start):
             api.to_timestamp(start, name="start")
         if content_pattern is None or not is_template(content_pattern):
@@ -130,7 +131,7 @@ class NewMessageSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         watch = self._load_watch(context)
-        conversation_id = api.to_id(self.conversation_id, name="conversation_id")
+        conversation_id = to_id(self.conversation_id, name="conversation_id")
         batch = self.hook.poll(watch, conversation_id)
         if batch:
             self.log.info("%d new message(s) in conversation %s", len(batch), conversation_id)
@@ -155,7 +156,7 @@ class NewMessageSensor(BaseSensorOperator):
         watch = self._load_watch(context)
         self.defer(
             trigger=NewMessageTrigger(
-                conversation_id=api.to_id(self.conversation_id, name="conversation_id"),
+                conversation_id=to_id(self.conversation_id, name="conversation_id"),
                 doto_conn_id=self.doto_conn_id,
                 start=watch.start,
                 poll_interval=self.poke_interval,

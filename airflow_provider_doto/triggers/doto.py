@@ -24,6 +24,8 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import describe_error
+from airflow_provider_doto.api._retry_policy import retry_wait
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConfigError,
@@ -87,7 +89,7 @@ class NewMessageTrigger(BaseEventTrigger):
         timeout_at: float | None = None,
     ) -> None:
         super().__init__()
-        self.conversation_id = api.to_id(conversation_id, name="conversation_id")
+        self.conversation_id = to_id(conversation_id, name="conversation_id")
         self.doto_conn_id = doto_conn_id
         self.start = None if start is None else api.to_timestamp(start, name="start")
         if (
@@ -216,7 +218,7 @@ class NewMessageTrigger(BaseEventTrigger):
                     yield self._error_event(err, failures=failures)
                     return
                 delay = min(self.poll_interval * 2 ** (failures - 1), MAX_BACKOFF)
-                delay = max(delay, api.retry_wait(err) or 0.0)
+                delay = max(delay, retry_wait(err) or 0.0)
             else:
                 failures = 0
                 if batch:

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
-from airflow_provider_doto.api._http import list_request
+from airflow_provider_doto.api._flows import run_flow
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse, list_request
+from airflow_provider_doto.api._listing import list_messages_flow
 from airflow_provider_doto.exceptions import DotoError
 
 T0 = 1_712_001_000
@@ -36,8 +38,8 @@ def msg(mid: int, ts: int, message_type="incoming", **extra) -> dict:
     }
 
 
-def ok(payload, status: int = 200, headers: dict | None = None) -> api.DotoResponse:
-    return api.DotoResponse(status, headers or {}, json.dumps(payload).encode())
+def ok(payload, status: int = 200, headers: dict | None = None) -> DotoResponse:
+    return DotoResponse(status, headers or {}, json.dumps(payload).encode())
 
 
 def capped_server(messages, *, cap_after=100, cap_before=20, tie_seed=0, ignore_params=False):
@@ -48,7 +50,7 @@ def capped_server(messages, *, cap_after=100, cap_before=20, tie_seed=0, ignore_
     tie = {m["id"]: rng.random() for m in messages}
     calls: list[dict] = []
 
-    def send(request: api.DotoRequest) -> api.DotoResponse:
+    def send(request: DotoRequest) -> DotoResponse:
         assert request.method == "GET"
         calls.append(dict(request.params))
         after = None if ignore_params else request.params.get("after")
@@ -75,7 +77,7 @@ def list_all(messages, **kwargs):
     }
     server = capped_server(messages, **server_kwargs)
     kwargs.setdefault("flavor", "doto")  # a timestamp server: no probe in the counted calls
-    result = api.run_flow(api.list_messages_flow(1, 42, **kwargs), server)
+    result = run_flow(list_messages_flow(1, 42, **kwargs), server)
     return result, server.calls
 
 
@@ -116,13 +118,13 @@ class FakeServer:
     def reveal(self, mid: int) -> None:
         next(m for m in self.messages if m["id"] == mid)["_visible"] = True
 
-    def __call__(self, request: api.DotoRequest) -> api.DotoResponse:
+    def __call__(self, request: DotoRequest) -> DotoResponse:
         params = dict(request.params)
         self.calls.append(params)
         rows = [m for m in self.messages if m["_visible"]]
         rows = self._chatwoot(rows, params) if self.flavor == "chatwoot" else self._doto(rows, params)
         body = {"payload": [{k: v for k, v in m.items() if not k.startswith("_")} for m in rows]}
-        return api.DotoResponse(200, {}, json.dumps(body).encode())
+        return DotoResponse(200, {}, json.dumps(body).encode())
 
     @staticmethod
     def _doto(rows: list[dict], params: dict) -> list[dict]:
@@ -206,9 +208,9 @@ def seed_busy(emu, per_second: list[int], renumbered: list[tuple[int, int]], sta
     return cid
 
 
-def answer(payload, status: int = 200, base_url: str | None = BASE) -> api.DotoResponse:
+def answer(payload, status: int = 200, base_url: str | None = BASE) -> DotoResponse:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return api.DotoResponse(status, {}, body, base_url=base_url)
+    return DotoResponse(status, {}, body, base_url=base_url)
 
 
 def doto_settings(account_id: int = 1) -> api.DotoSettings:
@@ -217,11 +219,11 @@ def doto_settings(account_id: int = 1) -> api.DotoSettings:
 
 def drive(flow, answers):
     """Run a flow against a list of canned answers; returns (result, requests sent)."""
-    sent: list[api.DotoRequest] = []
+    sent: list[DotoRequest] = []
     pending = list(answers)
 
     def send(request):
         sent.append(request)
         return pending.pop(0)
 
-    return api.run_flow(flow, send), sent
+    return run_flow(flow, send), sent

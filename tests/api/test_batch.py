@@ -9,6 +9,20 @@ import traceback
 import pytest
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._batch import (
+    batch_ids,
+    batch_output,
+    batch_result,
+    batch_source,
+    build_batch,
+    check_items,
+    failed_result,
+    validate_batch_options,
+    validate_max_in_flight,
+    validate_tolerance,
+)
+from airflow_provider_doto.api._messages import parse_message
+from airflow_provider_doto.api._values import MAX_CONTENT_LENGTH
 from airflow_provider_doto.exceptions import (
     DotoBatchError,
     DotoConfigError,
@@ -21,24 +35,24 @@ from ._support import T0, msg
 
 class TestBuildBatch:
     def test_from_messages(self):
-        items = api.build_batch(
+        items = build_batch(
             [{"conversation_id": 4, "content": "a"}, {"conversation_id": "7", "content": "b"}]
         )
         assert items == [api.BatchItem(4, "a"), api.BatchItem(7, "b")]
 
     def test_from_ids_and_one_content(self):
-        assert api.build_batch(conversation_ids=[3, 1], content="hi") == [
+        assert build_batch(conversation_ids=[3, 1], content="hi") == [
             api.BatchItem(3, "hi"),
             api.BatchItem(1, "hi"),
         ]
 
     def test_from_ids_and_one_content_each(self):
-        items = api.build_batch(conversation_ids=[3, 1], content=["hi 3", "hi 1"])
+        items = build_batch(conversation_ids=[3, 1], content=["hi 3", "hi 1"])
         assert [(i.conversation_id, i.content) for i in items] == [(3, "hi 3"), (1, "hi 1")]
 
     def test_empty_batch_is_nothing_to_do(self):
-        assert api.build_batch([]) == []
-        assert api.build_batch(conversation_ids=[], content="hi") == []
+        assert build_batch([]) == []
+        assert build_batch(conversation_ids=[], content="hi") == []
 
     @pytest.mark.parametrize(
         ("kwargs", "expected"),
@@ -61,7 +75,7 @@ class TestBuildBatch:
             ({"messages": [{"conversation_id": 1, "content": 5}]}, r"messages\[0\]: content must be"),
             ({"messages": [{"conversation_id": 1, "content": None}]}, r"messages\[0\]: content must be"),
             (
-                {"messages": [{"conversation_id": 1, "content": "x" * (api.MAX_CONTENT_LENGTH + 1)}]},
+                {"messages": [{"conversation_id": 1, "content": "x" * (MAX_CONTENT_LENGTH + 1)}]},
                 r"messages\[0\]: content is 150,001 characters long",
             ),
             (
@@ -99,24 +113,24 @@ class TestBuildBatch:
     )
     def test_refuses_what_is_wrong_naming_the_item(self, kwargs, expected):
         with pytest.raises(DotoConfigError, match=expected):
-            api.build_batch(**kwargs)
+            build_batch(**kwargs)
 
     def test_item_error_keeps_its_cause(self):
         with pytest.raises(DotoConfigError) as caught:
-            api.build_batch(conversation_ids=[1, 0], content="hi")
+            build_batch(conversation_ids=[1, 0], content="hi")
         assert isinstance(caught.value.__cause__, DotoConfigError)
 
     def test_send_options_are_checked_once_even_for_an_empty_batch(self):
         with pytest.raises(DotoConfigError, match="message_type"):
-            api.build_batch([], message_type="activity")
+            build_batch([], message_type="activity")
         with pytest.raises(DotoConfigError, match="private=True is only for outgoing"):
-            api.build_batch(conversation_ids=[1], content="hi", message_type="incoming", private=True)
+            build_batch(conversation_ids=[1], content="hi", message_type="incoming", private=True)
 
 
 class TestCheckItems:
     def test_ready_made_items_pass_through(self):
         items = [api.BatchItem(4, "a"), api.BatchItem(7, "b")]
-        assert api.check_items(iter(items)) == items
+        assert check_items(iter(items)) == items
 
     @pytest.mark.parametrize(
         ("items", "expected"),
@@ -132,26 +146,26 @@ class TestCheckItems:
     )
     def test_refuses_what_is_wrong_naming_the_item(self, items, expected):
         with pytest.raises(DotoConfigError, match=expected):
-            api.check_items(items)
+            check_items(items)
 
 
 class TestResults:
     def test_sent_and_already_delivered(self):
-        message = api.parse_message(msg(91, T0, "outgoing", content="hi"))
+        message = parse_message(msg(91, T0, "outgoing", content="hi"))
         item = api.BatchItem(4, "hi")
-        assert api.batch_result(item, message, False) == api.BatchResult(4, "sent", message_id=91)
-        assert api.batch_result(item, message, True).status == "already_delivered"
+        assert batch_result(item, message, False) == api.BatchResult(4, "sent", message_id=91)
+        assert batch_result(item, message, True).status == "already_delivered"
 
     def test_failed_result_is_the_typed_errors_text(self):
         error = DotoNotFoundError("Doto POST /m failed with HTTP 404", status=404)
-        result = api.failed_result(api.BatchItem(4, "hi"), error)
+        result = failed_result(api.BatchItem(4, "hi"), error)
         assert result == api.BatchResult(
             4, "failed", error="DotoNotFoundError: Doto POST /m failed with HTTP 404"
         )
 
     def test_failed_result_names_other_exceptions_by_type_only_and_stays_short(self):
-        assert api.failed_result(api.BatchItem(4, "hi"), RuntimeError("token=abc")).error == "RuntimeError"
-        long = api.failed_result(api.BatchItem(4, "hi"), DotoConnectionLostError("x" * 1000)).error
+        assert failed_result(api.BatchItem(4, "hi"), RuntimeError("token=abc")).error == "RuntimeError"
+        long = failed_result(api.BatchItem(4, "hi"), DotoConnectionLostError("x" * 1000)).error
         assert long is not None and len(long) == 300 and long.endswith("...")
 
     def test_to_dict_is_json(self):
@@ -213,17 +227,17 @@ class TestCheckBatch:
     @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.1", None, True, float("nan"), float("inf")])
     def test_tolerance_is_a_share(self, bad):
         with pytest.raises(DotoConfigError, match=r"tolerate_failures must be a share from 0\.0 to 1\.0"):
-            api.validate_tolerance(bad)
+            validate_tolerance(bad)
         with pytest.raises(DotoConfigError):
             api.check_batch(_results(1, 0), tolerate_failures=bad)
 
     @pytest.mark.parametrize("bad", [0, -1, True, "3", 2.0, None])
     def test_max_in_flight_is_a_positive_integer(self, bad):
         with pytest.raises(DotoConfigError, match=r"max_in_flight must be a positive integer, got "):
-            api.validate_max_in_flight(bad)
+            validate_max_in_flight(bad)
 
     def test_max_in_flight_of_one_or_more_is_fine(self):
-        assert api.validate_max_in_flight(1) == 1 and api.validate_max_in_flight(50) == 50
+        assert validate_max_in_flight(1) == 1 and validate_max_in_flight(50) == 50
 
     def test_batch_error_pickles_with_its_fields(self):
         with pytest.raises(DotoBatchError) as caught:
@@ -243,13 +257,13 @@ class TestUnexpectedErrors:
             return err
 
     def test_a_doto_error_is_a_failed_item_only(self):
-        result = api.failed_result(api.BatchItem(4, "hi"), DotoNotFoundError("gone", status=404))
+        result = failed_result(api.BatchItem(4, "hi"), DotoNotFoundError("gone", status=404))
         assert result.exception is None
         api.check_batch([result], tolerate_failures=1.0)
 
     def test_a_bug_is_kept_on_its_result_but_never_in_its_dict(self):
         bug = self._bug()
-        result = api.failed_result(api.BatchItem(4, "hi"), bug)
+        result = failed_result(api.BatchItem(4, "hi"), bug)
         assert result.exception is bug
         assert result.to_dict() == {
             "conversation_id": 4,
@@ -262,7 +276,7 @@ class TestUnexpectedErrors:
     @pytest.mark.parametrize("tolerate", [0.0, 0.5, 1.0])
     def test_a_bug_is_raised_with_its_traceback_whatever_is_tolerated(self, tolerate):
         bug = self._bug()
-        results = [*_results(2, 1), api.failed_result(api.BatchItem(7, "hi"), bug)]
+        results = [*_results(2, 1), failed_result(api.BatchItem(7, "hi"), bug)]
         with pytest.raises(RuntimeError, match="bug: token=abc") as caught:
             api.check_batch(results, tolerate_failures=tolerate)
         assert caught.value is bug
@@ -273,7 +287,7 @@ class TestUnexpectedErrors:
         ]
 
     def test_the_note_is_added_once(self):
-        results = [api.failed_result(api.BatchItem(7, "hi"), self._bug())]
+        results = [failed_result(api.BatchItem(7, "hi"), self._bug())]
         for _ in range(2):
             with pytest.raises(RuntimeError) as caught:
                 api.check_batch(results, tolerate_failures=1.0)
@@ -282,8 +296,8 @@ class TestUnexpectedErrors:
 
 class TestBatchSource:
     def test_messages_or_ids_with_content(self):
-        assert api.batch_source(messages="{{ x }}") == "messages"
-        assert api.batch_source(conversation_ids="{{ x }}", content="{{ y }}") == "conversation_ids"
+        assert batch_source(messages="{{ x }}") == "messages"
+        assert batch_source(conversation_ids="{{ x }}", content="{{ y }}") == "conversation_ids"
 
     @pytest.mark.parametrize(
         ("kwargs", "match"),
@@ -296,13 +310,13 @@ class TestBatchSource:
     )
     def test_refuses_both_or_neither(self, kwargs, match):
         with pytest.raises(DotoConfigError, match=match):
-            api.batch_source(**kwargs)
+            batch_source(**kwargs)
 
 
 class TestBatchIds:
     def test_checked_ids(self):
-        assert api.batch_ids([3, "7", 1]) == [3, 7, 1]
-        assert api.batch_ids([]) == []
+        assert batch_ids([3, "7", 1]) == [3, 7, 1]
+        assert batch_ids([]) == []
 
     @pytest.mark.parametrize(
         ("ids", "match"),
@@ -314,12 +328,12 @@ class TestBatchIds:
     )
     def test_refuses_naming_the_item(self, ids, match):
         with pytest.raises(DotoConfigError, match=match):
-            api.batch_ids(ids)
+            batch_ids(ids)
 
 
 class TestRenderedContent:
     def test_content_rendered_per_checked_id(self):
-        items = api.build_batch(conversation_ids=["3", 1], content=lambda cid: f"Hi #{cid}")
+        items = build_batch(conversation_ids=["3", 1], content=lambda cid: f"Hi #{cid}")
         assert items == [api.BatchItem(3, "Hi #3"), api.BatchItem(1, "Hi #1")]
 
     def test_a_bad_id_fails_before_anything_is_rendered(self):
@@ -330,19 +344,19 @@ class TestRenderedContent:
             return "hi"
 
         with pytest.raises(DotoConfigError, match=r"conversation_ids\[2\]"):
-            api.build_batch(conversation_ids=[1, 2, 0], content=render)
+            build_batch(conversation_ids=[1, 2, 0], content=render)
         assert rendered == []
 
     def test_rendered_content_is_checked_naming_the_item(self):
         with pytest.raises(
             DotoConfigError, match=r"conversation_ids\[1\]: content must be a non-empty string"
         ):
-            api.build_batch(conversation_ids=[1, 2], content=lambda cid: "hi" if cid == 1 else " ")
+            build_batch(conversation_ids=[1, 2], content=lambda cid: "hi" if cid == 1 else " ")
 
 
 class TestBatchOptions:
     def test_defaults_are_fine(self):
-        api.validate_batch_options()
+        validate_batch_options()
 
     @pytest.mark.parametrize(
         ("kwargs", "match"),
@@ -357,12 +371,12 @@ class TestBatchOptions:
     )
     def test_each_setting_is_checked(self, kwargs, match):
         with pytest.raises(DotoConfigError, match=match):
-            api.validate_batch_options(**kwargs)
+            validate_batch_options(**kwargs)
 
 
 def test_batch_output_is_the_counts_and_the_results_in_order():
     results = [api.BatchResult(2, "sent", 10), api.BatchResult(1, "failed", error="DotoServerError: boom")]
-    assert api.batch_output(results) == {
+    assert batch_output(results) == {
         "total": 2,
         "sent": 1,
         "already_delivered": 0,

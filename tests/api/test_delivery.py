@@ -7,6 +7,9 @@ import datetime as dt
 import pytest
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._delivery import find_delivered, send_once_flow
+from airflow_provider_doto.api._flows import run_flow
+from airflow_provider_doto.api._messages import parse_message
 from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
 from ._support import BIG_IDS, T0, FakeServer, drive, history, msg, ok
@@ -30,17 +33,17 @@ class TestDelivery:
     def test_find_delivered_by_key(self):
         key = api.delivery_key("d", "t", "r")
         messages = [
-            api.parse_message(msg(1, T0, "outgoing", content="hi")),
-            api.parse_message(
+            parse_message(msg(1, T0, "outgoing", content="hi")),
+            parse_message(
                 msg(2, T0, "outgoing", content="other", content_attributes={"airflow_delivery_key": key})
             ),
         ]
-        assert api.find_delivered(messages, key, "hi", "outgoing", False).id == 2
+        assert find_delivered(messages, key, "hi", "outgoing", False).id == 2
 
     def test_find_delivered_skips_deleted_and_other_keys(self):
         key = api.delivery_key("d", "t", "r")
         messages = [
-            api.parse_message(
+            parse_message(
                 msg(
                     1,
                     T0,
@@ -49,7 +52,7 @@ class TestDelivery:
                     content_attributes={"airflow_delivery_key": key, "deleted": True},
                 )
             ),
-            api.parse_message(
+            parse_message(
                 msg(
                     2,
                     T0,
@@ -59,17 +62,17 @@ class TestDelivery:
                 )
             ),
         ]
-        assert api.find_delivered(messages, key, "hi", "outgoing", False) is None
+        assert find_delivered(messages, key, "hi", "outgoing", False) is None
 
     def test_find_delivered_by_content_when_attributes_not_echoed(self):
         messages = [
-            api.parse_message(msg(1, T0, "outgoing", content="hi", private=True)),
-            api.parse_message(msg(2, T0, "incoming", content="hi")),
-            api.parse_message(msg(3, T0, "outgoing", content="hi")),
+            parse_message(msg(1, T0, "outgoing", content="hi", private=True)),
+            parse_message(msg(2, T0, "incoming", content="hi")),
+            parse_message(msg(3, T0, "outgoing", content="hi")),
         ]
-        assert api.find_delivered(messages, "k", "hi", "outgoing", False).id == 3
-        assert api.find_delivered(messages, "k", "bye", "outgoing", False) is None
-        assert api.find_delivered([], "k", "hi", "outgoing", False) is None
+        assert find_delivered(messages, "k", "hi", "outgoing", False).id == 3
+        assert find_delivered(messages, "k", "bye", "outgoing", False) is None
+        assert find_delivered([], "k", "hi", "outgoing", False) is None
 
 
 class TestSendOnceFlow:
@@ -84,7 +87,7 @@ class TestSendOnceFlow:
 
     def test_a_first_try_only_posts_with_the_key_among_the_attributes(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, "42", "hi", key=self.KEY, content_attributes={"ref": "A-1"}, flavor="doto"),
+            send_once_flow(1, "42", "hi", key=self.KEY, content_attributes={"ref": "A-1"}, flavor="doto"),
             [ok(self.mine())],
         )
         assert (message.id, already) == (7, False)
@@ -93,7 +96,7 @@ class TestSendOnceFlow:
 
     def test_a_retry_returns_what_an_earlier_try_delivered(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
+            send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
             [ok({"payload": [msg(6, T0 + 1, "outgoing", content="hi"), self.mine()]})],
         )
         assert (message.id, already) == (7, True)
@@ -102,7 +105,7 @@ class TestSendOnceFlow:
 
     def test_a_retry_posts_when_nothing_was_delivered(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, private=True, flavor="doto"),
+            send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, private=True, flavor="doto"),
             [ok({"payload": [msg(6, T0 + 1, "outgoing", content="hi")]}), ok(self.mine(private=True))],
         )
         assert (message.id, already) == (7, False)
@@ -112,7 +115,7 @@ class TestSendOnceFlow:
     def test_the_look_back_takes_any_time_value(self):
         since = dt.datetime.fromtimestamp(T0, dt.UTC)
         for value in (since, since.isoformat(), str(T0), float(T0)):
-            first = next(api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=value, flavor="doto"))
+            first = next(send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=value, flavor="doto"))
             assert dict(first.params) == {"after": T0 - 1}
 
     @pytest.mark.parametrize("flavor", ["chatwoot", "auto"])
@@ -120,8 +123,8 @@ class TestSendOnceFlow:
         server = FakeServer("chatwoot")
         history(server, 150, first_id=BIG_IDS, start=T0 - 100)
         server.add(BIG_IDS + 500, T0 + 60, content_attributes={"airflow_delivery_key": self.KEY})
-        flow = api.send_once_flow(1, 42, "m", key=self.KEY, look_back_since=T0, flavor=flavor)
-        message, already = api.run_flow(flow, server)
+        flow = send_once_flow(1, 42, "m", key=self.KEY, look_back_since=T0, flavor=flavor)
+        message, already = run_flow(flow, server)
         assert (message.id, already) == (BIG_IDS + 500, True)
         # Asked by id, from the window's first id (Chatwoot's reading), never with a time as ``after``.
         assert {"after": T0 - 1} not in server.calls
@@ -129,7 +132,7 @@ class TestSendOnceFlow:
 
     def test_an_empty_conversation_under_auto_posts(self):
         (message, already), sent = drive(
-            api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="auto"),
+            send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="auto"),
             [ok({"payload": []}), ok(self.mine())],
         )
         assert (message.id, already) == (7, False)
@@ -144,13 +147,13 @@ class TestSendOnceFlow:
         ],
     )
     def test_checked_before_anything_is_read_or_sent(self, content, options, match):
-        flow = api.send_once_flow(1, 42, content, key=self.KEY, look_back_since=T0, **options, flavor="doto")
+        flow = send_once_flow(1, 42, content, key=self.KEY, look_back_since=T0, **options, flavor="doto")
         with pytest.raises(DotoConfigError, match=match):
             next(flow)
 
     def test_a_failed_look_back_is_raised_not_posted_over(self):
         with pytest.raises(DotoAuthError):
             drive(
-                api.send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
+                send_once_flow(1, 42, "hi", key=self.KEY, look_back_since=T0, flavor="doto"),
                 [ok({"error": "Invalid Access Token"}, status=401)],
             )

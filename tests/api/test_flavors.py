@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._flavors import detect_flavor_flow, resolve_flow
+from airflow_provider_doto.api._flows import run_flow
+from airflow_provider_doto.api._listing import list_messages_flow
 from airflow_provider_doto.exceptions import DotoConfigError
 
 from ._support import BIG_IDS, T2026, FakeServer, history, ids
@@ -19,14 +22,14 @@ from ._support import BIG_IDS, T2026, FakeServer, history, ids
 def test_detection_in_every_id_regime(flavor, first_id):
     server = FakeServer(flavor)
     history(server, 30, first_id=first_id, start=T2026, step=7)
-    assert api.run_flow(api.detect_flavor_flow(1, 42), server) == flavor
+    assert run_flow(detect_flavor_flow(1, 42), server) == flavor
     assert len(server.calls) == 2
 
 
 @pytest.mark.parametrize("flavor", ["doto", "chatwoot"])
 def test_detection_waits_while_the_conversation_is_empty(flavor):
     server = FakeServer(flavor)
-    assert api.run_flow(api.detect_flavor_flow(1, 42), server) is None
+    assert run_flow(detect_flavor_flow(1, 42), server) is None
     assert server.calls == [{}]
 
 
@@ -34,18 +37,18 @@ def test_detection_waits_while_the_conversation_is_empty(flavor):
 def test_detection_returns_a_new_reading_that_needs_no_second_probe(flavor):
     server, auto = FakeServer(flavor), api.ServerReading()
     history(server, 5, first_id=100, start=T2026)
-    known = api.run_flow(api.resolve_flow(auto, 1, 42), server)
+    known = run_flow(resolve_flow(auto, 1, 42), server)
     assert known == api.ServerReading("auto", detected=flavor) and known.known == flavor
     assert auto.known is None  # the caller's value is never changed
     calls = len(server.calls)
-    assert api.run_flow(api.resolve_flow(known, 1, 42), server) is known
-    api.run_flow(api.list_messages_flow(1, 42, flavor=known), server)
+    assert run_flow(resolve_flow(known, 1, 42), server) is known
+    run_flow(list_messages_flow(1, 42, flavor=known), server)
     assert len(server.calls) - calls == 1  # no second probe
 
 
 def test_an_empty_conversation_leaves_the_reading_unknown():
     server = FakeServer("chatwoot")
-    assert api.run_flow(api.resolve_flow(api.ServerReading(), 1, 42), server) == api.ServerReading()
+    assert run_flow(resolve_flow(api.ServerReading(), 1, 42), server) == api.ServerReading()
 
 
 def test_a_configured_reading_learns_nothing():
@@ -58,6 +61,6 @@ def test_a_configured_reading_learns_nothing():
 def test_an_explicit_flavor_never_probes():
     server = FakeServer("chatwoot")
     history(server, 5, first_id=100, start=T2026)
-    result = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    result = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert ids(result) == [100, 101, 102, 103, 104]
     assert server.calls == [{"after": 0}]

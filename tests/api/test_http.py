@@ -15,12 +15,18 @@ from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.api._http import (
+    DotoRequest,
+    DotoResponse,
     delete_request,
+    error_for_status,
+    headers,
     list_request,
     parse_json,
     retry_after_seconds,
     send_request,
+    tls_error,
 )
+from airflow_provider_doto.api._retry_policy import is_retryable
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoHTTPError,
@@ -40,7 +46,7 @@ GET = list_request(1, 42)
 
 class TestRequests:
     def test_list_request(self):
-        assert list_request(1, 42) == api.DotoRequest("GET", "/api/v1/accounts/1/conversations/42/messages")
+        assert list_request(1, 42) == DotoRequest("GET", "/api/v1/accounts/1/conversations/42/messages")
         request = list_request(1, 42, before=20, after=10)
         assert dict(request.params) == {"before": 20, "after": 10}
         assert dict(list_request(1, 42, after=0).params) == {"after": 0}
@@ -81,13 +87,13 @@ class TestRequests:
         assert request.safe_to_resend
 
     def test_headers(self):
-        assert api.headers("tok-SECRET") == {"api_access_token": "tok-SECRET", "Accept": "application/json"}
+        assert headers("tok-SECRET") == {"api_access_token": "tok-SECRET", "Accept": "application/json"}
 
 
 class TestErrorForStatus:
     @pytest.mark.parametrize("status", [200, 201, 204, 299])
     def test_success_is_none(self, status):
-        assert api.error_for_status(REQ, api.DotoResponse(status, {}, b"")) is None
+        assert error_for_status(REQ, DotoResponse(status, {}, b"")) is None
 
     @pytest.mark.parametrize(
         ("status", "cls"),
@@ -107,7 +113,7 @@ class TestErrorForStatus:
         ],
     )
     def test_class_and_message(self, status, cls):
-        error = api.error_for_status(REQ, ok({"error": "Something specific"}, status=status))
+        error = error_for_status(REQ, ok({"error": "Something specific"}, status=status))
         assert type(error) is cls
         assert (error.method, error.path, error.status, error.doto_error) == (
             "GET",
@@ -120,7 +126,7 @@ class TestErrorForStatus:
         assert text.count("Something specific") == 1
 
     def test_auth_error_says_check_the_token(self):
-        error = api.error_for_status(REQ, ok({"error": "Invalid Access Token"}, status=401))
+        error = error_for_status(REQ, ok({"error": "Invalid Access Token"}, status=401))
         assert "Invalid Access Token" in str(error) and "API Token" in str(error)
 
     @pytest.mark.parametrize(
@@ -139,36 +145,34 @@ class TestErrorForStatus:
         ],
     )
     def test_doto_error_text_only_from_json(self, body, expected):
-        error = api.error_for_status(REQ, api.DotoResponse(502, {}, body))
+        error = error_for_status(REQ, DotoResponse(502, {}, body))
         assert error.doto_error == expected
         assert "secret-internal-detail" not in str(error)
         assert str(error).endswith(f"HTTP 502: {expected}" if expected else "HTTP 502")
 
     def test_doto_error_text_is_bounded(self):
-        error = api.error_for_status(REQ, ok({"error": "x" * 5000}, status=422))
+        error = error_for_status(REQ, ok({"error": "x" * 5000}, status=422))
         assert len(error.doto_error) == 300
 
     def test_rate_limit_retry_after(self):
-        assert (
-            api.error_for_status(REQ, ok({}, status=429, headers={"retry-after": "17"})).retry_after == 17.0
-        )
-        assert api.error_for_status(REQ, ok({}, status=429)).retry_after is None
-        assert api.error_for_status(REQ, ok({}, status=429, headers={"retry-after": "²"})).retry_after is None
+        assert error_for_status(REQ, ok({}, status=429, headers={"retry-after": "17"})).retry_after == 17.0
+        assert error_for_status(REQ, ok({}, status=429)).retry_after is None
+        assert error_for_status(REQ, ok({}, status=429, headers={"retry-after": "²"})).retry_after is None
 
     def test_rate_limit_retry_after_date_counts_from_when_the_response_arrived(self):
         received = dt.datetime(2024, 4, 1, 12, 0, 0, tzinfo=dt.UTC)
         later = email.utils.format_datetime(received + dt.timedelta(seconds=90), usegmt=True)
         response = ok({}, status=429, headers={"retry-after": later})
         stamped = dataclasses.replace(response, received_at=received)
-        assert api.error_for_status(REQ, stamped).retry_after == 90.0
+        assert error_for_status(REQ, stamped).retry_after == 90.0
         # Not stamped: the core reads no clock, so a date cannot be counted (the policy backs off).
-        assert api.error_for_status(REQ, response).retry_after is None
+        assert error_for_status(REQ, response).retry_after is None
 
     def test_parse_json_non_json_success(self):
         with pytest.raises(
             DotoResponseError, match=r"GET /api/v1/accounts/1/conversations/42/messages.*HTTP 200"
         ) as info:
-            parse_json(REQ, api.DotoResponse(200, {}, b"<html>login page</html>"))
+            parse_json(REQ, DotoResponse(200, {}, b"<html>login page</html>"))
         assert (info.value.method, info.value.path) == ("GET", REQ.path)
         assert "login page" not in str(info.value)
 
@@ -187,7 +191,7 @@ class TestErrorForStatus:
         # The decoder's own error holds the whole body (JSONDecodeError.doc, UnicodeDecodeError.object):
         # the cause names what went wrong and where, and the decoder's error is not reachable at all.
         with pytest.raises(DotoResponseError) as info:
-            parse_json(REQ, api.DotoResponse(200, {}, body))
+            parse_json(REQ, DotoResponse(200, {}, body))
         cause = info.value.__cause__
         assert type(cause) is ValueError and str(cause).startswith(complaint)
         assert info.value.__context__ is None and cause.__context__ is None
@@ -245,20 +249,20 @@ class TestRetryAfterSeconds:
 
 class TestFloodGuard:
     def test_is_rate_limiting(self):
-        error = api.error_for_status(POST, answer({"error": "Too many messages"}, 422))
+        error = error_for_status(POST, answer({"error": "Too many messages"}, 422))
         assert type(error) is DotoRateLimitError
         assert (error.status, error.retry_after, error.doto_error) == (422, 15.0, "Too many messages")
         assert "flood guard" in str(error) and "HTTP 422" in str(error)
 
     def test_other_422s_stay_validation_errors(self):
-        error = api.error_for_status(
+        error = error_for_status(
             POST, answer({"error": "Incoming messages are only allowed in Api inboxes"}, 422)
         )
         assert type(error) is DotoValidationError
 
     def test_retried_even_for_a_post(self):
-        error = api.error_for_status(POST, answer({"error": "Validation failed: Too many messages"}, 422))
-        assert api.is_retryable(POST, error)
+        error = error_for_status(POST, answer({"error": "Validation failed: Too many messages"}, 422))
+        assert is_retryable(POST, error)
         policy = api.RetryPolicy(backoff=1.0)
         # No Retry-After from Chatwoot: a quarter of its one-minute window each time, so the
         # default budget's four waits see the window slide (capped by the policy's max_wait).
@@ -267,49 +271,49 @@ class TestFloodGuard:
 
     def test_not_fatal_for_the_trigger(self):
         assert not issubclass(DotoRateLimitError, DotoValidationError)
-        error = api.error_for_status(POST, answer({"error": "Too many messages"}, 422))
+        error = error_for_status(POST, answer({"error": "Too many messages"}, 422))
         assert not isinstance(error, FATAL_ERRORS)
 
     def test_survives_pickling(self):
-        error = api.error_for_status(POST, answer({"error": "Too many messages"}, 422))
+        error = error_for_status(POST, answer({"error": "Too many messages"}, 422))
         again = pickle.loads(pickle.dumps(error))
         assert (type(again), str(again), again.status) == (DotoRateLimitError, str(error), 422)
 
 
 class TestBotToken:
     def test_named_as_a_bot_token(self):
-        error = api.error_for_status(GET, answer(BOT_401, 401))
+        error = error_for_status(GET, answer(BOT_401, 401))
         assert type(error) is DotoAuthError and error.status == 401
         text = str(error)
         assert "agent bot" in text and "only send" in text and "user's) access token" in text
 
     def test_wrong_token_still_points_at_the_token(self):
-        error = api.error_for_status(GET, answer({"error": "Invalid Access Token"}, 401))
+        error = error_for_status(GET, answer({"error": "Invalid Access Token"}, 401))
         assert "check the connection's API Token" in str(error) and "bot" not in str(error)
 
 
 class TestNotFound:
     def test_doto_404_names_the_base_url(self):
-        error = api.error_for_status(GET, answer(DOTO_404, 404))
+        error = error_for_status(GET, answer(DOTO_404, 404))
         assert type(error) is DotoNotFoundError
         assert str(error).endswith(f"Resource could not be found (at {BASE})")
         assert "no Doto API" not in str(error)
 
     @pytest.mark.parametrize("body", [RAILS_404, b"<html><h1>Not Found</h1></html>", b"", {}])
     def test_a_404_that_is_not_doto_means_a_wrong_base_url(self, body):
-        error = api.error_for_status(GET, answer(body, 404))
+        error = error_for_status(GET, answer(body, 404))
         assert type(error) is DotoNotFoundError and error.status == 404
         assert f"no Doto API at {BASE}: check the Base URL (its path)" in str(error)
         assert "<html>" not in str(error)
 
     def test_without_a_base_url(self):
-        response = api.DotoResponse(404, {}, json.dumps(RAILS_404).encode())  # old constructor call
-        assert "no Doto API at this Base URL" in str(api.error_for_status(GET, response))
+        response = DotoResponse(404, {}, json.dumps(RAILS_404).encode())  # old constructor call
+        assert "no Doto API at this Base URL" in str(error_for_status(GET, response))
 
 
 class TestTlsError:
     def test_names_the_transports_hint_in_one_sentence(self):
-        err = api.tls_error(REQ, BASE, OSError("boom"), hint="the certificate expired")
+        err = tls_error(REQ, BASE, OSError("boom"), hint="the certificate expired")
         assert str(err) == (
             f"Doto {REQ.describe()}: TLS handshake failed with {BASE} (OSError), so nothing reached Doto, "
             "likely because the certificate expired"
@@ -317,6 +321,6 @@ class TestTlsError:
         assert (err.method, err.path) == (REQ.method, REQ.path)
 
     def test_without_a_hint_names_both_usual_causes(self):
-        text = str(api.tls_error(REQ, BASE))
+        text = str(tls_error(REQ, BASE))
         assert text.count("likely because") == 1
         assert "not speaking https" in text and "certificate is not trusted" in text

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_doto import api
-from airflow_provider_doto.api._listing import ID_ORDER_SLACK, id_paged_flow
+from airflow_provider_doto.api._flows import run_flow
+from airflow_provider_doto.api._listing import ID_ORDER_SLACK, MessagePager, id_paged_flow, list_messages_flow
 from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
 from ._support import (
@@ -55,7 +55,7 @@ def shuffled_history(per_second: list[int], cap_after: int, tie_seed: int) -> li
 
 class TestListFlowByHand:
     def test_list_flow_driven_by_hand(self):
-        flow = api.list_messages_flow(1, 42, after=T0, flavor="doto")
+        flow = list_messages_flow(1, 42, after=T0, flavor="doto")
         first = next(flow)
         assert (first.method, dict(first.params)) == ("GET", {"after": T0})
         # A full page (20 messages, 4 per second): the flow asks for the next one, re-reading the last second.
@@ -68,7 +68,7 @@ class TestListFlowByHand:
         assert ids(done.value.value) == list(range(1, 23))
 
     def test_list_flow_backwards_by_hand(self):
-        flow = api.list_messages_flow(1, 42, before=T0 + 100, flavor="doto")
+        flow = list_messages_flow(1, 42, before=T0 + 100, flavor="doto")
         assert dict(next(flow).params) == {"before": T0 + 100}
         page = [msg(i, T0 + 50 + i) for i in range(1, 21)]  # newest 20 before the bound
         second = flow.send(ok({"payload": page}))
@@ -78,14 +78,14 @@ class TestListFlowByHand:
         assert ids(done.value.value) == list(range(21))
 
     def test_list_flow_drops_messages_outside_a_strict_window(self):
-        flow = api.list_messages_flow(1, 42, after=T0, before=T0 + 10, flavor="doto")
+        flow = list_messages_flow(1, 42, after=T0, before=T0 + 10, flavor="doto")
         next(flow)
         with pytest.raises(StopIteration) as done:
             flow.send(ok({"payload": [msg(1, T0), msg(2, T0 + 1), msg(3, T0 + 9), msg(4, T0 + 10)]}))
         assert ids(done.value.value) == [2, 3]
 
     def test_list_flow_propagates_errors(self):
-        flow = api.list_messages_flow(1, 42, flavor="doto")
+        flow = list_messages_flow(1, 42, flavor="doto")
         next(flow)
         with pytest.raises(DotoAuthError):
             flow.send(ok({"error": "Invalid Access Token"}, status=401))
@@ -153,7 +153,7 @@ class TestPaging:
         def send(request):
             return ok({"payload": [msg(1, T0), msg(1, T0), msg(2, T0 + 1)]})
 
-        assert ids(api.run_flow(api.list_messages_flow(1, 42, flavor="doto"), send)) == [1, 2]
+        assert ids(run_flow(list_messages_flow(1, 42, flavor="doto"), send)) == [1, 2]
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(**HISTORIES)
@@ -193,7 +193,7 @@ def test_the_same_messages_under_every_flavor(flavor, server_flavor, first_id):
     all_ids = history(server, 150, first_id=first_id, start=T2026, step=3)
 
     def listed(**window):
-        return ids(api.run_flow(api.list_messages_flow(1, 42, flavor=flavor, **window), server))
+        return ids(run_flow(list_messages_flow(1, 42, flavor=flavor, **window), server))
 
     assert listed() == all_ids
     assert listed(after=T2026 + 99) == all_ids[100:]
@@ -205,7 +205,7 @@ def test_the_same_messages_under_every_flavor(flavor, server_flavor, first_id):
 def test_a_recent_window_does_not_read_the_whole_history():
     server = FakeServer("chatwoot")
     all_ids = history(server, 10_000, first_id=1, start=T2026, step=2)
-    found = api.run_flow(api.list_messages_flow(1, 42, after=T2026 + 9_949, flavor="chatwoot"), server)
+    found = run_flow(list_messages_flow(1, 42, after=T2026 + 9_949, flavor="chatwoot"), server)
     assert ids(found) == all_ids[-50:]
     # One before_timestamp lookup of the window's first id, then one page forwards.
     assert server.calls == [
@@ -220,7 +220,7 @@ def test_id_paging_survives_ids_out_of_time_order():
     for i in range(250):
         # Every fifth message got its id a little before its neighbours' (and a later created_at).
         server.add(1000 + i, T2026 + i + (1 if i % 5 == 0 else 0))
-    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    found = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert sorted(ids(found)) == list(range(1000, 1250))
 
 
@@ -265,16 +265,14 @@ def test_property_busy_seconds_and_ids_out_of_order_lose_nothing(per_second, ren
         for m in server.messages
         if (after is None or m["created_at"] > after) and (before is None or m["created_at"] < before)
     )
-    listed = api.run_flow(
-        api.list_messages_flow(1, 42, after=after, before=before, flavor="chatwoot"), server
-    )
+    listed = run_flow(list_messages_flow(1, 42, after=after, before=before, flavor="chatwoot"), server)
     assert _keys(listed) == expected
     forwards = sum(1 for c in server.calls if set(c) == {"after"})
     assert _range_reads(server.calls) <= max(forwards - 1, 0)
     server.calls.clear()
     pages, _ = _stream(server, after=after, before=before, flavor="chatwoot")
     assert _keys(_flat(pages)) == expected
-    every = api.run_flow(id_paged_flow(1, 42, after_id=0), server)
+    every = run_flow(id_paged_flow(1, 42, after_id=0), server)
     assert sorted(ids(every)) == sorted(m["id"] for m in server.messages)
 
 
@@ -282,7 +280,7 @@ def test_a_page_within_the_slack_reads_the_ids_below_its_highest_before_moving_p
     """Issue 26: a full page lies within the slack and holds a message numbered after later ones.
     Paging on from its highest id skipped 21 messages; the ids below it are read as one range."""
     server = busy_server(**ISSUE_26)
-    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    found = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert len(found) == len(server.messages) == 161
     assert _keys(found) == sorted((m["created_at"], m["id"]) for m in server.messages)
     early = BIG_IDS + 3 * 160  # numbered last, created in the middle busy second
@@ -299,7 +297,7 @@ def test_a_range_holding_more_than_an_answer_is_split_until_each_part_is_whole()
     server.add(BIG_IDS + 10_000, T2026)
     for i in range(2_500):
         server.add(BIG_IDS + 2 * i, T2026 + 1 + i // 1_250)
-    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    found = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert sorted(ids(found)) == sorted(m["id"] for m in server.messages)
     assert len(found) == len(set(ids(found)))
     ranges = [c for c in server.calls if set(c) == {"after", "before"}]
@@ -313,7 +311,7 @@ def test_a_normal_conversation_costs_no_range_read():
     per_second = [rng.randint(0, 6) for _ in range(330)]
     renumbered = [(rng.randrange(1_000), rng.randint(1, ID_DISORDER)) for _ in range(30)]
     server = busy_server(per_second, renumbered, tie_seed=3)
-    found = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    found = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert len(found) == len(server.messages)
     assert _range_reads(server.calls) == 0
     assert len(server.calls) <= len(server.messages) // 90 + 1
@@ -322,7 +320,7 @@ def test_a_normal_conversation_costs_no_range_read():
 def test_soft_deleted_messages_are_recognised():
     server = FakeServer("chatwoot")
     server.add(7, T2026, content="This message was deleted", content_attributes={"deleted": True})
-    (message,) = api.run_flow(api.list_messages_flow(1, 42, flavor="chatwoot"), server)
+    (message,) = run_flow(list_messages_flow(1, 42, flavor="chatwoot"), server)
     assert message.is_deleted and message.message_type == "incoming"
 
 
@@ -333,10 +331,10 @@ def test_soft_deleted_messages_are_recognised():
 
 def _stream(server, **kwargs):
     """Drive a pager to the end: its pages, and the most it held (ids kept, messages waiting)."""
-    pager = api.MessagePager(1, 42, **{"flavor": "doto", **kwargs})
+    pager = MessagePager(1, 42, **{"flavor": "doto", **kwargs})
     pages, held = [], 0
     while not pager.done:
-        pages.append(api.run_flow(pager.next_page_flow(), server))
+        pages.append(run_flow(pager.next_page_flow(), server))
         held = max(held, len(pager._seen), len(pager._waiting))
     return pages, held
 
@@ -347,7 +345,7 @@ def _flat(pages):
 
 class TestPager:
     def test_pages_by_hand_hold_the_newest_second_back(self):
-        pager = api.MessagePager(1, 42, after=T0, flavor="doto")
+        pager = MessagePager(1, 42, after=T0, flavor="doto")
         flow = pager.next_page_flow()
         assert dict(next(flow).params) == {"after": T0}
         page = [msg(i, T0 + 1 + (i - 1) // 4) for i in range(1, 21)]  # 4 a second, the last second T0 + 5
@@ -360,34 +358,34 @@ class TestPager:
         with pytest.raises(StopIteration) as second:
             flow.send(ok({"payload": [msg(23, T0 + 5), *page[-4:], msg(21, T0 + 6), msg(22, T0 + 6)]}))
         assert ids(second.value.value) == [17, 18, 19, 20, 23, 21, 22] and pager.done
-        assert api.run_flow(pager.next_page_flow(), lambda r: pytest.fail("asked again")) == []
+        assert run_flow(pager.next_page_flow(), lambda r: pytest.fail("asked again")) == []
 
     def test_a_timestamp_window_without_a_start_is_read_forwards(self):
         pages, _ = _stream(capped_server([msg(i, T0 + i) for i in range(1, 6)]))
         assert ids(_flat(pages)) == [1, 2, 3, 4, 5]
         calls = []
         server = capped_server([msg(i, T0 + i) for i in range(1, 6)])
-        api.run_flow(
-            api.MessagePager(1, 42, before=T0 + 4, flavor="doto").next_page_flow(),
+        run_flow(
+            MessagePager(1, 42, before=T0 + 4, flavor="doto").next_page_flow(),
             lambda r: calls.append(r) or server(r),
         )
         assert [dict(r.params) for r in calls] == [{"after": 0, "before": T0 + 4}]
 
     def test_an_empty_conversation_on_auto_is_done_after_the_probe(self):
-        pager = api.MessagePager(1, 42, flavor="auto")
-        assert api.run_flow(pager.next_page_flow(), lambda r: ok({"payload": []})) == []
+        pager = MessagePager(1, 42, flavor="auto")
+        assert run_flow(pager.next_page_flow(), lambda r: ok({"payload": []})) == []
         assert pager.done
 
     def test_a_failed_request_leaves_the_pager_to_be_asked_again(self):
         messages = [msg(i, T0 + i) for i in range(1, 60)]
         server = capped_server(messages)
-        pager = api.MessagePager(1, 42, after=T0, flavor="doto")
-        first = api.run_flow(pager.next_page_flow(), server)
+        pager = MessagePager(1, 42, after=T0, flavor="doto")
+        first = run_flow(pager.next_page_flow(), server)
         with pytest.raises(DotoAuthError):
-            api.run_flow(pager.next_page_flow(), lambda r: ok({"error": "Invalid Access Token"}, status=401))
+            run_flow(pager.next_page_flow(), lambda r: ok({"error": "Invalid Access Token"}, status=401))
         rest = []
         while not pager.done:
-            rest += api.run_flow(pager.next_page_flow(), server)
+            rest += run_flow(pager.next_page_flow(), server)
         assert ids(first + rest) == list(range(1, 60))
 
     def test_after_id_steers_only_an_id_server(self):
@@ -406,20 +404,20 @@ class TestPager:
         server.add(1150, T2026 + 98, visible=False)  # commits after the first page is read
         server.add(1201, T2026 + 98)
         history(server, 5, first_id=1202, start=T2026 + 99)
-        pager = api.MessagePager(1, 42, flavor="chatwoot")
-        first = api.run_flow(pager.next_page_flow(), server)
+        pager = MessagePager(1, 42, flavor="chatwoot")
+        first = run_flow(pager.next_page_flow(), server)
         assert ids(first)[:2] == [1000, 1001] and 1150 not in ids(first)
         server.reveal(1150)
         rest = []
         while not pager.done:
-            rest += api.run_flow(pager.next_page_flow(), server)
+            rest += run_flow(pager.next_page_flow(), server)
         assert sorted(ids(first + rest)) == sorted(m["id"] for m in server.messages)
 
     def test_bad_arguments_fail_before_any_request(self):
         with pytest.raises(DotoConfigError, match="after must be"):
-            api.MessagePager(1, 42, after="yesterday", flavor="doto")
+            MessagePager(1, 42, after="yesterday", flavor="doto")
         with pytest.raises(DotoConfigError, match="conversation_id"):
-            api.MessagePager(1, 0)
+            MessagePager(1, 0)
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(**HISTORIES)
@@ -430,9 +428,7 @@ class TestPager:
         messages = shuffled_history(per_second, cap_after, tie_seed)
         after, before = (None if w is None else T0 + w for w in window)
         server = capped_server(messages, cap_after=cap_after, cap_before=cap_before, tie_seed=tie_seed)
-        listed = api.run_flow(
-            api.list_messages_flow(1, 42, after=after, before=before, flavor="doto"), server
-        )
+        listed = run_flow(list_messages_flow(1, 42, after=after, before=before, flavor="doto"), server)
         pages, held = _stream(server, after=after, before=before)
         assert [(m.created_at, m.id) for m in _flat(pages)] == [(m.created_at, m.id) for m in listed]
         # What the pager keeps between pages is at most what one page brought.
@@ -452,13 +448,13 @@ class TestPager:
                 return rows[:100] if "after" in params else rows[-20:]
 
             server._doto = capped  # a doto server that caps its pages as Chatwoot does
-        listed = api.run_flow(api.list_messages_flow(1, 42, flavor=server_flavor), server)
+        listed = run_flow(list_messages_flow(1, 42, flavor=server_flavor), server)
         pages, held = _stream(server, flavor=server_flavor)
         assert len(listed) == 1_500
         assert ids(_flat(pages)) == ids(listed)
         assert len(pages) > 10 and held <= 100
         window = {"after": T2026 + 100, "before": T2026 + 400}
-        listed = api.run_flow(api.list_messages_flow(1, 42, flavor=server_flavor, **window), server)
+        listed = run_flow(list_messages_flow(1, 42, flavor=server_flavor, **window), server)
         assert ids(_flat(_stream(server, flavor=server_flavor, **window)[0])) == ids(listed)
         assert all(T2026 + 100 < m.created_at < T2026 + 400 for m in listed) and len(listed) > 800
 

@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
-from airflow_provider_doto.api._http import send_request
-from airflow_provider_doto.api._messages import parse_message_list, parse_single_message, sort_messages
+from airflow_provider_doto.api._flows import delete_message_flow, run_flow
+from airflow_provider_doto.api._http import DotoResponse, error_for_status, send_request
+from airflow_provider_doto.api._messages import (
+    parse_message,
+    parse_message_list,
+    parse_single_message,
+    sort_messages,
+)
 from airflow_provider_doto.exceptions import DotoResponseError
 
 from ._support import REQ, T0, _assert_doto_or_result, ids, msg, ok
@@ -31,7 +37,7 @@ class TestParseMessage:
             attachments=[{"id": 1, "file_type": "image"}],
             conversation_id=42,
         )
-        m = api.parse_message(payload)
+        m = parse_message(payload)
         assert m == api.Message(
             id=101,
             content="Hi",
@@ -49,13 +55,13 @@ class TestParseMessage:
         assert m.sender_type == "Contact"
 
     def test_defaults_for_missing_optional_keys(self):
-        m = api.parse_message({"id": 1, "created_at": T0, "message_type": "outgoing"})
+        m = parse_message({"id": 1, "created_at": T0, "message_type": "outgoing"})
         assert (m.content, m.private, m.status, m.content_type) == (None, False, None, "text")
         assert (m.content_attributes, m.sender, m.attachments, m.sender_type) == ({}, None, (), None)
         assert not m.is_deleted
 
     def test_null_and_wrong_typed_optional_keys(self):
-        m = api.parse_message(
+        m = parse_message(
             {
                 "id": 1,
                 "created_at": T0,
@@ -73,7 +79,7 @@ class TestParseMessage:
         assert (m.content_attributes, m.sender, m.attachments) == ({}, None, ({"id": 2},))
 
     def test_partial_sender(self):
-        m = api.parse_message(msg(1, T0, sender={"id": True, "name": 5, "type": "User"}))
+        m = parse_message(msg(1, T0, sender={"id": True, "name": 5, "type": "User"}))
         assert m.sender == api.Sender(None, None, "User")
 
     @pytest.mark.parametrize(
@@ -89,14 +95,14 @@ class TestParseMessage:
         ],
     )
     def test_message_type_normalised(self, raw, expected):
-        assert api.parse_message(msg(1, T0, message_type=raw)).message_type == expected
+        assert parse_message(msg(1, T0, message_type=raw)).message_type == expected
 
     @pytest.mark.parametrize(
         ("created_at", "expected"),
         [(T0, T0), (T0 + 0.99, T0), (str(T0), T0), ("2024-04-01T19:50:00Z", 1712001000)],
     )
     def test_created_at_forms(self, created_at, expected):
-        assert api.parse_message(msg(1, created_at)).created_at == expected
+        assert parse_message(msg(1, created_at)).created_at == expected
 
     @pytest.mark.parametrize(
         ("payload", "match"),
@@ -120,20 +126,20 @@ class TestParseMessage:
     )
     def test_invalid(self, payload, match):
         with pytest.raises(DotoResponseError, match=f"not a valid message: {match}"):
-            api.parse_message(payload)
+            parse_message(payload)
 
     def test_created_at_datetime_is_pendulum_utc(self):
-        m = api.parse_message(msg(1, 1712001000))
+        m = parse_message(msg(1, 1712001000))
         assert isinstance(m.created_at_datetime, pendulum.DateTime)
         assert m.created_at_datetime == pendulum.datetime(2024, 4, 1, 19, 50, tz="UTC")
         assert m.created_at_datetime.utcoffset() == dt.timedelta(0)
 
     def test_deleted(self):
-        assert api.parse_message(msg(1, T0, content_attributes={"deleted": True})).is_deleted
-        assert not api.parse_message(msg(1, T0, content_attributes={"deleted": False})).is_deleted
+        assert parse_message(msg(1, T0, content_attributes={"deleted": True})).is_deleted
+        assert not parse_message(msg(1, T0, content_attributes={"deleted": False})).is_deleted
 
     def test_to_dict_is_json_safe_and_round_trips(self):
-        m = api.parse_message(
+        m = parse_message(
             msg(
                 7,
                 T0,
@@ -156,12 +162,12 @@ class TestParseMessage:
         assert again.created_at_datetime == m.created_at_datetime
 
     def test_to_dict_round_trip_without_sender(self):
-        m = api.parse_message({"id": 1, "created_at": T0, "message_type": 2})
+        m = parse_message({"id": 1, "created_at": T0, "message_type": 2})
         assert api.Message.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
     def test_raw_is_not_compared(self):
-        a = api.parse_message(msg(1, T0, extra="a"))
-        b = api.parse_message(msg(1, T0, extra="b"))
+        a = parse_message(msg(1, T0, extra="a"))
+        b = parse_message(msg(1, T0, extra="b"))
         assert a == b and a.raw != b.raw
 
 
@@ -196,7 +202,7 @@ class TestParseLists:
             parse_single_message(post, ok({"payload": [msg(6, T0, 1)]}))
 
     def test_sort_messages_oldest_first_ids_break_ties(self):
-        messages = [api.parse_message(msg(i, ts)) for i, ts in [(5, T0), (2, T0 + 1), (3, T0), (1, T0 + 1)]]
+        messages = [parse_message(msg(i, ts)) for i, ts in [(5, T0), (2, T0 + 1), (3, T0), (1, T0 + 1)]]
         assert ids(sort_messages(messages)) == [3, 5, 1, 2]
 
 
@@ -274,7 +280,7 @@ class TestRobustness:
     @settings(max_examples=200, deadline=None)
     @given(payload=payload_ish)
     def test_parse_message_on_arbitrary_payloads(self, payload):
-        m = _assert_doto_or_result(lambda: api.parse_message(payload))
+        m = _assert_doto_or_result(lambda: parse_message(payload))
         if m is not None:
             assert isinstance(m.message_type, str) and m.message_type
             assert isinstance(m.created_at, int) and isinstance(m.created_at_datetime, pendulum.DateTime)
@@ -288,26 +294,24 @@ class TestRobustness:
         retry_after=st.none() | st.text(max_size=30),
     )
     def test_parsers_on_arbitrary_bodies(self, body, status, retry_after):
-        response = api.DotoResponse(status, {} if retry_after is None else {"retry-after": retry_after}, body)
-        error = api.error_for_status(REQ, response)
+        response = DotoResponse(status, {} if retry_after is None else {"retry-after": retry_after}, body)
+        error = error_for_status(REQ, response)
         assert (error is None) == (200 <= status < 300)
         page = _assert_doto_or_result(lambda: parse_message_list(REQ, response))
         assert page is None or all(isinstance(m, api.Message) for m in page)
         post = send_request(1, 42, "hi")
         single = _assert_doto_or_result(lambda: parse_single_message(post, response))
         assert single is None or isinstance(single, api.Message)
-        deleted = _assert_doto_or_result(
-            lambda: api.run_flow(api.delete_message_flow(1, 42, 1), lambda r: response)
-        )
+        deleted = _assert_doto_or_result(lambda: run_flow(delete_message_flow(1, 42, 1), lambda r: response))
         assert deleted in (None, True)
 
 
 def test_bad_created_at_keeps_its_cause_clipped():
     # The cause names the value (the outer message does not), clipped so a server cannot fill a log.
     with pytest.raises(DotoResponseError, match="'created_at' is not a timestamp") as info:
-        api.parse_message(msg(1, "yesterday"))
+        parse_message(msg(1, "yesterday"))
     assert "got 'yesterday'" in str(info.value.__cause__)
     with pytest.raises(DotoResponseError) as info:
-        api.parse_message(msg(1, "y" * 10_000))
+        parse_message(msg(1, "y" * 10_000))
     assert f"got '{'y' * 40}...'" in str(info.value.__cause__)
     assert len(str(info.value.__cause__)) < 200

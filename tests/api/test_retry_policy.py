@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_doto import api
-from airflow_provider_doto.api._http import delete_request, list_request, send_request
+from airflow_provider_doto.api._http import delete_request, error_for_status, list_request, send_request
+from airflow_provider_doto.api._retry_policy import is_retryable, retry_wait
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoConnectError,
@@ -24,7 +25,7 @@ POST = send_request(1, 42, "hi")
 
 
 def http_error(status: int, retry_after: float | None = None) -> DotoHTTPError:
-    error = api.error_for_status(
+    error = error_for_status(
         GET, ok({}, status=status, headers={"retry-after": str(retry_after)} if retry_after else {})
     )
     assert error is not None
@@ -59,7 +60,7 @@ RETRIED = {
 @pytest.mark.parametrize("error_name", list(ERRORS))
 @pytest.mark.parametrize("request_", [GET, DELETE, POST], ids=lambda r: r.method)
 def test_is_retryable_table(request_, error_name):
-    assert api.is_retryable(request_, ERRORS[error_name]) is (error_name in RETRIED[request_.method])
+    assert is_retryable(request_, ERRORS[error_name]) is (error_name in RETRIED[request_.method])
 
 
 class TestRetryPolicy:
@@ -83,9 +84,9 @@ class TestRetryPolicy:
         assert policy.wait_for(2, http_error(429)) == 0.002  # no Retry-After: back off
 
     def test_retry_wait(self):
-        assert api.retry_wait(http_error(429, retry_after=5)) == 5
-        assert api.retry_wait(http_error(503)) is None
-        assert api.retry_wait(None) is None
+        assert retry_wait(http_error(429, retry_after=5)) == 5
+        assert retry_wait(http_error(503)) is None
+        assert retry_wait(None) is None
 
     def test_defaults(self):
         policy = api.RetryPolicy()

@@ -10,7 +10,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._flows import send_message_flow
 from airflow_provider_doto.api._http import send_request
+from airflow_provider_doto.api._values import (
+    MAX_CONTENT_LENGTH,
+    to_id,
+    validate_content,
+    validate_options,
+    validate_send,
+)
 from airflow_provider_doto.exceptions import DotoConfigError
 
 from ._support import T0, _assert_doto_or_result
@@ -54,26 +62,26 @@ class TestToTimestamp:
 class TestToId:
     @pytest.mark.parametrize(("value", "expected"), [(5, 5), ("5", 5), (" 42 ", 42), (10**12, 10**12)])
     def test_accepts(self, value, expected):
-        assert api.to_id(value, name="conversation_id") == expected
+        assert to_id(value, name="conversation_id") == expected
 
     @pytest.mark.parametrize("value", [0, -1, True, False, "abc", "", "-3", 5.0, None, "4.2", "²", "٣", "0"])
     def test_rejects_with_the_argument_name(self, value):
         with pytest.raises(DotoConfigError, match=r"^message_id must be a positive integer"):
-            api.to_id(value, name="message_id")
+            to_id(value, name="message_id")
 
     @settings(max_examples=200, deadline=None)
     @given(st.text(max_size=12) | st.integers() | st.floats() | st.none() | st.booleans())
     @example("²")
     def test_never_raises_bare(self, value):
-        result = _assert_doto_or_result(lambda: api.to_id(value, name="message_id"))
+        result = _assert_doto_or_result(lambda: to_id(value, name="message_id"))
         assert result is None or (isinstance(result, int) and result > 0)
 
 
 class TestValidateSend:
     def test_valid(self):
-        api.validate_send("hi", "outgoing", False, "text", None)
-        api.validate_send("hi", "incoming", False, "input_select", {"items": []})
-        api.validate_send("note", "outgoing", True, "text", {})
+        validate_send("hi", "outgoing", False, "text", None)
+        validate_send("hi", "incoming", False, "input_select", {"items": []})
+        validate_send("note", "outgoing", True, "text", {})
 
     @pytest.mark.parametrize(
         ("args", "match"),
@@ -96,7 +104,7 @@ class TestValidateSend:
     )
     def test_invalid(self, args, match):
         with pytest.raises(DotoConfigError, match=match):
-            api.validate_send(*args)
+            validate_send(*args)
 
     def test_send_request_validates_before_building(self):
         with pytest.raises(DotoConfigError):
@@ -105,13 +113,13 @@ class TestValidateSend:
 
 class TestContentLimit:
     def test_at_the_limit_is_fine(self):
-        request = send_request(1, 42, "x" * api.MAX_CONTENT_LENGTH)
+        request = send_request(1, 42, "x" * MAX_CONTENT_LENGTH)
         assert len(request.json["content"]) == 150_000
 
     def test_over_the_limit_is_refused_before_sending(self):
         with pytest.raises(DotoConfigError, match=r"150,001 characters.*at most 150,000"):
-            api.validate_send("x" * 150_001, "outgoing", False, "text", None)
-        flow = api.send_message_flow(1, 42, "y" * 200_000)
+            validate_send("x" * 150_001, "outgoing", False, "text", None)
+        flow = send_message_flow(1, 42, "y" * 200_000)
         with pytest.raises(DotoConfigError, match=r"200,000 characters"):
             next(flow)
 
@@ -135,15 +143,15 @@ class TestValidateContentAndOptions:
     """validate_send is these two: options are checked before a template's text is known."""
 
     def test_options_without_content(self):
-        api.validate_options("outgoing", True, "text", {"a": 1})
+        validate_options("outgoing", True, "text", {"a": 1})
         with pytest.raises(DotoConfigError, match="private=True is only for outgoing"):
-            api.validate_options("incoming", True, "text", None)
+            validate_options("incoming", True, "text", None)
         with pytest.raises(DotoConfigError, match="content_attributes must be a dict"):
-            api.validate_options("outgoing", False, "text", "x")
+            validate_options("outgoing", False, "text", "x")
 
     def test_content_alone(self):
-        api.validate_content("hi")
+        validate_content("hi")
         with pytest.raises(DotoConfigError, match="content must be a non-empty string"):
-            api.validate_content(" ")
+            validate_content(" ")
         with pytest.raises(DotoConfigError, match=r"150,001 characters"):
-            api.validate_content("x" * 150_001)
+            validate_content("x" * 150_001)

@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._flows import run_flow
+from airflow_provider_doto.api._messages import parse_message
 from airflow_provider_doto.exceptions import DotoConfigError
 
 from . import _support
@@ -33,7 +35,7 @@ class Conversation:
 
     def poll(self, watch: api.MessageWatch):
         server = capped_server(self.messages)
-        result = api.run_flow(watch.poll_flow(1, 42, "doto"), server)
+        result = run_flow(watch.poll_flow(1, 42, "doto"), server)
         self.calls.extend(server.calls)
         return None if result is None else ids(result)
 
@@ -148,8 +150,8 @@ class TestMessageWatch:
 
     def test_cursor_never_moves_back(self):
         watch = api.MessageWatch(start=T0)
-        watch.feed([api.parse_message(msg(1, T0 + 10))])
-        watch.feed([api.parse_message(msg(2, T0 + 3))])
+        watch.feed([parse_message(msg(1, T0 + 10))])
+        watch.feed([parse_message(msg(2, T0 + 3))])
         assert watch.position == T0 + 10
         watch.feed([])
         assert watch.position == T0 + 10
@@ -214,7 +216,7 @@ class TestBatchesInFlight:
         watch = api.MessageWatch(start=T0)
         for i, mid in enumerate(mids):
             conv.add(mid, T0 + i)
-        batch = api.run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
+        batch = run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
         assert batch is not None
         return watch, batch
 
@@ -224,7 +226,7 @@ class TestBatchesInFlight:
         watch.announce(first)
         watch.handed_over(now=1000.0)
         conv.add(2, T0 + 3)
-        return watch, api.run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
+        return watch, run_flow(watch.poll_flow(1, 42, "doto"), capped_server(conv.messages))
 
     def test_an_announced_batch_is_in_the_state_until_it_settles(self):
         conv = Conversation()
@@ -315,7 +317,7 @@ class TestMessageFilter:
 
 
 def poll(watch: api.MessageWatch, server: FakeServer, flavor="auto"):
-    batch = api.run_flow(watch.poll_flow(1, 42, flavor), server)
+    batch = run_flow(watch.poll_flow(1, 42, flavor), server)
     return None if batch is None else ids(batch)
 
 
@@ -478,7 +480,7 @@ def message(sender_type: str | None, mid: int = 1) -> api.Message:
     payload: dict = {"id": mid, "content": "hi", "message_type": 0, "created_at": T0}
     if sender_type is not None:
         payload["sender"] = {"id": 3, "name": "Sam", "type": sender_type}
-    return api.parse_message(payload)
+    return parse_message(payload)
 
 
 class TestSenderTypes:

@@ -19,6 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._http import DotoRequest
+from airflow_provider_doto.api._retry_policy import is_retryable
+from airflow_provider_doto.api._settings import DEFAULT_BASE_URL
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConfigError,
@@ -974,7 +977,7 @@ def test_get_ui_field_behaviour_shape():
     assert {"schema", "port", "login"} <= set(behaviour["hidden_fields"])
     assert not {"host", "password"} & set(behaviour["hidden_fields"])
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API Token"}
-    assert behaviour["placeholders"]["host"] == api.DEFAULT_BASE_URL
+    assert behaviour["placeholders"]["host"] == DEFAULT_BASE_URL
     assert set(behaviour["placeholders"]) <= {"host", "password", "account_id", "timeout"}
     assert all(isinstance(v, str) for v in behaviour["placeholders"].values())
 
@@ -1068,9 +1071,9 @@ def test_tls_handshake_failure_is_a_connect_error_never_sent(doto_emulator, monk
     assert "TLS handshake failed" in str(err)
     assert "likely because the server is not speaking https (it answered in plain http)" in str(err)
     assert isinstance(err.__cause__, requests.exceptions.SSLError)
-    request = api.DotoRequest("POST" if method == "send" else "GET", err.path or "")
+    request = DotoRequest("POST" if method == "send" else "GET", err.path or "")
     assert err.method == request.method
-    assert api.is_retryable(request, err)  # a POST too: it never reached Doto
+    assert is_retryable(request, err)  # a POST too: it never reached Doto
     assert "retry 1 of" in caplog.text  # and the hook did retry it
     assert doto_emulator.messages(cid) == []
     assert doto_emulator.token not in str(err)

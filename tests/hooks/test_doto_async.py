@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import pytest
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._http import DotoRequest
+from airflow_provider_doto.api._retry_policy import is_retryable
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConfigError,
@@ -388,9 +390,9 @@ def test_tls_handshake_failure_is_a_connect_error_never_sent(
     assert "TLS handshake failed" in str(err)
     assert "likely because the server is not speaking https (it answered in plain http)" in str(err)
     assert isinstance(err.__cause__, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError)
-    request = api.DotoRequest("POST" if method == "send" else "GET", err.path or "")
+    request = DotoRequest("POST" if method == "send" else "GET", err.path or "")
     assert err.method == request.method
-    assert api.is_retryable(request, err)  # a POST too: it never reached Doto
+    assert is_retryable(request, err)  # a POST too: it never reached Doto
     assert "retry 1 of" in caplog.text  # and the hook did retry it
     assert doto_emulator.messages(cid) == []
     assert doto_emulator.token not in str(err)

@@ -25,6 +25,7 @@ import requests
 import urllib3.exceptions
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._http import DotoRequest
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoConnectError,
@@ -46,8 +47,8 @@ from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing.emulator.tls import self_signed_certificate
 
 TOKEN = "tok-SECRET-3f9a7c"
-GET = api.DotoRequest("GET", "/api/v1/accounts/1/conversations/5/messages")
-POST = api.DotoRequest("POST", "/api/v1/accounts/1/conversations/5/messages", json={"content": "hi"})
+GET = DotoRequest("GET", "/api/v1/accounts/1/conversations/5/messages")
+POST = DotoRequest("POST", "/api/v1/accounts/1/conversations/5/messages", json={"content": "hi"})
 EXCHANGE = Exchange(GET, "http://127.0.0.1:9", 7.0, proxied=True)  # proxied: never probed here
 
 
@@ -477,7 +478,7 @@ def test_the_ca_bundle_makes_the_certificate_trusted_on_both_hooks(
     """REQUESTS_CA_BUNDLE, which the hint names, is what both hooks verify https with."""
     _use(monkeypatch, tls_server.base_url)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_server.cert))
-    request = api.DotoRequest("GET", "/ping")
+    request = DotoRequest("GET", "/ping")
     if client == "sync":
         response = DotoHook("doto_tls")._send_once(request)
     else:

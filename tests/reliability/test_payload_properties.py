@@ -17,6 +17,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api._flows import delete_message_flow, run_flow, send_message_flow
+from airflow_provider_doto.api._http import DotoRequest, DotoResponse
+from airflow_provider_doto.api._listing import list_messages_flow
+from airflow_provider_doto.api._messages import parse_message
 from airflow_provider_doto.exceptions import DotoError
 
 T0 = 1_790_000_000
@@ -53,20 +57,20 @@ body = (
     | st.integers(0, 200).map(lambda n: json.dumps({"payload": [good] * 30}).encode()[:n])
 )
 answer = st.builds(
-    api.DotoResponse,
+    DotoResponse,
     status=st.sampled_from([200, 200, 200, 200, 201, 204, 302, 401, 404, 422, 429, 500, 503]),
     headers=st.sampled_from([{}, {"retry-after": "1"}, {"retry-after": "²"}, {"content-type": "text/html"}]),
     body=body,
 )
 
 
-def drive(flow: Any, answers: list[api.DotoResponse]) -> Any:
-    replies: Iterator[api.DotoResponse] = iter(answers * 50)  # a paging flow may ask many times
+def drive(flow: Any, answers: list[DotoResponse]) -> Any:
+    replies: Iterator[DotoResponse] = iter(answers * 50)  # a paging flow may ask many times
 
-    def send(request: api.DotoRequest) -> api.DotoResponse:
+    def send(request: DotoRequest) -> DotoResponse:
         return next(replies)
 
-    return api.run_flow(flow, send)
+    return run_flow(flow, send)
 
 
 def outcome(fn: Callable[[], Any]) -> Any:
@@ -80,12 +84,10 @@ def outcome(fn: Callable[[], Any]) -> Any:
 @settings(max_examples=150, deadline=None)
 @given(answers=st.lists(answer, min_size=1, max_size=4))
 @example(
-    answers=[
-        api.DotoResponse(200, {}, json.dumps({"payload": [{**good, "created_at": "9" * 5000}]}).encode())
-    ]
+    answers=[DotoResponse(200, {}, json.dumps({"payload": [{**good, "created_at": "9" * 5000}]}).encode())]
 )
-def test_every_flow_on_arbitrary_answer_sequences(answers: list[api.DotoResponse]) -> None:
-    listed = outcome(lambda: drive(api.list_messages_flow(7, 1, after=T0 - 10), answers))
+def test_every_flow_on_arbitrary_answer_sequences(answers: list[DotoResponse]) -> None:
+    listed = outcome(lambda: drive(list_messages_flow(7, 1, after=T0 - 10), answers))
     assert isinstance(listed, DotoError) or all(isinstance(m, api.Message) for m in listed)
     if not isinstance(listed, DotoError):
         assert len({m.id for m in listed}) == len(listed)  # each message once
@@ -93,9 +95,9 @@ def test_every_flow_on_arbitrary_answer_sequences(answers: list[api.DotoResponse
     polled = outcome(lambda: drive(watch.poll_flow(7, 1), answers))
     assert polled is None or isinstance(polled, DotoError | list)
     json.dumps(watch.to_state())  # the cursor stays JSON whatever came back
-    sent = outcome(lambda: drive(api.send_message_flow(7, 1, "hi"), answers))
+    sent = outcome(lambda: drive(send_message_flow(7, 1, "hi"), answers))
     assert isinstance(sent, DotoError | api.Message)
-    deleted = outcome(lambda: drive(api.delete_message_flow(7, 1, 2), answers))
+    deleted = outcome(lambda: drive(delete_message_flow(7, 1, 2), answers))
     assert deleted is True or isinstance(deleted, DotoError)
 
 
@@ -103,4 +105,4 @@ def test_every_flow_on_arbitrary_answer_sequences(answers: list[api.DotoResponse
 def test_huge_timestamp_strings_are_typed_errors(digits: str, sign: str, fraction: str) -> None:
     text = sign + digits + fraction
     assert isinstance(outcome(lambda: api.to_timestamp(text, name="after")), DotoError)
-    assert isinstance(outcome(lambda: api.parse_message({**good, "created_at": text})), DotoError)
+    assert isinstance(outcome(lambda: parse_message({**good, "created_at": text})), DotoError)

@@ -566,7 +566,7 @@ def test_connection_uri_parses_to_the_same_connection(doto_emulator: DotoEmulato
         assert conn.conn_type == "doto"
         assert conn.host == doto_emulator.base_url
         assert conn.password == doto_emulator.token
-        # Airflow < 3.1.8 keeps URI query values as strings; the hook reads either (api.to_id).
+        # Airflow < 3.1.8 keeps URI query values as strings; the hook reads either (to_id).
         assert {k: str(v) for k, v in conn.extra_dejson.items()} == {"account_id": "1"}
 
 
