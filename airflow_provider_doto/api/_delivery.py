@@ -53,6 +53,28 @@ def find_delivered(
     return None
 
 
+def check_send_once(
+    conversation_id: int | str,
+    content: str,
+    *,
+    look_back_since: Timestamp | None = None,
+    message_type: str = "outgoing",
+    private: bool = False,
+    content_type: str = "text",
+    content_attributes: Mapping[str, Any] | None = None,
+) -> int:
+    """What :func:`send_once_flow` checks before its first request; the conversation id, checked.
+
+    A caller that probes the server's reading before the flow runs checks this first, so bad input
+    sends nothing, not even the probe.
+    """
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    validate_send(content, message_type, private, content_type, content_attributes)
+    if look_back_since is not None:
+        to_timestamp(look_back_since, name="look_back_since")
+    return conversation_id
+
+
 def send_once_flow(
     account_id: int,
     conversation_id: int | str,
@@ -74,8 +96,15 @@ def send_once_flow(
     of posting again (:func:`find_delivered`); without it, the message is simply sent. Everything
     is checked before the first request.
     """
-    conversation_id = to_id(conversation_id, name="conversation_id")
-    validate_send(content, message_type, private, content_type, content_attributes)
+    conversation_id = check_send_once(
+        conversation_id,
+        content,
+        look_back_since=look_back_since,
+        message_type=message_type,
+        private=private,
+        content_type=content_type,
+        content_attributes=content_attributes,
+    )
     if look_back_since is not None:
         # ``after`` is strict: a message created in the very second the run started counts too.
         since = to_timestamp(look_back_since, name="look_back_since") - 1

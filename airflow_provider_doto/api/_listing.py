@@ -198,17 +198,33 @@ def list_messages_flow(
     collected; on a timestamp server a window without ``after`` is read backwards from its end
     (a short conversation is then one request, and one crowded second can give two pages).
     """
+    messages, _ = yield from read_window_flow(
+        account_id, conversation_id, before=before, after=after, flavor=flavor
+    )
+    return messages
+
+
+def read_window_flow(
+    account_id: int,
+    conversation_id: int | str,
+    *,
+    before: Timestamp | None = None,
+    after: Timestamp | None = None,
+    flavor: str | ServerReading = "auto",
+) -> Generator[DotoRequest, DotoResponse, tuple[list[Message], ServerReading]]:
+    """:func:`list_messages_flow`, and the server's reading it used (resolved, for the caller to keep)."""
     pager = MessagePager(account_id, conversation_id, before=before, after=after, flavor=flavor)
     if pager.after is None:
-        pager.reading = yield from resolve_flow(pager.reading, account_id, pager.conversation_id)
-        if pager.reading.known is None:  # auto, and the conversation has no messages yet
-            return []
-        if pager.reading.known == "doto":
-            return (yield from _backwards_flow(account_id, pager.conversation_id, pager.before))
+        reading = yield from resolve_flow(pager.reading, account_id, pager.conversation_id)
+        if reading.known is None:  # auto, and the conversation has no messages yet
+            return [], reading
+        if reading.known == "doto":
+            return (yield from _backwards_flow(account_id, pager.conversation_id, pager.before)), reading
+        pager.reading = reading
     messages: list[Message] = []
     while not pager.done:
         messages += yield from pager.next_page_flow()
-    return sort_messages(messages)
+    return sort_messages(messages), pager.reading
 
 
 def _in_window(message: Message, after: int | None, before: int | None) -> bool:

@@ -16,7 +16,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
-from airflow_provider_doto.api._delivery import send_once_flow
+from airflow_provider_doto.api._delivery import check_send_once, send_once_flow
 from airflow_provider_doto.api._flavors import resolve_flow
 from airflow_provider_doto.api._flows import (
     check_connection_flow,
@@ -25,7 +25,7 @@ from airflow_provider_doto.api._flows import (
     send_message_flow,
 )
 from airflow_provider_doto.api._http import DotoResponse, headers
-from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
+from airflow_provider_doto.api._listing import MessagePager, read_window_flow
 from airflow_provider_doto.api._settings import DEFAULT_TIMEOUT
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
@@ -154,14 +154,16 @@ class DotoHook(BaseHook):
 
         Pages through a capped server and de-duplicates by id, so each message comes once.
         """
-        flow = list_messages_flow(
+        flow = read_window_flow(
             self.settings.account_id,
             conversation_id,
             before=before,
             after=after,
-            flavor=self.reading_for(conversation_id),
+            flavor=found_reading(self.settings),
         )
-        return run_flow(flow, self.send)
+        messages, reading = run_flow(flow, self.send)
+        keep_reading(self.settings, reading)
+        return messages
 
     def iter_messages(
         self,
@@ -228,13 +230,17 @@ class DotoHook(BaseHook):
         With ``look_back_since`` (a retried task: when its run started) it first looks among the
         messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
         """
+        reading = found_reading(self.settings)
+        if look_back_since is not None and reading.known is None:
+            check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
+            reading = self.reading_for(conversation_id)  # probed once, kept for the hooks that follow
         flow = send_once_flow(
             self.settings.account_id,
             conversation_id,
             content,
             key=key,
             look_back_since=look_back_since,
-            flavor=self.reading_for(conversation_id) if look_back_since is not None else "auto",
+            flavor=reading,
             **options,
         )
         return run_flow(flow, self.send)

@@ -25,7 +25,7 @@ from airflow_provider_doto.api._batch import (
     failed_result,
     validate_max_in_flight,
 )
-from airflow_provider_doto.api._delivery import send_once_flow
+from airflow_provider_doto.api._delivery import check_send_once, send_once_flow
 from airflow_provider_doto.api._flavors import resolve_flow
 from airflow_provider_doto.api._flows import (
     arun_flow,
@@ -34,7 +34,7 @@ from airflow_provider_doto.api._flows import (
     send_message_flow,
 )
 from airflow_provider_doto.api._http import DotoResponse, headers
-from airflow_provider_doto.api._listing import MessagePager, list_messages_flow
+from airflow_provider_doto.api._listing import MessagePager, read_window_flow
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._transport import (
     AIOHTTP_ERRORS,
@@ -157,14 +157,12 @@ class DotoAsyncHook:
         after: api.Timestamp | None = None,
     ) -> list[Message]:
         settings = await self.get_settings()
-        flow = list_messages_flow(
-            settings.account_id,
-            conversation_id,
-            before=before,
-            after=after,
-            flavor=await self.reading_for(conversation_id),
+        flow = read_window_flow(
+            settings.account_id, conversation_id, before=before, after=after, flavor=found_reading(settings)
         )
-        return await arun_flow(flow, self.send)
+        messages, reading = await arun_flow(flow, self.send)
+        keep_reading(settings, reading)
+        return messages
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
@@ -182,13 +180,17 @@ class DotoAsyncHook:
     ) -> tuple[Message, bool]:
         """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
         settings = await self.get_settings()
+        reading = found_reading(settings)
+        if look_back_since is not None and reading.known is None:
+            check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
+            reading = await self.reading_for(conversation_id)  # probed once, kept for what follows
         flow = send_once_flow(
             settings.account_id,
             conversation_id,
             content,
             key=key,
             look_back_since=look_back_since,
-            flavor=await self.reading_for(conversation_id) if look_back_since is not None else "auto",
+            flavor=reading,
             **options,
         )
         return await arun_flow(flow, self.send)

@@ -21,7 +21,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 pytestmark = pytest.mark.doto_flavor("doto")  # nothing here depends on the server's flavor
 

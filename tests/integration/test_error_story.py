@@ -22,7 +22,7 @@ from dagrun import load_module, task_instances
 from known_tokens import TEST_TOKEN
 
 from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
-from airflow_provider_doto.testing import DotoEmulator
+from airflow_provider_doto.testing.emulator import DotoEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.doto_flavor("doto")]
 
