@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_provider_doto.testing.emulator.account import Inbox
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, FaultKind
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
@@ -266,6 +267,10 @@ class DotoEmulator(EmulatorKnobs):
             agent_reply_time_window=agent_reply_time_window,
             human_agent=human_agent,
         )
+
+    def inboxes(self, account_id: int | None = None) -> list[Inbox]:
+        """The account's inboxes (copies): ``inbox_id``, ``channel``, ``channel_type``, ``reply_window``..."""
+        return self._store.inboxes(account_id)
 
     def add_team(self, name: str, team_id: int | None = None, account_id: int | None = None) -> int:
         """Add a team (for ``team_id`` filters and ``meta.team``); returns its id."""
