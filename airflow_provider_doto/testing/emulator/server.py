@@ -446,7 +446,8 @@ class DotoEmulator(EmulatorKnobs):
         return self._store.id_step
 
     def add_bot_token(self, token: str) -> str:
-        """Accept ``token`` as an agent bot's: it may only create messages (sender type agent bot)."""
+        """Accept ``token`` as an agent bot's: it may only create messages (sender type agent bot)
+        and toggle a conversation's status or priority."""
         if not token or token == self.token:
             raise ValueError("a bot token must be non-empty and differ from the user token")
         with self._store.lock:

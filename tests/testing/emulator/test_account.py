@@ -379,6 +379,26 @@ def test_update_endpoints(doto_emulator: DotoEmulator) -> None:
     assert missing.status_code == 404
 
 
+@both
+def test_a_bot_may_toggle_but_not_label_or_read(doto_emulator: DotoEmulator) -> None:
+    emu = doto_emulator
+    bot = emu.add_bot_token("bot-token")
+    cid = emu.add_conversation()
+    url = emu.conversation_url(cid)
+    toggled = requests.post(
+        url + "/toggle_status", headers=headers(emu, bot), json={"status": "pending"}, timeout=5
+    )
+    assert toggled.status_code == 200 and show(emu, cid)["status"] == "pending"
+    assert requests.post(url + "/toggle_priority", headers=headers(emu, bot), json={}, timeout=5).ok
+    denied = [
+        requests.post(url + "/labels", headers=headers(emu, bot), json={"labels": ["x"]}, timeout=5),
+        requests.get(url, headers=headers(emu, bot), timeout=5),
+        requests.get(emu.conversations_url(), headers=headers(emu, bot), timeout=5),
+        requests.get(emu.conversations_url() + "/meta", headers=headers(emu, bot), timeout=5),
+    ]
+    assert [r.status_code for r in denied] == [401] * 4
+
+
 # -- updated_within -----------------------------------------------------------------------------------------------
 
 
