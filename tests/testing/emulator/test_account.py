@@ -166,6 +166,20 @@ def test_sort_by(doto_emulator: DotoEmulator) -> None:
     assert ids(emu, sort_by="no_such_order") == [old, mid, new]
 
 
+@both
+def test_sort_by_unread_counts_then_last_activity(doto_emulator: DotoEmulator) -> None:
+    emu = frozen(doto_emulator)
+    quiet = emu.add_conversation(created_at=T0 - 10)  # no messages, the most recent
+    chatty = emu.add_conversation(created_at=T0 - 300)
+    once = emu.add_conversation(created_at=T0 - 300)
+    for n in range(3):
+        emu.add_message(chatty, f"hello {n}", created_at=T0 - 200 + n)
+    emu.add_message(once, "hello", created_at=T0 - 100)
+    assert [show(emu, c)["unread_count"] for c in (quiet, chatty, once)] == [0, 3, 1]
+    assert ids(emu, sort_by="unread") == [chatty, once, quiet]
+    assert ids(emu) == [quiet, once, chatty]
+
+
 # -- meta and show ----------------------------------------------------------------------------------------------
 
 
