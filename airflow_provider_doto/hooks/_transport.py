@@ -165,6 +165,8 @@ REQUESTS_ERRORS: tuple[tuple[str, Constructor], ...] = (
     ("requests.exceptions.ChunkedEncodingError", _lost),  # a broken body
     ("requests.exceptions.ContentDecodingError", _lost),
     ("requests.exceptions.RequestException", Hidden(_lost)),  # anything else
+    # Older requests let http.client refuse a header it cannot send, with a bare ValueError quoting it.
+    ("builtins.ValueError", Hidden(_bad_url_or_header)),
 )
 
 AIOHTTP_ERRORS: tuple[tuple[str, Constructor], ...] = (

@@ -193,6 +193,13 @@ FAILURES: list[tuple[str, BaseException, list[BaseException], type[DotoError], s
         DotoConfigError,
         "refused the request before connecting",
     ),
+    (
+        "header refused by http.client under an older requests (a bare ValueError)",
+        ValueError("Invalid header value b'x\\n'"),
+        [],
+        DotoConfigError,
+        "refused the request before connecting",
+    ),
     *[
         (
             f"URL refused by the client ({name})",
@@ -297,6 +304,7 @@ QUOTING: list[tuple[tuple[tuple[str, Any], ...], BaseException]] = [
     (REQUESTS_ERRORS, requests.exceptions.RetryError(f"api_access_token: {TOKEN}")),
     (REQUESTS_ERRORS, requests.exceptions.StreamConsumedError(f"api_access_token: {TOKEN}")),
     (AIOHTTP_ERRORS, ValueError(f"Invalid header value {TOKEN + chr(10)!r}")),
+    (REQUESTS_ERRORS, ValueError(f"Invalid header value {(TOKEN + chr(10)).encode()!r}")),
     (AIOHTTP_ERRORS, aiohttp.ClientResponseError(_request_info(), (), status=400, message=TOKEN)),
     (AIOHTTP_ERRORS, aiohttp.ClientHttpProxyError(_request_info(), (), status=407)),
     (AIOHTTP_ERRORS, aiohttp.ContentTypeError(_request_info(), ())),
