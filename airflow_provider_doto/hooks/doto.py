@@ -300,7 +300,7 @@ class DotoHook(BaseHook):
             response = self.session.request(
                 request.method,
                 request.url(self.settings.base_url),
-                params=dict(request.params) or None,
+                params=request.query(),
                 json=request.json,
                 timeout=self.timeout,
                 allow_redirects=False,

@@ -316,7 +316,7 @@ class DotoAsyncHook:
             shared_session().request(
                 request.method,
                 request.url(settings.base_url),
-                params=dict(request.params) or None,
+                params=request.query(),
                 json=request.json,
                 headers=headers(settings.token),
                 proxy=self._proxy[0],
