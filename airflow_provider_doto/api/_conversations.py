@@ -51,8 +51,9 @@ SORT_ORDERS = (
 )
 # The order ``active_since`` pages in when the server ignores ``updated_within``.
 ACTIVITY_ORDER = "last_activity_at_desc"
-# Seconds added to the ``updated_within`` window, and allowed below it before an answer counts as
-# unfiltered: the server counts the window from its own clock, and the request takes time to arrive.
+# Seconds added to the ``updated_within`` window: the server counts it from its own clock, and the
+# request takes time to arrive. Clocks up to this far apart either way are covered: an answer holding
+# a conversation updated more than twice this before the time counts as unfiltered.
 CLOCK_SLACK = 60
 # Which ``meta`` count an answer's conversations are, by ``assignee_type``.
 _COUNT_OF: dict[str | None, str] = {
@@ -151,10 +152,8 @@ def parse_conversation(data: Any, *, where: str = "conversation") -> Conversatio
 
     meta: Mapping[str, Any] = data["meta"] if isinstance(data.get("meta"), Mapping) else {}
     # Chatwoot's ``timestamp`` is ``last_activity_at`` again (the conversation list orders by it).
-    activity = when(
-        "timestamp" if data.get("last_activity_at") is None and "timestamp" in data else "last_activity_at",
-        required=True,
-    )
+    older_name = data.get("last_activity_at") is None and data.get("timestamp") is not None
+    activity = when("timestamp" if older_name else "last_activity_at", required=True)
     created, updated, waiting = when("created_at"), when("updated_at"), when("waiting_since")
     contact = _sender(meta.get("sender") if "sender" in meta else data.get("contact"))
     assignee = meta.get("assignee")
@@ -257,9 +256,10 @@ class ConversationQuery:
 
     @classmethod
     def of(cls, query: ConversationQuery | None = None, **fields: Any) -> ConversationQuery:
-        """A query from a ``query=`` or from keyword arguments (the hooks' signature), not both."""
+        """A query from a ``query=`` or from keyword arguments (the hooks' signature), not both;
+        a field given as None takes its default."""
         if query is None:
-            return cls(**fields)
+            return cls(**{k: v for k, v in fields.items() if v is not None})
         if not isinstance(query, ConversationQuery):
             raise DotoConfigError(f"query must be a ConversationQuery, got {type(query).__name__}.")
         given = sorted(k for k, v in fields.items() if v is not None)
@@ -421,12 +421,12 @@ def ignored_updated_within(page: ConversationPage, query: ConversationQuery, sin
     """Whether an answer to ``updated_within`` is a server's ordinary first page instead.
 
     A server that honours it answers every match at once: no conversation updated before the
-    window (allowing :data:`CLOCK_SLACK`), and a ``meta`` count (which Chatwoot counts after the
+    window (its slack, plus :data:`CLOCK_SLACK` for a server clock behind ours), and a ``meta`` count (which Chatwoot counts after the
     same filters) no larger than the answer. Without a count, a full page may have been cut: read as
     ignored. A wrong "ignored" only costs the paged reading; a wrong "honoured" would lose conversations.
     """
     conversations = page.conversations
-    if any(c.updated_at is not None and c.updated_at < since - CLOCK_SLACK for c in conversations):
+    if any(c.updated_at is not None and c.updated_at < since - 2 * CLOCK_SLACK for c in conversations):
         return True
     count = page.counts.get(_COUNT_OF[query.assignee_type])
     if count is not None:
