@@ -9,13 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_doto.testing.emulator.chatwoot import ruby_to_i
 from airflow_provider_doto.testing.emulator.messages import Invalid, NotFound
 from airflow_provider_doto.testing.emulator.middleware import BOT_SCOPE_KEY, rails_not_found
 from airflow_provider_doto.testing.emulator.store import Store
 
 CONVERSATIONS_PATH = "/api/v1/accounts/{account_id}/conversations"
-MESSAGES_PATH = CONVERSATIONS_PATH + "/{conversation_id}/messages"
+CONVERSATION_PATH = CONVERSATIONS_PATH + "/{conversation_id}"
+MESSAGES_PATH = CONVERSATION_PATH + "/messages"
 PROFILE_PATH = "/api/v1/profile"
 NOT_FOUND = "Resource could not be found"
 
@@ -42,8 +42,23 @@ def _timestamp(name: str, value: str | None) -> float | None:
         raise Invalid(f"{name} must be a Unix timestamp in seconds, not {value!r}") from exc
 
 
+def _params(request: Request) -> dict[str, list[str]]:
+    """Every query param with all its values (``labels[]`` repeats)."""
+    params: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        params.setdefault(name, []).append(value)
+    return params
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
 def build_app(store: Store) -> FastAPI:
-    """The Messages API endpoints, profile and conversation list; auth and faults live outside.
+    """The Messages API endpoints, profile and the account's conversations; auth and faults live outside.
 
     The store's ``flavor`` picks, per request, Doto's reference semantics or Chatwoot's.
     """
@@ -69,8 +84,32 @@ def build_app(store: Store) -> FastAPI:
         return JSONResponse(store.profile())
 
     @app.get(CONVERSATIONS_PATH)
-    async def list_conversations(account_id: str, page: str | None = None) -> JSONResponse:
-        return JSONResponse(store.list_conversations(_path_int(account_id), ruby_to_i(page) or 1))
+    async def list_conversations(account_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(store.list_conversations(_path_int(account_id), _params(request)))
+
+    @app.get(CONVERSATIONS_PATH + "/meta")
+    async def conversation_meta(account_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(store.conversation_meta(_path_int(account_id), _params(request)))
+
+    @app.get(CONVERSATION_PATH)
+    async def show_conversation(account_id: str, conversation_id: str) -> JSONResponse:
+        return JSONResponse(store.show_conversation(_path_int(account_id), _path_int(conversation_id)))
+
+    @app.post(CONVERSATION_PATH + "/toggle_status")
+    async def toggle_status(account_id: str, conversation_id: str, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        return JSONResponse(store.toggle_status(_path_int(account_id), _path_int(conversation_id), body))
+
+    @app.post(CONVERSATION_PATH + "/toggle_priority")
+    async def toggle_priority(account_id: str, conversation_id: str, request: Request) -> Response:
+        body = await _json_body(request)
+        store.toggle_priority(_path_int(account_id), _path_int(conversation_id), body)
+        return Response(status_code=200)  # Chatwoot: head :ok
+
+    @app.post(CONVERSATION_PATH + "/labels")
+    async def set_labels(account_id: str, conversation_id: str, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        return JSONResponse(store.set_labels(_path_int(account_id), _path_int(conversation_id), body))
 
     @app.get(MESSAGES_PATH)
     async def list_messages(

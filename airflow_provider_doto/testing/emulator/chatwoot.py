@@ -2,7 +2,7 @@
 
 How Chatwoot's MessageFinder picks and orders a message list from the request's params (read with
 Ruby's ``to_i`` and Rails' ``present?``), and how its jbuilder views render a message, a list's
-``meta``, a conversation list and the profile. The store decides what exists; this module only decides what Chatwoot would show of it.
+``meta`` and the profile (conversations: ``account``). The store decides what exists; this module only decides what Chatwoot would show of it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from airflow_provider_doto.testing.emulator.messages import (
     MESSAGE_TYPES,
 )
 
-CONVERSATIONS_PER_PAGE = 25  # Chatwoot's conversation list page size
+CONVERSATIONS_PER_PAGE = 25  # Chatwoot's conversation list page size (CONVERSATION_RESULTS_PER_PAGE)
 # Chatwoot's push-event ``type`` of each sender kind.
 CHATWOOT_SENDER_TYPES = {"Contact": "contact", "User": "user", "AgentBot": "agent_bot"}
 _TO_I = re.compile(r"\s*([+-]?\d+(?:_\d+)*)")
@@ -94,38 +94,6 @@ def list_meta() -> dict[str, Any]:
         "agent_last_seen_at": None,
         "assignee_last_seen_at": None,
     }
-
-
-def render_conversation(
-    conversation_id: int, account_id: int, *, api_inbox: bool, created_at: int, last: dict[str, Any] | None
-) -> dict[str, Any]:
-    """One conversation of Chatwoot's list, with ``last`` (already rendered) its newest shown message."""
-    last_at = created_at if last is None else last["created_at"]
-    return {
-        "id": conversation_id,
-        "account_id": account_id,
-        "inbox_id": 1,
-        "status": "open",
-        "messages": [] if last is None else [last],
-        "meta": {
-            "sender": {"id": 1, "name": DEFAULT_CONTACT, "type": "contact"},
-            "channel": "Channel::Api" if api_inbox else "Channel::WebWidget",
-            "assignee": None,
-        },
-        "unread_count": 0,
-        "created_at": created_at,
-        "timestamp": last_at,
-        "last_activity_at": last_at,
-        "labels": [],
-        "additional_attributes": {},
-        "custom_attributes": {},
-    }
-
-
-def conversation_list(payload: list[dict[str, Any]], count: int) -> dict[str, Any]:
-    """The conversation list body: one page of ``payload``, ``count`` conversations in all, none assigned."""
-    meta = {"mine_count": 0, "assigned_count": 0, "unassigned_count": count, "all_count": count}
-    return {"data": {"meta": meta, "payload": payload}}
 
 
 def render_profile(user_id: int, account_id: int, accounts: Iterable[int]) -> dict[str, Any]:

@@ -106,3 +106,13 @@ class EmulatorKnobs:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError("max_content_length must be a positive int or None")
         self._store.max_content_length = value
+
+    @property
+    def supports_updated_within(self) -> bool:
+        """Whether the conversation list honours ``updated_within`` (Chatwoot since February 2024);
+        False plays an older server that ignores it and pages as usual."""
+        return self._store.supports_updated_within
+
+    @supports_updated_within.setter
+    def supports_updated_within(self, value: bool) -> None:
+        self._store.supports_updated_within = bool(value)

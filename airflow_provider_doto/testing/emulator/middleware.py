@@ -50,6 +50,13 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ),
         ("GET", r"/api/v1/profile", "profile"),
         ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations", "list_conversations"),
+        ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations/meta", "conversation_meta"),
+        ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}", "show_conversation"),
+        (
+            "POST",
+            rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/(toggle_status|toggle_priority|labels)",
+            "update_conversation",
+        ),
     )
 )
 

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -15,7 +16,7 @@ from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, FaultKind
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
 from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, RequestLog
-from airflow_provider_doto.testing.emulator.store import Store
+from airflow_provider_doto.testing.emulator.store import UNSET, Store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -240,11 +241,113 @@ class DotoEmulator(EmulatorKnobs):
     def add_account(self, account_id: int) -> int:
         return self._store.add_account(account_id)
 
-    def add_conversation(
-        self, conversation_id: int | None = None, account_id: int | None = None, api_inbox: bool = True
+    def add_inbox(
+        self,
+        channel: str,
+        name: str | None = None,
+        *,
+        inbox_id: int | None = None,
+        account_id: int | None = None,
+        agent_reply_time_window: int | None = None,
+        human_agent: bool = False,
     ) -> int:
-        """Create a conversation (next free id by default); ``api_inbox=False`` rejects incoming POSTs."""
-        return self._store.add_conversation(conversation_id, account_id, api_inbox)
+        """Add an inbox of ``channel`` (``api``, ``web_widget``, ``email``, ``whatsapp``,
+        ``twilio_whatsapp``, ``twilio_sms``, ``sms``, ``facebook``, ``instagram``, ``tiktok``,
+        ``telegram``, ``line``); returns its id (inboxes 1, API, and 2, web widget, always exist).
+
+        ``agent_reply_time_window`` (hours) gives an API inbox a reply window; ``human_agent``
+        stretches Messenger's and Instagram's 24-hour window to 7 days.
+        """
+        return self._store.add_inbox(
+            channel,
+            name,
+            inbox_id=inbox_id,
+            account_id=account_id,
+            agent_reply_time_window=agent_reply_time_window,
+            human_agent=human_agent,
+        )
+
+    def add_team(self, name: str, team_id: int | None = None, account_id: int | None = None) -> int:
+        """Add a team (for ``team_id`` filters and ``meta.team``); returns its id."""
+        return self._store.add_team(name, team_id, account_id)
+
+    def add_conversation(
+        self,
+        conversation_id: int | None = None,
+        account_id: int | None = None,
+        api_inbox: bool = True,
+        *,
+        inbox_id: int | None = None,
+        status: str = "open",
+        labels: Sequence[str] = (),
+        priority: str | None = None,
+        assignee: str | None = None,
+        team_id: int | None = None,
+        contact: str | None = None,
+        created_at: int | None = None,
+    ) -> int:
+        """Create a conversation (next free id by default), created now unless ``created_at``.
+
+        Without ``inbox_id`` it lands in the account's API inbox, or with ``api_inbox=False`` in
+        its web-widget inbox (incoming POSTs then answer 422). ``assignee`` is an agent's name
+        (``"Doto Agent"`` is the token's own user, ``assignee_type=me``); ``contact`` the
+        customer's name (default ``"Jane Doe"``), also the default sender of its incoming messages.
+        """
+        return self._store.add_conversation(
+            conversation_id,
+            account_id,
+            api_inbox,
+            inbox_id=inbox_id,
+            status=status,
+            labels=labels,
+            priority=priority,
+            assignee=assignee,
+            team_id=team_id,
+            contact=contact,
+            created_at=created_at,
+        )
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        status: str = UNSET,
+        labels: Sequence[str] = UNSET,
+        priority: str | None = UNSET,
+        assignee: str | None = UNSET,
+        team_id: int | None = UNSET,
+        snoozed_until: int | None = UNSET,
+        account_id: int | None = None,
+    ) -> None:
+        """Change what is given (status, labels, priority, assignee name or None, team, snoozed_until),
+        as an agent would: ``updated_at`` moves to the clock's now, nothing else does."""
+        self._store.update_conversation(
+            conversation_id,
+            status=status,
+            labels=labels,
+            priority=priority,
+            assignee=assignee,
+            team_id=team_id,
+            snoozed_until=snoozed_until,
+            account_id=account_id,
+        )
+
+    def conversation(self, conversation_id: int, account_id: int | None = None) -> dict[str, Any]:
+        """The conversation exactly as ``GET .../conversations/:id`` answers it."""
+        return self._store.conversation_state(conversation_id, account_id)
+
+    def build_account(
+        self, conversations: int, messages: int = 2, *, seed: int = 0, account_id: int | None = None
+    ) -> list[int]:
+        """Create ``conversations`` realistic conversations of ``messages`` support-chat lines each,
+        spread over inboxes of every common channel, statuses, labels, priorities, agents and teams
+        (deterministic for a ``seed``); returns their ids. The first is open, unassigned, in the
+        API inbox, its last line now; the others were last active within the past 30 days."""
+        from airflow_provider_doto.testing.emulator.seed import SUPPORT_CHAT
+
+        return self._store.build_account(
+            conversations, messages, SUPPORT_CHAT, seed=seed, account_id=account_id
+        )
 
     def add_message(
         self,
@@ -354,9 +457,13 @@ class DotoEmulator(EmulatorKnobs):
         return f"{self.base_url}/api/v1/profile"
 
     def conversations_url(self, account_id: int | None = None) -> str:
-        """The account's conversation list."""
+        """The account's conversation list (``/meta`` and ``/{id}`` below it)."""
         account = self.account_id if account_id is None else account_id
         return f"{self.base_url}/api/v1/accounts/{account}/conversations"
+
+    def conversation_url(self, conversation_id: int, account_id: int | None = None) -> str:
+        """One conversation: ``GET`` it, or POST to its ``/toggle_status``, ``/toggle_priority``, ``/labels``."""
+        return f"{self.conversations_url(account_id)}/{conversation_id}"
 
     # -- faults --------------------------------------------------------------------------------------
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import bisect
 import copy
 import math
+import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_provider_doto.testing.emulator import chatwoot
-from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE
+from airflow_provider_doto.testing.emulator import account, chatwoot
+from airflow_provider_doto.testing.emulator.account import DEFAULT_STATUS, PRIORITIES, STATUSES, Inbox
+from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.flavors import (
     CHATWOOT_RATE_LIMIT,
@@ -54,9 +56,37 @@ class _Conversation:
     account_id: int
     conversation_id: int
     api_inbox: bool
+    inbox_id: int = 1
+    contact_id: int = 1
+    created_at: int = 0
+    updated_at: float = 0.0  # moves forward only: commits of messages, other changes
+    last_activity_at: int = 0  # the created_at of the last message committed
+    status: str = DEFAULT_STATUS
+    labels: list[str] = field(default_factory=list)
+    priority: str | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    snoozed_until: int | None = None
+    waiting_since: int | None = None
+    first_reply_created_at: int | None = None
+    last_incoming: tuple[int, int] | None = None  # (id, created_at) of the newest incoming message
+    unread_count: int = 0
     records: list[_Record] = field(default_factory=list)  # sorted by (created_at, id)
     keys: list[tuple[int, int]] = field(default_factory=list)  # records' keys, for bisect
     waiting: list[_Record] = field(default_factory=list)  # records hidden by ``late``
+
+
+class _Unset:
+    """The default of ``update_conversation``'s arguments: leave the field as it is."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+LABEL_POOL = ("billing", "bug", "feedback", "refund", "shipping", "vip")
+SEED_AGENTS = ("Doto Agent", "Sam Rivera", "Kim Lee")
+SEED_CHANNELS = ("api", "web_widget", "email", "whatsapp", "facebook", "instagram", "tiktok", "sms")
 
 
 class Store:
@@ -99,6 +129,7 @@ class Store:
             self.drop_content_attributes = False
             self.max_content_length: int | None = MAX_CONTENT_LENGTH
             self.bot_tokens: set[str] = set()
+            self.supports_updated_within = True  # False: an older server that ignores the param
             self._accounts = {self.default_account_id}
             self._conversations: dict[tuple[int, int], _Conversation] = {}
             self._records: dict[int, _Record] = {}
@@ -107,8 +138,19 @@ class Store:
                 ("Contact", DEFAULT_CONTACT): 1,
                 ("User", DEFAULT_AGENT): 2,
             }
+            self._names: dict[int, str] = {1: DEFAULT_CONTACT, 2: DEFAULT_AGENT}
             self._next_message_id = self.first_message_id
             self._next_conversation_id = 1
+            # The account's other records and the indexes the conversation finder filters on.
+            self._inboxes: dict[int, Inbox] = {}
+            self._teams: dict[tuple[int, int], str] = {}
+            self._by_account: dict[int, dict[int, _Conversation]] = {}
+            self._by_status: dict[tuple[int, str], set[int]] = {}
+            self._by_inbox: dict[int, set[int]] = {}
+            self._by_label: dict[tuple[int, str], set[int]] = {}
+            # Fixed ids for the default account's two inboxes: 1 is an API inbox, 2 a web widget.
+            self.add_inbox("api", "API", inbox_id=1)
+            self.add_inbox("web_widget", "Website", inbox_id=2)
 
     # -- seeding and inspection (Python API) -------------------------------------------------
 
@@ -117,19 +159,127 @@ class Store:
             self._accounts.add(int(account_id))
         return int(account_id)
 
+    def add_inbox(
+        self,
+        channel: str,
+        name: str | None = None,
+        *,
+        inbox_id: int | None = None,
+        account_id: int | None = None,
+        agent_reply_time_window: int | None = None,
+        human_agent: bool = False,
+    ) -> int:
+        account.check_channel(channel)
+        if agent_reply_time_window is not None and (
+            channel != "api" or not isinstance(agent_reply_time_window, int) or agent_reply_time_window < 1
+        ):
+            raise ValueError("agent_reply_time_window (hours, a positive int) is for API inboxes only")
+        with self.lock:
+            owner = self._account(account_id)
+            iid = max(self._inboxes, default=0) + 1 if inbox_id is None else int(inbox_id)
+            if iid in self._inboxes:
+                raise ValueError(f"inbox {iid} already exists")
+            self._inboxes[iid] = Inbox(
+                iid, owner, channel, name or f"{channel} inbox", agent_reply_time_window, human_agent
+            )
+            self._by_inbox[iid] = set()
+            return iid
+
+    def inboxes(self, account_id: int | None = None) -> list[Inbox]:
+        with self.lock:
+            owner = self._account(account_id)
+            return [copy.copy(i) for i in self._inboxes.values() if i.account_id == owner]
+
+    def add_team(self, name: str, team_id: int | None = None, account_id: int | None = None) -> int:
+        with self.lock:
+            owner = self._account(account_id)
+            tid = max((t for _, t in self._teams), default=0) + 1 if team_id is None else int(team_id)
+            if (owner, tid) in self._teams:
+                raise ValueError(f"team {tid} already exists in account {owner}")
+            self._teams[(owner, tid)] = name
+            return tid
+
     def add_conversation(
-        self, conversation_id: int | None = None, account_id: int | None = None, api_inbox: bool = True
+        self,
+        conversation_id: int | None = None,
+        account_id: int | None = None,
+        api_inbox: bool = True,
+        *,
+        inbox_id: int | None = None,
+        status: str = DEFAULT_STATUS,
+        labels: Sequence[str] = (),
+        priority: str | None = None,
+        assignee: str | None = None,
+        team_id: int | None = None,
+        contact: str | None = None,
+        created_at: int | None = None,
     ) -> int:
         with self.lock:
-            account = self.default_account_id if account_id is None else int(account_id)
-            if account not in self._accounts:
-                raise ValueError(f"unknown account {account}; call add_account({account}) first")
+            owner = self._account(account_id)
             cid = self._next_conversation_id if conversation_id is None else int(conversation_id)
-            if (account, cid) in self._conversations:
-                raise ValueError(f"conversation {cid} already exists in account {account}")
-            self._conversations[(account, cid)] = _Conversation(account, cid, api_inbox)
+            if (owner, cid) in self._conversations:
+                raise ValueError(f"conversation {cid} already exists in account {owner}")
+            found = None if inbox_id is None else self._inboxes.get(int(inbox_id))
+            if inbox_id is not None and (found is None or found.account_id != owner):
+                raise ValueError(f"unknown inbox {inbox_id} in account {owner}; call add_inbox() first")
+            inbox = found or self._default_inbox(owner, "api" if api_inbox else "web_widget")
+            born = self.clock.now() if created_at is None else int(created_at)
+            conversation = _Conversation(
+                owner,
+                cid,
+                inbox.channel == "api",
+                inbox_id=inbox.inbox_id,
+                contact_id=self._person("Contact", contact or DEFAULT_CONTACT),
+                created_at=born,
+                updated_at=float(born),
+                last_activity_at=born,
+            )
+            self._conversations[(owner, cid)] = conversation
+            self._by_account.setdefault(owner, {})[cid] = conversation
+            self._by_inbox[inbox.inbox_id].add(cid)
+            self._by_status.setdefault((owner, DEFAULT_STATUS), set()).add(cid)
             self._next_conversation_id = max(self._next_conversation_id, cid + 1)
+            self._change(
+                conversation,
+                status=status,
+                labels=labels,
+                priority=priority,
+                assignee=assignee,
+                team_id=team_id,
+                touch=False,
+            )
             return cid
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        status: str = UNSET,
+        labels: Sequence[str] = UNSET,
+        priority: str | None = UNSET,
+        assignee: str | None = UNSET,
+        team_id: int | None = UNSET,
+        snoozed_until: int | None = UNSET,
+        account_id: int | None = None,
+    ) -> None:
+        with self.lock:
+            conversation = self._conversation(self._account(account_id), int(conversation_id))
+            self._change(
+                conversation,
+                status=status,
+                labels=labels,
+                priority=priority,
+                assignee=assignee,
+                team_id=team_id,
+                snoozed_until=snoozed_until,
+            )
+
+    def conversation_state(self, conversation_id: int, account_id: int | None = None) -> dict[str, Any]:
+        """The conversation as ``GET .../conversations/:id`` renders it."""
+        with self.lock:
+            return self._render_conversation(
+                self._conversation(self._account(account_id), int(conversation_id))
+            )
 
     def add_message(
         self,
@@ -154,8 +304,8 @@ class Store:
         if late < 0:
             raise ValueError("late must be >= 0")
         with self.lock:
-            account = self.default_account_id if account_id is None else int(account_id)
-            conversation = self._conversation(account, int(conversation_id))
+            owner = self.default_account_id if account_id is None else int(account_id)
+            conversation = self._conversation(owner, int(conversation_id))
             record = self._create(
                 conversation,
                 content=content,
@@ -177,15 +327,21 @@ class Store:
             record = self._records.get(message_id)
             if record is None:
                 raise KeyError(f"no message {message_id}")
-            record.visible, record.late = True, 0
+            if not record.visible and record.deleted != "hard":
+                conversation = self._conversations[
+                    (record.message["account_id"], record.message["conversation_id"])
+                ]
+                conversation.waiting = [w for w in conversation.waiting if w is not record]
+                record.visible, record.late = True, 0
+                self._commit(conversation, record)
 
     def messages(
         self, conversation_id: int, include_deleted: bool = True, account_id: int | None = None
     ) -> list[dict[str, Any]]:
         """Every stored message, hidden ones included, oldest first (string message types)."""
         with self.lock:
-            account = self.default_account_id if account_id is None else int(account_id)
-            conversation = self._conversation(account, int(conversation_id))
+            owner = self.default_account_id if account_id is None else int(account_id)
+            conversation = self._conversation(owner, int(conversation_id))
             return [
                 copy.deepcopy(r.message) for r in conversation.records if include_deleted or not r.deleted
             ]
@@ -264,21 +420,131 @@ class Store:
             user_id = self._people[("User", DEFAULT_AGENT)]
             return chatwoot.render_profile(user_id, self.default_account_id, sorted(self._accounts))
 
-    def list_conversations(self, account_id: int, page: int = 1) -> dict[str, Any]:
-        """``GET /api/v1/accounts/{id}/conversations``: Chatwoot's shape, 25 per page, newest first."""
+    def list_conversations(self, account_id: int, params: Mapping[str, list[str]]) -> dict[str, Any]:
+        """``GET /api/v1/accounts/{id}/conversations``: ConversationFinder's page and counts."""
         with self.lock:
-            if account_id not in self._accounts:
-                raise NotFound(f"account {account_id}")
-            conversations = sorted(
-                (c for (a, _), c in self._conversations.items() if a == account_id),
-                key=lambda c: c.conversation_id,
-                reverse=True,
-            )
-            start = (max(page, 1) - 1) * CONVERSATIONS_PER_PAGE
-            page_rows = conversations[start : start + CONVERSATIONS_PER_PAGE]
-            return chatwoot.conversation_list(
-                [self._render_conversation(c) for c in page_rows], len(conversations)
-            )
+            rows, counts = self._find(account_id, params)
+            within = params.get("updated_within", [""])[-1]
+            if self.supports_updated_within and chatwoot.present(within):
+                since = self.clock.now() - ruby_to_i(within)
+                rows = [c for c in rows if c.updated_at > since]  # every match, no paging
+            else:
+                start = (account.page_number(params.get("page", [""])[-1]) - 1) * CONVERSATIONS_PER_PAGE
+                rows = rows[start : start + CONVERSATIONS_PER_PAGE]
+            return account.list_body([self._render_conversation(c) for c in rows], counts)
+
+    def conversation_meta(self, account_id: int, params: Mapping[str, list[str]]) -> dict[str, Any]:
+        """``GET /api/v1/accounts/{id}/conversations/meta``: the list's counts alone."""
+        with self.lock:
+            return account.meta_body(self._find(account_id, params, sort=False)[1])
+
+    def show_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
+        """``GET /api/v1/accounts/{id}/conversations/{display_id}``."""
+        with self.lock:
+            return self._render_conversation(self._conversation(account_id, conversation_id))
+
+    def toggle_status(self, account_id: int, conversation_id: int, body: Any) -> dict[str, Any]:
+        """``POST .../toggle_status``: ``status`` given, else open <-> resolved."""
+        with self.lock:
+            conversation = self._conversation(account_id, conversation_id)
+            status = body.get("status") if isinstance(body, dict) else None
+            if status is None:
+                status = "resolved" if conversation.status == "open" else "open"
+            if status not in STATUSES:
+                raise Invalid(f"'{status}' is not a valid status")
+            snoozed = body.get("snoozed_until") if isinstance(body, dict) and status == "snoozed" else None
+            self._change(conversation, status=status, snoozed_until=ruby_to_i(str(snoozed)) or None)
+            return {
+                "meta": {},
+                "payload": {"success": True, "current_status": status, "conversation_id": conversation_id},
+            }
+
+    def toggle_priority(self, account_id: int, conversation_id: int, body: Any) -> None:
+        """``POST .../toggle_priority``: ``priority`` one of low/medium/high/urgent, or none/null."""
+        with self.lock:
+            conversation = self._conversation(account_id, conversation_id)
+            priority = body.get("priority") if isinstance(body, dict) else None
+            if priority not in (None, "none", *PRIORITIES):
+                raise Invalid(f"'{priority}' is not a valid priority")
+            self._change(conversation, priority=None if priority == "none" else priority)
+
+    def set_labels(self, account_id: int, conversation_id: int, body: Any) -> dict[str, Any]:
+        """``POST .../labels``: replace the conversation's labels; answers them."""
+        with self.lock:
+            conversation = self._conversation(account_id, conversation_id)
+            labels = body.get("labels") if isinstance(body, dict) else None
+            if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+                raise Invalid("labels must be a list of strings")
+            self._change(conversation, labels=labels)
+            return {"payload": list(conversation.labels)}
+
+    def build_account(
+        self,
+        conversations: int,
+        messages: int,
+        lines: Sequence[tuple[str, str]],
+        *,
+        spacing: int = 20,
+        seed: int = 0,
+        account_id: int | None = None,
+    ) -> list[int]:
+        """Create ``conversations`` realistic conversations of ``messages`` lines each; returns their ids.
+
+        The first is an open, unassigned API-inbox conversation whose last line is now; the others
+        spread over inboxes of every common channel, statuses, labels, priorities, agents and teams,
+        last active within the past 30 days. Lines go round-robin (line 1 of every conversation,
+        then line 2...), so a conversation's message ids are increasing but not consecutive.
+        """
+        if conversations < 1 or messages < 0:
+            raise ValueError("conversations must be at least 1 and messages at least 0")
+        rng = random.Random(seed)
+        with self.lock:
+            owner = self._account(account_id)
+            inboxes = [self._default_inbox(owner, channel).inbox_id for channel in SEED_CHANNELS]
+            teams = [t for (a, t) in self._teams if a == owner] or [
+                self.add_team("Support", account_id=owner),
+                self.add_team("Sales", account_id=owner),
+            ]
+            now = self.clock.now()
+            plans: list[tuple[_Conversation, int, dict[str, Any]]] = []
+            for n in range(conversations):
+                last = now if n == 0 else now - rng.randint(0, 30 * 86_400)
+                start = last - max(messages - 1, 0) * spacing
+                cid = self.add_conversation(
+                    account_id=owner,
+                    inbox_id=inboxes[0] if n == 0 else rng.choice(inboxes),
+                    contact=f"Customer {n + 1}" if n else None,
+                    created_at=start - rng.randint(0, 300) * (n > 0),
+                )
+                change: dict[str, Any] = {}
+                if n:
+                    change = {
+                        "status": rng.choices(STATUSES, weights=(50, 30, 10, 10))[0],
+                        "labels": rng.sample(LABEL_POOL, rng.choice((0, 0, 1, 1, 2))),
+                        "priority": rng.choice((None, None, None, *PRIORITIES)),
+                        "assignee": rng.choice((None, *SEED_AGENTS)),
+                        "team_id": rng.choice((None, *teams)),
+                    }
+                plans.append((self._by_account[owner][cid], start, change))
+            for i in range(messages):
+                message_type, text = lines[i % len(lines)]
+                for conversation, start, _ in plans:
+                    created = start + i * spacing
+                    record = self._create(
+                        conversation,
+                        content=text,
+                        message_type=message_type,
+                        private=False,
+                        created_at=created,
+                        sender_type=None,
+                        sender_name=None,
+                        content_attributes={},
+                        content_type="text",
+                    )
+                    self._append(conversation, record, committed_at=float(created))
+            for conversation, _, change in plans:
+                self._change(conversation, touch=False, **change)
+            return [c.conversation_id for c, _, _ in plans]
 
     def delete(self, account_id: int, conversation_id: int, message_id: int) -> dict[str, Any]:
         """Soft or hard delete; deleting a soft-deleted message again answers 200, like Chatwoot."""
@@ -309,7 +575,179 @@ class Store:
         return conversation
 
     def _person(self, kind: str, name: str) -> int:
-        return self._people.setdefault((kind, name), len(self._people) + 1)
+        person = self._people.setdefault((kind, name), len(self._people) + 1)
+        self._names[person] = name
+        return person
+
+    def _account(self, account_id: int | None) -> int:
+        owner = self.default_account_id if account_id is None else int(account_id)
+        if owner not in self._accounts:
+            raise ValueError(f"unknown account {owner}; call add_account({owner}) first")
+        return owner
+
+    def _default_inbox(self, account_id: int, channel: str) -> Inbox:
+        """The account's first inbox of ``channel`` (default settings), created when it has none."""
+        for inbox in self._inboxes.values():
+            if (
+                inbox.account_id == account_id
+                and inbox.channel == channel
+                and inbox.reply_window
+                in (
+                    None,
+                    account.CHANNELS[channel][1],
+                )
+            ):
+                return inbox
+        names = {"api": "API", "web_widget": "Website", "email": "Email", "whatsapp": "WhatsApp"}
+        iid = self.add_inbox(
+            channel, names.get(channel, channel.replace("_", " ").title()), account_id=account_id
+        )
+        return self._inboxes[iid]
+
+    def _change(
+        self,
+        conversation: _Conversation,
+        *,
+        status: str = UNSET,
+        labels: Sequence[str] = UNSET,
+        priority: str | None = UNSET,
+        assignee: str | None = UNSET,
+        team_id: int | None = UNSET,
+        snoozed_until: int | None = UNSET,
+        touch: bool = True,
+    ) -> None:
+        """Change what is given (checked first, all or nothing); a change moves ``updated_at`` to now."""
+        owner, cid = conversation.account_id, conversation.conversation_id
+        if status is not UNSET and status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        if priority is not UNSET and priority is not None and priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES} or None, not {priority!r}")
+        if team_id is not UNSET and team_id is not None and (owner, int(team_id)) not in self._teams:
+            raise ValueError(f"unknown team {team_id} in account {owner}; call add_team() first")
+        if labels is not UNSET and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
+            raise ValueError("labels must be a sequence of strings")
+        if status is not UNSET:
+            self._by_status[(owner, conversation.status)].discard(cid)
+            self._by_status.setdefault((owner, status), set()).add(cid)
+            conversation.status = status
+            if status != "snoozed":
+                conversation.snoozed_until = None
+        if snoozed_until is not UNSET:
+            conversation.snoozed_until = None if snoozed_until is None else int(snoozed_until)
+        if labels is not UNSET:
+            for label in conversation.labels:
+                self._by_label[(owner, label)].discard(cid)
+            conversation.labels = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
+            for label in conversation.labels:
+                self._by_label.setdefault((owner, label), set()).add(cid)
+        if priority is not UNSET:
+            conversation.priority = priority
+        if assignee is not UNSET:
+            conversation.assignee_id = None if assignee is None else self._person("User", assignee)
+        if team_id is not UNSET:
+            conversation.team_id = None if team_id is None else int(team_id)
+        if touch:
+            conversation.updated_at = max(conversation.updated_at, float(self.clock.now()))
+
+    def _commit(
+        self, conversation: _Conversation, record: _Record, committed_at: float | None = None
+    ) -> None:
+        """What committing a message does to its conversation (Chatwoot's Message callbacks)."""
+        message = record.message
+        created = message["created_at"]
+        # last_activity_at follows the message committed last, even an older one; updated_at only moves on.
+        conversation.last_activity_at = created
+        now = float(self.clock.now()) if committed_at is None else committed_at
+        conversation.updated_at = max(conversation.updated_at, now)
+        kind = message["message_type"]
+        if kind == "incoming":
+            if conversation.status in ("resolved", "snoozed"):
+                self._change(conversation, status="open", touch=False)
+            if conversation.waiting_since is None:
+                conversation.waiting_since = created
+            if conversation.last_incoming is None or message["id"] > conversation.last_incoming[0]:
+                conversation.last_incoming = (message["id"], created)
+            conversation.unread_count += 1
+        elif kind == "outgoing" and not message["private"]:
+            sender = message.get("sender") or {}
+            if sender.get("type") in ("User", "AgentBot"):
+                conversation.waiting_since = None  # a public reply by an agent or a bot
+            if sender.get("type") == "User" and conversation.first_reply_created_at is None:
+                conversation.first_reply_created_at = created
+
+    def _find(
+        self, account_id: int, params: Mapping[str, list[str]], sort: bool = True
+    ) -> tuple[list[_Conversation], dict[str, int]]:
+        """ConversationFinder: the filtered conversations (sorted) and the counts of the list's meta.
+
+        The counts are taken before ``assignee_type`` filters and ``updated_within`` applies.
+        """
+        if account_id not in self._accounts:
+            raise NotFound(f"account {account_id}")
+
+        def last(name: str) -> str | None:
+            values = params.get(name)
+            return values[-1] if values else None
+
+        found: set[int] | None = None
+
+        def narrow(ids: set[int]) -> None:
+            nonlocal found
+            found = set(ids) if found is None else found & ids
+
+        inbox_id = last("inbox_id")
+        if inbox_id is not None:
+            inbox = self._inboxes.get(ruby_to_i(inbox_id))
+            narrow(self._by_inbox[inbox.inbox_id] if inbox and inbox.account_id == account_id else set())
+        query = last("q")
+        if query is None:
+            status = last("status")
+            if status != "all":
+                narrow(self._by_status.get((account_id, DEFAULT_STATUS if status is None else status), set()))
+        labels = account.query_list(params, "labels")
+        if labels is not None:
+            narrow(set().union(*(self._by_label.get((account_id, label), set()) for label in labels)))
+        conversations = self._by_account.get(account_id, {})
+        rows = list(conversations.values()) if found is None else [conversations[c] for c in found]
+        team_id = last("team_id")
+        if team_id is not None:
+            team = ruby_to_i(team_id)
+            if (account_id, team) not in self._teams:
+                raise NotFound(f"team {team_id}")
+            rows = [c for c in rows if c.team_id == team]
+        if query is not None:
+            needle = query.lower()
+            rows = [c for c in rows if self._mentions(c, needle)]
+        me = self._people[("User", DEFAULT_AGENT)]
+        unassigned = sum(1 for c in rows if c.assignee_id is None)
+        counts = {
+            "mine_count": sum(1 for c in rows if c.assignee_id == me),
+            "assigned_count": len(rows) - unassigned,
+            "unassigned_count": unassigned,
+            "all_count": len(rows),
+        }
+        assignee_type = last("assignee_type")
+        if assignee_type == "me":
+            rows = [c for c in rows if c.assignee_id == me]
+        elif assignee_type == "unassigned":
+            rows = [c for c in rows if c.assignee_id is None]
+        elif assignee_type == "assigned":
+            rows = [c for c in rows if c.assignee_id is not None]
+        if sort:
+            key, reverse = account.sort_key(last("sort_by"), self.clock.now())
+            rows.sort(key=key, reverse=reverse)
+        return rows, counts
+
+    @staticmethod
+    def _mentions(conversation: _Conversation, needle: str) -> bool:
+        """Whether an incoming or outgoing message of the conversation contains ``needle`` (ILIKE)."""
+        return any(
+            r.visible
+            and r.deleted != "hard"
+            and r.message["message_type"] in ("incoming", "outgoing")
+            and needle in (r.message["content"] or "").lower()
+            for r in conversation.records
+        )
 
     def _create(
         self,
@@ -332,7 +770,7 @@ class Store:
             "id": message_id,
             "content": content,
             "account_id": conversation.account_id,
-            "inbox_id": 1,
+            "inbox_id": conversation.inbox_id,
             "conversation_id": conversation.conversation_id,
             "message_type": message_type,
             "created_at": self.clock.now() if created_at is None else int(created_at),
@@ -344,23 +782,29 @@ class Store:
             "attachments": [],
         }
         if sender_type is not None:  # Chatwoot's activity messages carry no sender
-            defaults = {"Contact": DEFAULT_CONTACT, "AgentBot": DEFAULT_BOT}
+            defaults = {"Contact": self._names[conversation.contact_id], "AgentBot": DEFAULT_BOT}
             name = sender_name or defaults.get(sender_type, DEFAULT_AGENT)
             message["sender"] = {"id": self._person(sender_type, name), "name": name, "type": sender_type}
         record = _Record(message)
         self._records[message_id] = record
         return record
 
-    def _append(self, conversation: _Conversation, record: _Record) -> None:
+    def _append(
+        self, conversation: _Conversation, record: _Record, committed_at: float | None = None
+    ) -> None:
         index = bisect.bisect_right(conversation.keys, record.key)
         conversation.keys.insert(index, record.key)
         conversation.records.insert(index, record)
-        # A late message shows up once enough newer messages have landed in its conversation.
+        if record.visible:
+            self._commit(conversation, record, committed_at)
+        # A late message shows up once enough newer messages have landed in its conversation:
+        # it is committed then, with its older created_at.
         for waiting in conversation.waiting:
             if waiting.late > 0:
                 waiting.late -= 1
                 if waiting.late == 0:
                     waiting.visible = True
+                    self._commit(conversation, waiting)
         conversation.waiting = [w for w in conversation.waiting if w.late > 0]
         if record.late > 0:
             conversation.waiting.append(record)
@@ -374,12 +818,58 @@ class Store:
         return rendered
 
     def _render_conversation(self, conversation: _Conversation) -> dict[str, Any]:
-        visible = [r for r in conversation.records if r.visible and r.deleted != "hard"]
-        created = conversation.records[0].message["created_at"] if conversation.records else 0
-        return chatwoot.render_conversation(
-            conversation.conversation_id,
-            conversation.account_id,
-            api_inbox=conversation.api_inbox,
-            created_at=created,
-            last=self._render(visible[-1].message) if visible else None,
+        """``_conversation.json.jbuilder``: one conversation as the list and show endpoints answer it."""
+        shown = [r for r in conversation.records if r.visible and r.deleted != "hard"]
+        last = max(shown, key=lambda r: r.message["id"], default=None)
+        last_chat = max(
+            (r for r in shown if r.message["message_type"] != "activity"),
+            key=lambda r: r.message["id"],
+            default=None,
         )
+        inbox = self._inboxes[conversation.inbox_id]
+        owner = conversation.account_id
+        contact = conversation.contact_id
+        meta: dict[str, Any] = {
+            "sender": account.render_contact(
+                contact, self._names[contact], conversation.created_at, conversation.last_activity_at
+            ),
+            "channel": inbox.channel_type,
+        }
+        if conversation.assignee_id is not None:
+            meta["assignee"] = account.render_agent(
+                conversation.assignee_id, self._names[conversation.assignee_id], owner
+            )
+        if conversation.team_id is not None:
+            meta["team"] = account.render_team(
+                conversation.team_id, self._teams[(owner, conversation.team_id)], owner
+            )
+        meta["hmac_verified"] = False
+        last_incoming_at = None if conversation.last_incoming is None else conversation.last_incoming[1]
+        return {
+            "meta": meta,
+            "id": conversation.conversation_id,
+            "messages": [] if last is None else [self._render(last.message)],
+            "account_id": owner,
+            "uuid": f"00000000-0000-4000-8000-{owner:04d}{conversation.conversation_id:08d}"[-36:],
+            "additional_attributes": {},
+            "agent_last_seen_at": 0,
+            "assignee_last_seen_at": 0,
+            "can_reply": account.can_reply(inbox, last_incoming_at, self.clock.now()),
+            "contact_last_seen_at": 0,
+            "custom_attributes": {},
+            "inbox_id": conversation.inbox_id,
+            "labels": list(conversation.labels),
+            "muted": False,
+            "snoozed_until": conversation.snoozed_until,
+            "status": conversation.status,
+            "created_at": conversation.created_at,
+            "updated_at": conversation.updated_at,
+            "timestamp": conversation.last_activity_at,
+            "first_reply_created_at": conversation.first_reply_created_at or 0,
+            "unread_count": conversation.unread_count,
+            "last_non_activity_message": None if last_chat is None else self._render(last_chat.message),
+            "last_activity_at": conversation.last_activity_at,
+            "priority": conversation.priority,
+            "waiting_since": conversation.waiting_since or 0,
+            "sla_policy_id": None,
+        }
