@@ -11,7 +11,7 @@ How ``active_since`` is listed (Chatwoot's ``conversation_finder.rb``): first on
 ``updated_within`` (seconds, plus :data:`CLOCK_SLACK` for the servers' clocks), which a server since
 February 2024 answers with every match and no paging. An older server ignores it and answers its
 first page instead; that shows (:func:`ignored_updated_within`) as a conversation updated before
-the window, a count in ``meta`` larger than the answer, or a full page without a count. Then the
+the window, or an answer of exactly one page that ``meta`` does not count as the whole list. Then the
 list is paged by ``last_activity_at_desc`` and stops at the first conversation active before the
 time. Either way each answer is de-duplicated by id, and a pager holds one page.
 """
@@ -55,14 +55,6 @@ ACTIVITY_ORDER = "last_activity_at_desc"
 # request takes time to arrive. Clocks up to this far apart either way are covered: an answer holding
 # a conversation updated more than twice this before the time counts as unfiltered.
 CLOCK_SLACK = 60
-# Which ``meta`` count an answer's conversations are, by ``assignee_type``.
-_COUNT_OF: dict[str | None, str] = {
-    None: "all_count",
-    "all": "all_count",
-    "me": "mine_count",
-    "unassigned": "unassigned_count",
-    "assigned": "assigned_count",
-}
 # Unix seconds that ``datetime`` can represent (years 1 to 9999).
 _MIN_TIMESTAMP, _MAX_TIMESTAMP = -62135596800, 253402300799
 
@@ -373,7 +365,9 @@ def parse_conversation_page(
     request: DotoRequest, response: DotoResponse, account_id: int
 ) -> ConversationPage:
     """Chatwoot's ``{"data": {"meta": {...}, "payload": [...]}}`` (a bare ``payload`` is read too)."""
-    missing = _not_found(request, response, f"account {account_id}")
+    team = request.params.get("team_id")
+    what = f"account {account_id}" + (f" or its team {team}" if team is not None else "")
+    missing = _not_found(request, response, what)
     if missing is not None:
         raise missing
     data = parse_json(request, response)
@@ -417,21 +411,23 @@ def parse_single_conversation(request: DotoRequest, response: DotoResponse, acco
         raise
 
 
-def ignored_updated_within(page: ConversationPage, query: ConversationQuery, since: int) -> bool:
-    """Whether an answer to ``updated_within`` is a server's ordinary first page instead.
+def ignored_updated_within(page: ConversationPage, since: int) -> bool:
+    """Whether an answer to ``updated_within`` may be a server's ordinary first page instead.
 
-    A server that honours it answers every match at once: no conversation updated before the
-    window (its slack, plus :data:`CLOCK_SLACK` for a server clock behind ours), and a ``meta`` count (which Chatwoot counts after the
-    same filters) no larger than the answer. Without a count, a full page may have been cut: read as
-    ignored. A wrong "ignored" only costs the paged reading; a wrong "honoured" would lose conversations.
+    A conversation updated before the window (beyond its slack and :data:`CLOCK_SLACK` for a server
+    clock behind ours) shows the filter was not applied. Otherwise an answer of any length but
+    :data:`PAGE_SIZE` is whole: longer, no page; shorter, a first page that is the whole list.
+    Exactly a page is whole only if ``meta`` counts that many conversations in all (Chatwoot counts
+    before the window applies, so a larger count says nothing either way): else it may have been
+    cut, and is read as ignored. A wrong "ignored" only costs the paged reading; a wrong "honoured"
+    would lose conversations.
     """
     conversations = page.conversations
     if any(c.updated_at is not None and c.updated_at < since - 2 * CLOCK_SLACK for c in conversations):
         return True
-    count = page.counts.get(_COUNT_OF[query.assignee_type])
-    if count is not None:
-        return count > len(conversations)
-    return len(conversations) >= PAGE_SIZE
+    if len(conversations) != PAGE_SIZE:
+        return False
+    return page.counts.get("all_count") != PAGE_SIZE
 
 
 # ---- flows ------------------------------------------------------------------------------------
@@ -481,7 +477,7 @@ class ConversationPager:
                 self.account_id, self.query, page=1, updated_within=self._within
             )
             self.pages += 1
-            if ignored_updated_within(page, self.query, self.since):
+            if ignored_updated_within(page, self.since):
                 self.mode = "paged"  # page from the start: this answer is dropped, not trusted
                 return []
             self.mode, self.done = "updated_within", True

@@ -124,10 +124,11 @@ class ConversationServer:
             rows = [r for r in rows if r["inbox_id"] == int(params["inbox_id"])]
         if labels:
             rows = [r for r in rows if set(labels) & set(r["labels"])]
+        # Counted before the window applies, as the finder does.
+        counts = {"mine_count": 0, "assigned_count": 0, "unassigned_count": len(rows), "all_count": len(rows)}
         within = params.get("updated_within") if self.honours_window else None
         if within is not None:
             rows = [r for r in rows if r["updated_at"] > self.now - int(within)]
-        counts = {"mine_count": 0, "assigned_count": 0, "unassigned_count": len(rows), "all_count": len(rows)}
         order = params.get("sort_by", "last_activity_at_desc")
         key, _, direction = order.rpartition("_")
         rows.sort(key=lambda r: r[key], reverse=direction == "desc")
@@ -457,8 +458,8 @@ def test_a_server_that_ignores_updated_within_is_paged_by_activity_and_stops_pas
 
 @pytest.mark.parametrize("counts", [True, False])
 def test_an_ignored_window_is_seen_even_when_its_first_page_is_all_recent(counts):
-    """The first page holds only conversations of the window: a count larger than the answer, or
-    (no count) a full page, says the server paged."""
+    """The first page holds only conversations of the window: a full page that ``meta`` does not
+    count as the whole list (or no count at all) may have been cut."""
     server = ConversationServer(honours_window=False, counts=counts)
     active_history(server)
     since = NOW - 60 * 40 - 30  # 40 conversations: more than the first page
@@ -467,22 +468,26 @@ def test_an_ignored_window_is_seen_even_when_its_first_page_is_all_recent(counts
     assert len(server.calls) == 3
 
 
-def test_a_whole_window_of_one_full_page_with_its_count_is_one_request():
-    server = ConversationServer()
-    active_history(server)
-    since = NOW - 60 * PAGE_SIZE - 30  # exactly 25 in the window
-    assert len(listed(server, ConversationQuery(active_since=since))) == PAGE_SIZE
+@pytest.mark.parametrize("honours", [True, False])
+def test_a_short_answer_is_whole_either_way(honours):
+    """Fewer than a page with nothing too old: the window's answer, or a first page that is the
+    whole list. One request."""
+    server = ConversationServer(honours_window=honours)
+    active_history(server, 20)
+    since = NOW - 60 * 20 - 30
+    assert [c.id for c in listed(server, ConversationQuery(active_since=since))] == list(range(1, 21))
     assert len(server.calls) == 1
 
 
-def test_without_counts_a_full_window_answer_is_checked_by_paging():
-    """A full page that cannot be told from a cut one is read again by paging: a few requests
-    more, never a conversation less."""
-    server = ConversationServer(counts=False)
-    active_history(server)
-    since = NOW - 60 * 30 - 30
-    assert [c.id for c in listed(server, ConversationQuery(active_since=since))] == list(range(1, 31))
-    assert len(server.calls) == 3
+@pytest.mark.parametrize(("total", "requests"), [(25, 1), (100, 2)])
+def test_an_answer_of_exactly_a_page_is_whole_only_if_meta_counts_that_many(total, requests):
+    """25 in the answer: on a list of 25 in all the answer is whole; on a longer list it cannot be
+    told from a cut page, so it is read again by paging (a few requests more, no conversation less)."""
+    server = ConversationServer()
+    active_history(server, total)
+    since = NOW - 60 * PAGE_SIZE + 30  # the window's slack reaches conversation 25, not 26
+    assert [c.id for c in listed(server, ConversationQuery(active_since=since))] == list(range(1, 25))
+    assert len(server.calls) == requests
 
 
 def test_a_server_clock_behind_ours_is_covered_by_the_slack():
@@ -546,6 +551,8 @@ def test_a_404_from_the_router_says_the_server_has_no_conversation_list(body, fl
 def test_doto_own_404_on_the_list_is_a_missing_account():
     with pytest.raises(DotoNotFoundError, match="account 1 does not exist"):
         drive(list_conversations_flow(1), [answer(DOTO_404, 404)])
+    with pytest.raises(DotoNotFoundError, match="account 1 or its team 9 does not exist"):
+        drive(list_conversations_flow(1, ConversationQuery(team_id=9)), [answer(DOTO_404, 404)])
 
 
 # ---- the fake server answers as Chatwoot's OpenAPI file says ---------------------------------
