@@ -147,7 +147,7 @@ def parse_conversation(data: Any, *, where: str = "conversation") -> Conversatio
     older_name = data.get("last_activity_at") is None and data.get("timestamp") is not None
     activity = when("timestamp" if older_name else "last_activity_at", required=True)
     created, updated, waiting = when("created_at"), when("updated_at"), when("waiting_since")
-    contact = _sender(meta.get("sender") if "sender" in meta else data.get("contact"))
+    contact = _sender(meta.get("sender") if "sender" in meta else data.get("contact"), "contact")
     assignee = meta.get("assignee")
     assignee_id = assignee.get("id") if isinstance(assignee, Mapping) else data.get("assignee_id")
     last = data.get("last_non_activity_message", data.get("last_message"))
@@ -198,10 +198,12 @@ def _shown(value: Any) -> str:
     return text[:40] + "..." if len(text) > 40 else text
 
 
-def _sender(data: Any) -> Sender | None:
+def _sender(data: Any, default_type: str) -> Sender | None:
+    """Chatwoot's ``meta.sender`` is the contact itself (its view has no ``type``)."""
     if not isinstance(data, Mapping):
         return None
-    return Sender(id=_positive(data.get("id")), name=_text(data.get("name")), type=_text(data.get("type")))
+    kind = _text(data.get("type")) or default_type
+    return Sender(id=_positive(data.get("id")), name=_text(data.get("name")), type=kind)
 
 
 @dataclass(frozen=True)
