@@ -576,3 +576,33 @@ def test_the_fake_servers_answers_match_the_openapi_response_schema():
     jsonschema.validate(shown_body, schema("conversation_show"))
     item = spec["components"]["schemas"]["conversation"]["properties"]
     assert set(conversation(7, last_activity_at=T0)) - {"meta"} <= set(item)
+
+
+def test_a_window_answer_without_updated_at_is_kept_by_activity():
+    since = NOW - 600
+    body = {
+        "data": {
+            "payload": [
+                {"id": 1, "last_activity_at": since + 5},
+                {"id": 2, "last_activity_at": since - 5},  # nothing says it was updated since: dropped
+            ]
+        }
+    }
+    result, sent = drive(
+        list_conversations_flow(1, ConversationQuery(active_since=since), now=NOW), [answer(body)]
+    )
+    assert [c.id for c in result] == [1] and len(sent) == 1
+
+
+def test_chatwoots_contact_has_no_type_and_is_a_contact():
+    c = parse_conversation({"id": 1, "last_activity_at": T0, "meta": {"sender": {"id": 4, "name": "Jane"}}})
+    assert c.contact == api.Sender(4, "Jane", "contact")
+
+
+def test_a_request_without_parameters_has_no_query_and_repeats_a_tuple():
+    assert DotoRequest("GET", "/x").query() is None
+    assert DotoRequest("GET", "/x", {"a": 1, "b[]": ("x", "y")}).query() == [
+        ("a", 1),
+        ("b[]", "x"),
+        ("b[]", "y"),
+    ]
