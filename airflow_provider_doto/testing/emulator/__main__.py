@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from types import FrameType
 
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS
-from airflow_provider_doto.testing.emulator.seed import seed_conversations
 from airflow_provider_doto.testing.emulator.server import DEFAULT_TOKEN, DotoEmulator
 
 
@@ -29,7 +28,15 @@ def _parser() -> argparse.ArgumentParser:
         "--flavor", choices=FLAVORS, default="doto", help="server personality: doto (default) or chatwoot"
     )
     parser.add_argument(
-        "--conversations", type=int, default=1, help="conversations to create and seed (default 1)"
+        "--conversations",
+        type=int,
+        default=1,
+        help="conversations to create, spread over inboxes, statuses and labels, --seed lines each (default 1)",
+    )
+    parser.add_argument(
+        "--no-updated-within",
+        action="store_true",
+        help="play a server older than February 2024: the conversation list ignores updated_within",
     )
     parser.add_argument(
         "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
@@ -50,7 +57,7 @@ def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     with emulator:  # already started by main(); stops on the way out
-        ids = seed_conversations(emulator, seed, conversations)
+        ids = emulator.build_account(conversations, seed)
         print(f"base_url={emulator.base_url}")
         print(f"account_id={emulator.account_id}")
         print(f"flavor={emulator.flavor}")
@@ -80,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.conversations < 1:
             raise ValueError("--conversations must be at least 1")
+        emulator.supports_updated_within = not args.no_updated_within
     except ValueError as exc:
         parser.error(str(exc))
     try:

@@ -120,8 +120,8 @@ def sort_key(sort_by: str | None, now: int) -> tuple[Callable[[Any], tuple[Any, 
             lambda c: (now if c.waiting_since is None else c.waiting_since, c.created_at, c.conversation_id)
         ), option.endswith("desc")
     if option == "unread":
-        # Conversations with unread incoming messages first, then the most recently active.
-        return (lambda c: (c.unread_count > 0, c.last_activity_at, c.conversation_id)), True
+        # Conversation.sort_on_unread: the unread message count desc, then last_activity_at desc.
+        return (lambda c: (c.unread_count, c.last_activity_at, c.conversation_id)), True
     if option == "last_activity_at_asc":
         return (lambda c: (c.last_activity_at, c.conversation_id)), False
     return (lambda c: (c.last_activity_at, c.conversation_id)), True

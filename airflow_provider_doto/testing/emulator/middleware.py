@@ -27,7 +27,8 @@ ERRORS = {401: "Invalid Access Token", 404: "Resource could not be found", 429: 
 MALFORMED = b'{"payload": ['
 NO_TOKEN = {"errors": ["You need to sign in or sign up before continuing."]}
 BOT_DENIED = {"error": "Access to this endpoint is not authorized for bots"}
-BOT_ACTIONS = frozenset({"create_message"})  # what an agent-bot token may call
+# What an agent-bot token may call (Chatwoot's BOT_ACCESSIBLE_ENDPOINTS, among the routes served here).
+BOT_ACTIONS = frozenset({"create_message", "toggle_conversation"})
 BOT_SCOPE_KEY = "doto.bot"  # set in the ASGI scope when an agent-bot token made the request
 RAILS_NOT_FOUND_JSON = b'{"status":404,"error":"Not Found"}'
 RAILS_NOT_FOUND_HTML = (
@@ -54,9 +55,10 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}", "show_conversation"),
         (
             "POST",
-            rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/(toggle_status|toggle_priority|labels)",
-            "update_conversation",
+            rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/(toggle_status|toggle_priority)",
+            "toggle_conversation",
         ),
+        ("POST", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/labels", "set_labels"),
     )
 )
 

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_provider_doto.testing.emulator.account import Inbox
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, FaultKind
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
@@ -267,6 +268,10 @@ class DotoEmulator(EmulatorKnobs):
             human_agent=human_agent,
         )
 
+    def inboxes(self, account_id: int | None = None) -> list[Inbox]:
+        """The account's inboxes (copies): ``inbox_id``, ``channel``, ``channel_type``, ``reply_window``..."""
+        return self._store.inboxes(account_id)
+
     def add_team(self, name: str, team_id: int | None = None, account_id: int | None = None) -> int:
         """Add a team (for ``team_id`` filters and ``meta.team``); returns its id."""
         return self._store.add_team(name, team_id, account_id)
@@ -441,7 +446,8 @@ class DotoEmulator(EmulatorKnobs):
         return self._store.id_step
 
     def add_bot_token(self, token: str) -> str:
-        """Accept ``token`` as an agent bot's: it may only create messages (sender type agent bot)."""
+        """Accept ``token`` as an agent bot's: it may only create messages (sender type agent bot)
+        and toggle a conversation's status or priority."""
         if not token or token == self.token:
             raise ValueError("a bot token must be non-empty and differ from the user token")
         with self._store.lock:
