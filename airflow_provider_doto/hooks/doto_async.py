@@ -228,10 +228,11 @@ class DotoAsyncHook:
             sort_by=sort_by,
             active_since=active_since,
         )
+        now = listing_now(query)  # when it is called, as the sync hook's
 
         async def pages() -> AsyncIterator[Conversation]:
             settings = await self.get_settings()
-            pager = ConversationPager(settings.account_id, query, now=listing_now(query))
+            pager = ConversationPager(settings.account_id, query, now=now)
             while not pager.done:
                 for conversation in await arun_flow(pager.next_page_flow(), self.send):
                     yield conversation

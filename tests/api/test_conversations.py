@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_doto import api
 from airflow_provider_doto.api._conversations import (
@@ -606,3 +608,28 @@ def test_a_request_without_parameters_has_no_query_and_repeats_a_tuple():
         ("b[]", "x"),
         ("b[]", "y"),
     ]
+
+
+@given(
+    activity=st.lists(st.integers(0, 400).map(lambda m: NOW - 2 * m), max_size=120),
+    since_back=st.integers(0, 800),
+    honours=st.booleans(),
+    counts=st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_active_since_finds_exactly_the_conversations_active_since_then(
+    activity, since_back, honours, counts
+):
+    """Any history, either server: every conversation active after the time, once, newest first
+    (times even, the time odd: ``updated_at`` and ``last_activity_at`` agree on which side they lie)."""
+    server = ConversationServer(honours_window=honours, counts=counts)
+    for cid, at in enumerate(activity, start=1):
+        server.add(cid, at)
+    since = NOW - 2 * since_back - 1
+    result = listed(server, ConversationQuery(active_since=since))
+    expected = sorted(
+        (r for r in server.rows if r["last_activity_at"] > since), key=lambda r: -r["last_activity_at"]
+    )
+    assert [c.id for c in result] == [r["id"] for r in expected]
+    if honours:
+        assert len(server.calls) <= 1 + math.ceil((len(expected) + 1) / PAGE_SIZE)
