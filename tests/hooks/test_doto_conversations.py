@@ -187,3 +187,17 @@ def test_a_page_that_fails_once_is_retried_by_the_hooks_policy(doto_emulator: Do
     got = run(alist(DotoAsyncHook(retry_policy=fast).aiter_conversations()))
     assert [c.id for c in got] == newest_first
     assert doto_emulator.faults == []
+
+
+def test_search_and_assignee_type_reach_the_server(doto_emulator: DotoEmulator):
+    newest_first = seed(doto_emulator, 6)
+    mine, theirs = newest_first[0], newest_first[1]
+    doto_emulator.update_conversation(mine, assignee="Doto Agent")  # the token's own user
+    doto_emulator.update_conversation(theirs, assignee="Other Agent", status="resolved")
+    hook = DotoHook()
+    assert [c.id for c in hook.list_conversations(assignee_type="me")] == [mine]
+    assert [c.id for c in hook.list_conversations(assignee_type="unassigned")] == newest_first[2:]
+    assert [c.id for c in hook.list_conversations(status="all", assignee_type="assigned")] == [mine, theirs]
+    # A search ignores status: the resolved conversation is found by its message.
+    assert [c.id for c in hook.list_conversations(q="hello 4")] == [theirs]
+    assert hook.get_conversation(mine).assignee_id is not None
