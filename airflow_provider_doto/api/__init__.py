@@ -8,7 +8,7 @@ module here reads a clock or touches Airflow: the transports stamp each response
 arrived, callers pass the times they mean.
 
 This package's names (``__all__``) are what a user of the hooks needs: the values they take and
-return, the watch and its filter, the server's reading, the delivery key, the retry policy and the
+return (messages, conversations and the query that lists them), the watch and its filter, the server's reading, the delivery key, the retry policy and the
 batch's result rules (docs/hooks.md). Errors are in :mod:`airflow_provider_doto.exceptions`. The
 flows, parsers and validators are the hooks' business: they import them from their modules, one
 concern a module:
@@ -21,6 +21,8 @@ concern a module:
 - ``_flows``: ``run_flow`` / ``arun_flow``, and the send, delete and connection-check flows.
 - ``_flavors``: :class:`ServerReading`: timestamps (Doto) or ids (Chatwoot); ``resolve_flow``.
 - ``_listing``: ``list_messages_flow`` and the streaming ``MessagePager``.
+- ``_conversations``: :class:`Conversation`, :class:`ConversationQuery`, the account's conversation
+  list (``ConversationPager``, ``list_conversations_flow``) and ``get_conversation_flow``.
 - ``_retry_policy``: :class:`RetryPolicy` and what is retryable (applied by the transports).
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, ``send_once_flow``.
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_doto.api._batch import BatchItem, BatchResult, batch_counts, check_batch
+    from airflow_provider_doto.api._conversations import Conversation, ConversationQuery
     from airflow_provider_doto.api._delivery import DELIVERY_KEY_ATTRIBUTE, delivery_key
     from airflow_provider_doto.api._flavors import FLAVORS, ServerReading
     from airflow_provider_doto.api._messages import Message, Sender
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 _MODULES: dict[str, tuple[str, ...]] = {
     "_values": ("DEFAULT_OVERLAP", "MESSAGE_TYPES", "Timestamp", "to_timestamp"),
     "_messages": ("Message", "Sender"),
+    "_conversations": ("Conversation", "ConversationQuery"),
     "_settings": ("DotoSettings",),
     "_flavors": ("FLAVORS", "ServerReading"),
     "_retry_policy": ("RetryPolicy",),
@@ -67,6 +71,8 @@ __all__ = [
     "MESSAGE_TYPES",
     "BatchItem",
     "BatchResult",
+    "Conversation",
+    "ConversationQuery",
     "DotoSettings",
     "Message",
     "MessageFilter",

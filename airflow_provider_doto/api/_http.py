@@ -46,7 +46,8 @@ class DotoRequest:
 
     method: str
     path: str
-    params: Mapping[str, int | str] = field(default_factory=dict)
+    # A tuple value is a repeated parameter (Rails' ``labels[]=a&labels[]=b``).
+    params: Mapping[str, int | str | tuple[str, ...]] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
 
     @property
@@ -55,6 +56,13 @@ class DotoRequest:
 
     def url(self, base_url: str) -> str:
         return base_url + self.path
+
+    def query(self) -> list[tuple[str, int | str]] | None:
+        """The query string as pairs (what requests and aiohttp both take), a repeated name once a value."""
+        pairs: list[tuple[str, int | str]] = []
+        for name, value in self.params.items():
+            pairs += [(name, v) for v in value] if isinstance(value, tuple) else [(name, value)]
+        return pairs or None
 
     def describe(self) -> str:
         """How errors name this request: method and path, never headers or body."""

@@ -16,6 +16,12 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._conversations import (
+    ConversationPager,
+    ConversationQuery,
+    get_conversation_flow,
+    list_conversations_flow,
+)
 from airflow_provider_doto.api._delivery import check_send_once, send_once_flow
 from airflow_provider_doto.api._flavors import resolve_flow
 from airflow_provider_doto.api._flows import (
@@ -35,11 +41,11 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     import requests
 
-    from airflow_provider_doto.api import DotoSettings, Message, Timestamp
+    from airflow_provider_doto.api import Conversation, DotoSettings, Message, Timestamp
     from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,12 @@ def keep_reading(settings: DotoSettings, reading: api.ServerReading) -> api.Serv
             reading.known,
         )
     return reading
+
+
+def listing_now(query: ConversationQuery) -> dt.datetime | None:
+    """When a listing by ``active_since`` starts, which its ``updated_within`` is counted from: read
+    here, as the transports read theirs, never in the core (and never a caller's logical date)."""
+    return dt.datetime.now(dt.UTC) if query.active_since is not None else None
 
 
 def connection_not_defined(conn_id: str, err: BaseException) -> DotoConfigError:
@@ -194,6 +206,77 @@ class DotoHook(BaseHook):
 
         return pages()
 
+    def list_conversations(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        status: str | None = None,
+        inbox_id: int | str | None = None,
+        team_id: int | str | None = None,
+        labels: Iterable[str] | None = None,
+        assignee_type: str | None = None,
+        q: str | None = None,
+        sort_by: str | None = None,
+        active_since: Timestamp | None = None,
+    ) -> list[Conversation]:
+        """The account's conversations matching the query (its fields, or ``query=``), each once.
+
+        With ``active_since`` those with activity after that time, newest activity first: one
+        request where the server honours ``updated_within`` (counted from now, read here), else
+        pages by activity and stops past the time (``api._conversations``).
+        """
+        query = ConversationQuery.of(
+            query,
+            status=status,
+            inbox_id=inbox_id,
+            team_id=team_id,
+            labels=labels,
+            assignee_type=assignee_type,
+            q=q,
+            sort_by=sort_by,
+            active_since=active_since,
+        )
+        flow = list_conversations_flow(self.settings.account_id, query, now=listing_now(query))
+        return run_flow(flow, self.send)
+
+    def iter_conversations(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        status: str | None = None,
+        inbox_id: int | str | None = None,
+        team_id: int | str | None = None,
+        labels: Iterable[str] | None = None,
+        assignee_type: str | None = None,
+        q: str | None = None,
+        sort_by: str | None = None,
+        active_since: Timestamp | None = None,
+    ) -> Iterator[Conversation]:
+        """The conversations of :meth:`list_conversations`, requesting each page when the previous
+        one is consumed: memory holds one page. Arguments are checked now, before anything is sent."""
+        query = ConversationQuery.of(
+            query,
+            status=status,
+            inbox_id=inbox_id,
+            team_id=team_id,
+            labels=labels,
+            assignee_type=assignee_type,
+            q=q,
+            sort_by=sort_by,
+            active_since=active_since,
+        )
+        pager = ConversationPager(self.settings.account_id, query, now=listing_now(query))
+
+        def pages() -> Iterator[Conversation]:
+            while not pager.done:
+                yield from run_flow(pager.next_page_flow(), self.send)
+
+        return pages()
+
+    def get_conversation(self, conversation_id: int | str) -> Conversation:
+        """One conversation by its display id; a missing one raises ``DotoNotFoundError``."""
+        return run_flow(get_conversation_flow(self.settings.account_id, conversation_id), self.send)
+
     def send_message(
         self,
         conversation_id: int | str,
@@ -300,7 +383,7 @@ class DotoHook(BaseHook):
             response = self.session.request(
                 request.method,
                 request.url(self.settings.base_url),
-                params=dict(request.params) or None,
+                params=request.query(),
                 json=request.json,
                 timeout=self.timeout,
                 allow_redirects=False,

@@ -25,6 +25,12 @@ from airflow_provider_doto.api._batch import (
     failed_result,
     validate_max_in_flight,
 )
+from airflow_provider_doto.api._conversations import (
+    ConversationPager,
+    ConversationQuery,
+    get_conversation_flow,
+    list_conversations_flow,
+)
 from airflow_provider_doto.api._delivery import check_send_once, send_once_flow
 from airflow_provider_doto.api._flavors import resolve_flow
 from airflow_provider_doto.api._flows import (
@@ -43,14 +49,14 @@ from airflow_provider_doto.hooks._transport import (
     ca_bundle,
     ssl_context,
 )
-from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading
+from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading, listing_now
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     import aiohttp
 
-    from airflow_provider_doto.api import DotoSettings, Message
+    from airflow_provider_doto.api import Conversation, DotoSettings, Message
     from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
@@ -163,6 +169,80 @@ class DotoAsyncHook:
         messages, reading = await arun_flow(flow, self.send)
         keep_reading(settings, reading)
         return messages
+
+    async def list_conversations(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        status: str | None = None,
+        inbox_id: int | str | None = None,
+        team_id: int | str | None = None,
+        labels: Iterable[str] | None = None,
+        assignee_type: str | None = None,
+        q: str | None = None,
+        sort_by: str | None = None,
+        active_since: api.Timestamp | None = None,
+    ) -> list[Conversation]:
+        """The async twin of :meth:`DotoHook.list_conversations` (the same flow)."""
+        query = ConversationQuery.of(
+            query,
+            status=status,
+            inbox_id=inbox_id,
+            team_id=team_id,
+            labels=labels,
+            assignee_type=assignee_type,
+            q=q,
+            sort_by=sort_by,
+            active_since=active_since,
+        )
+        settings = await self.get_settings()
+        return await arun_flow(
+            list_conversations_flow(settings.account_id, query, now=listing_now(query)), self.send
+        )
+
+    def aiter_conversations(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        status: str | None = None,
+        inbox_id: int | str | None = None,
+        team_id: int | str | None = None,
+        labels: Iterable[str] | None = None,
+        assignee_type: str | None = None,
+        q: str | None = None,
+        sort_by: str | None = None,
+        active_since: api.Timestamp | None = None,
+    ) -> AsyncIterator[Conversation]:
+        """The async twin of :meth:`DotoHook.iter_conversations` (the same pager, one page in memory).
+
+        Not itself async: the arguments are checked when it is called, before anything is sent.
+        """
+        query = ConversationQuery.of(
+            query,
+            status=status,
+            inbox_id=inbox_id,
+            team_id=team_id,
+            labels=labels,
+            assignee_type=assignee_type,
+            q=q,
+            sort_by=sort_by,
+            active_since=active_since,
+        )
+        now = listing_now(query)  # when it is called, as the sync hook's
+
+        async def pages() -> AsyncIterator[Conversation]:
+            settings = await self.get_settings()
+            pager = ConversationPager(settings.account_id, query, now=now)
+            while not pager.done:
+                for conversation in await arun_flow(pager.next_page_flow(), self.send):
+                    yield conversation
+
+        return pages()
+
+    async def get_conversation(self, conversation_id: int | str) -> Conversation:
+        """The async twin of :meth:`DotoHook.get_conversation`."""
+        settings = await self.get_settings()
+        return await arun_flow(get_conversation_flow(settings.account_id, conversation_id), self.send)
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
         settings = await self.get_settings()
@@ -316,7 +396,7 @@ class DotoAsyncHook:
             shared_session().request(
                 request.method,
                 request.url(settings.base_url),
-                params=dict(request.params) or None,
+                params=request.query(),
                 json=request.json,
                 headers=headers(settings.token),
                 proxy=self._proxy[0],

@@ -85,6 +85,8 @@ def test_the_public_face_is_what_a_user_of_the_hooks_needs():
         "MESSAGE_TYPES",
         "BatchItem",
         "BatchResult",
+        "Conversation",
+        "ConversationQuery",
         "DotoSettings",
         "Message",
         "MessageFilter",
