@@ -22,6 +22,23 @@ HEALTH_PATH = "/api/v2/monitor/health"
 DATABASE_ERROR_WAITS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
+def rest_session() -> requests.Session:
+    """A keep-alive session for the api-server that asks again when a pooled connection was reset.
+
+    The api-server closes idle keep-alive connections; a request that reuses one just as it closes
+    fails with "Connection reset by peer" before any answer. urllib3 retries that for idempotent
+    methods only (GET, PUT, DELETE, ...): a POST is never sent twice by this.
+    """
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=Retry(total=3, connect=3, read=3, status=0, backoff_factor=0.2))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class AirflowApi:
     """REST calls on ``base_url``; mixed into :class:`~airflow_provider_doto.testing.stack.AirflowStack`."""
 

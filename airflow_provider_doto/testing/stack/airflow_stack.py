@@ -35,7 +35,7 @@ import requests
 
 from airflow_provider_doto.testing.emulator import DotoEmulator
 from airflow_provider_doto.testing.emulator.seed import seed_conversation
-from airflow_provider_doto.testing.stack.airflow_api import AirflowApi
+from airflow_provider_doto.testing.stack.airflow_api import AirflowApi, rest_session
 from airflow_provider_doto.testing.stack.broker import redis_argv, wait_for_redis
 from airflow_provider_doto.testing.stack.env import component_argv, stack_environment
 from airflow_provider_doto.testing.stack.local_airflow import (
@@ -106,7 +106,7 @@ class AirflowStack(AirflowApi):
     _own_emulator: bool = field(default=False, init=False)
     _own_home: bool = field(default=False, init=False)
     _base_env: dict[str, str] = field(default_factory=dict, init=False)
-    _session: requests.Session = field(default_factory=requests.Session, init=False)
+    _session: requests.Session = field(default_factory=lambda: rest_session(), init=False)
     _api_token: str | None = field(default=None, init=False)
 
     # -- lifecycle ---------------------------------------------------------------------------------
