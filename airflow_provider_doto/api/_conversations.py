@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from airflow_provider_doto.api._http import (
     DotoRequest,
@@ -206,6 +206,19 @@ def _sender(data: Any, default_type: str) -> Sender | None:
     return Sender(id=_positive(data.get("id")), name=_text(data.get("name")), type=kind)
 
 
+class ConversationFields(TypedDict, total=False):
+    """The fields of a :class:`ConversationQuery` as keyword arguments (the hooks' listing methods)."""
+
+    status: str
+    inbox_id: int | str
+    team_id: int | str
+    labels: Iterable[str]
+    assignee_type: str
+    q: str
+    sort_by: str
+    active_since: Timestamp
+
+
 @dataclass(frozen=True)
 class ConversationQuery:
     """Which conversations to list; checked when built, each bad field a :class:`DotoConfigError`.
@@ -249,11 +262,13 @@ class ConversationQuery:
                 )
 
     @classmethod
-    def of(cls, query: ConversationQuery | None = None, **fields: Any) -> ConversationQuery:
+    def of(
+        cls, query: ConversationQuery | None = None, **fields: Unpack[ConversationFields]
+    ) -> ConversationQuery:
         """A query from a ``query=`` or from keyword arguments (the hooks' signature), not both;
         a field given as None takes its default."""
         if query is None:
-            return cls(**{k: v for k, v in fields.items() if v is not None})
+            return cls(**{k: v for k, v in fields.items() if v is not None})  # type: ignore[arg-type]
         if not isinstance(query, ConversationQuery):
             raise DotoConfigError(f"query must be a ConversationQuery, got {type(query).__name__}.")
         given = sorted(k for k, v in fields.items() if v is not None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
@@ -17,6 +17,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
 from airflow_provider_doto.api._conversations import (
+    ConversationFields,
     ConversationPager,
     ConversationQuery,
     get_conversation_flow,
@@ -41,7 +42,7 @@ from airflow_provider_doto.exceptions import (
 from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
 
     import requests
 
@@ -210,14 +211,7 @@ class DotoHook(BaseHook):
         self,
         *,
         query: ConversationQuery | None = None,
-        status: str | None = None,
-        inbox_id: int | str | None = None,
-        team_id: int | str | None = None,
-        labels: Iterable[str] | None = None,
-        assignee_type: str | None = None,
-        q: str | None = None,
-        sort_by: str | None = None,
-        active_since: Timestamp | None = None,
+        **fields: Unpack[ConversationFields],
     ) -> list[Conversation]:
         """The account's conversations matching the query (its fields, or ``query=``), each once.
 
@@ -225,17 +219,7 @@ class DotoHook(BaseHook):
         request where the server honours ``updated_within`` (counted from now, read here), else
         pages by activity and stops past the time (``api._conversations``).
         """
-        query = ConversationQuery.of(
-            query,
-            status=status,
-            inbox_id=inbox_id,
-            team_id=team_id,
-            labels=labels,
-            assignee_type=assignee_type,
-            q=q,
-            sort_by=sort_by,
-            active_since=active_since,
-        )
+        query = ConversationQuery.of(query, **fields)
         flow = list_conversations_flow(self.settings.account_id, query, now=listing_now(query))
         return run_flow(flow, self.send)
 
@@ -243,28 +227,11 @@ class DotoHook(BaseHook):
         self,
         *,
         query: ConversationQuery | None = None,
-        status: str | None = None,
-        inbox_id: int | str | None = None,
-        team_id: int | str | None = None,
-        labels: Iterable[str] | None = None,
-        assignee_type: str | None = None,
-        q: str | None = None,
-        sort_by: str | None = None,
-        active_since: Timestamp | None = None,
+        **fields: Unpack[ConversationFields],
     ) -> Iterator[Conversation]:
         """The conversations of :meth:`list_conversations`, requesting each page when the previous
         one is consumed: memory holds one page. Arguments are checked now, before anything is sent."""
-        query = ConversationQuery.of(
-            query,
-            status=status,
-            inbox_id=inbox_id,
-            team_id=team_id,
-            labels=labels,
-            assignee_type=assignee_type,
-            q=q,
-            sort_by=sort_by,
-            active_since=active_since,
-        )
+        query = ConversationQuery.of(query, **fields)
         pager = ConversationPager(self.settings.account_id, query, now=listing_now(query))
 
         def pages() -> Iterator[Conversation]:

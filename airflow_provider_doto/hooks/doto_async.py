@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
@@ -26,6 +26,7 @@ from airflow_provider_doto.api._batch import (
     validate_max_in_flight,
 )
 from airflow_provider_doto.api._conversations import (
+    ConversationFields,
     ConversationPager,
     ConversationQuery,
     get_conversation_flow,
@@ -174,27 +175,10 @@ class DotoAsyncHook:
         self,
         *,
         query: ConversationQuery | None = None,
-        status: str | None = None,
-        inbox_id: int | str | None = None,
-        team_id: int | str | None = None,
-        labels: Iterable[str] | None = None,
-        assignee_type: str | None = None,
-        q: str | None = None,
-        sort_by: str | None = None,
-        active_since: api.Timestamp | None = None,
+        **fields: Unpack[ConversationFields],
     ) -> list[Conversation]:
         """The async twin of :meth:`DotoHook.list_conversations` (the same flow)."""
-        query = ConversationQuery.of(
-            query,
-            status=status,
-            inbox_id=inbox_id,
-            team_id=team_id,
-            labels=labels,
-            assignee_type=assignee_type,
-            q=q,
-            sort_by=sort_by,
-            active_since=active_since,
-        )
+        query = ConversationQuery.of(query, **fields)
         settings = await self.get_settings()
         return await arun_flow(
             list_conversations_flow(settings.account_id, query, now=listing_now(query)), self.send
@@ -204,30 +188,13 @@ class DotoAsyncHook:
         self,
         *,
         query: ConversationQuery | None = None,
-        status: str | None = None,
-        inbox_id: int | str | None = None,
-        team_id: int | str | None = None,
-        labels: Iterable[str] | None = None,
-        assignee_type: str | None = None,
-        q: str | None = None,
-        sort_by: str | None = None,
-        active_since: api.Timestamp | None = None,
+        **fields: Unpack[ConversationFields],
     ) -> AsyncIterator[Conversation]:
         """The async twin of :meth:`DotoHook.iter_conversations` (the same pager, one page in memory).
 
         Not itself async: the arguments are checked when it is called, before anything is sent.
         """
-        query = ConversationQuery.of(
-            query,
-            status=status,
-            inbox_id=inbox_id,
-            team_id=team_id,
-            labels=labels,
-            assignee_type=assignee_type,
-            q=q,
-            sort_by=sort_by,
-            active_since=active_since,
-        )
+        query = ConversationQuery.of(query, **fields)
         now = listing_now(query)  # when it is called, as the sync hook's
 
         async def pages() -> AsyncIterator[Conversation]:
