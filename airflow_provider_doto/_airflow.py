@@ -50,6 +50,43 @@ def rendered_list(value: Any, name: str) -> list[Any]:
     raise DotoConfigError(f"{name} must be a list, got {type(value).__name__}: {_shown(value)}.")
 
 
+def check_query(value: Any, name: str = "conversation_query") -> None:
+    """At DAG parse: a conversation query's static fields (a template's field is checked once
+    rendered, by :func:`rendered_query`); its field names, always. A whole-query template or a
+    value Airflow resolves at run time (an XComArg) is left for then."""
+    from airflow_provider_doto.api._conversations import query_from
+
+    if isinstance(value, dict):
+        value = {k: v if is_static(v) else None for k, v in value.items()}
+    elif not is_static(value):
+        return
+    query_from(value, name=name)
+
+
+def rendered_query(value: Any, name: str = "conversation_query") -> Any:
+    """A conversation query once rendered: a ``ConversationQuery``, a mapping of its fields, or the
+    text of one (JSON or a Python literal); ``labels`` may be the text of a list."""
+    from airflow_provider_doto.api._conversations import query_from
+
+    if isinstance(value, str):
+        try:
+            value = _literal(value.strip())
+        except _LITERAL_ERRORS as exc:
+            raise DotoConfigError(f"{name} is not a mapping of the query's fields: {_shown(value)}.") from exc
+    if isinstance(value, dict) and isinstance(value.get("labels"), str) and value["labels"]:
+        value = {**value, "labels": rendered_labels(value["labels"])}
+    return query_from(value, name=name)
+
+
+def rendered_labels(text: str) -> list[Any]:
+    """Labels as a template renders them: a JSON or Python list, or comma-separated names."""
+    try:
+        parsed = _literal(text.strip())
+    except _LITERAL_ERRORS:
+        parsed = [part.strip() for part in text.split(",") if part.strip()]
+    return list(parsed) if isinstance(parsed, list | tuple) else [parsed]
+
+
 # What reading a text as a literal may raise (``ast.literal_eval`` on malformed or huge input).
 _LITERAL_ERRORS = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
 

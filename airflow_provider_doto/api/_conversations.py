@@ -297,6 +297,32 @@ class ConversationQuery:
         return {k: v for k, v in given.items() if v is not None}
 
 
+QUERY_FIELDS = tuple(ConversationFields.__annotations__)
+
+
+def query_from(value: Any, *, name: str = "conversation_query") -> ConversationQuery:
+    """A :class:`ConversationQuery` as given, or built from a mapping of its fields (an operator's
+    rendered ``conversation_query``); a field given as None or ``""`` takes its default. A wrong
+    field is a :class:`DotoConfigError` naming ``name`` (if any: an operator's own fields need none)."""
+    if isinstance(value, ConversationQuery):
+        return value
+    if not isinstance(value, Mapping):
+        raise DotoConfigError(
+            f"{name or 'query'} must be a mapping of the query's fields or a ConversationQuery, got {_shown(value)}."
+        )
+    unknown = sorted(str(k) for k in value if k not in QUERY_FIELDS)
+    if unknown:
+        raise DotoConfigError(
+            f"{name or 'query'} has no field {', '.join(unknown)}; its fields are {', '.join(QUERY_FIELDS)}."
+        )
+    try:
+        return ConversationQuery(**{k: v for k, v in value.items() if v is not None and v != ""})
+    except DotoConfigError as err:
+        if not name:
+            raise
+        raise DotoConfigError(f"{name}: {err}") from err
+
+
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise DotoConfigError(f"{name} must be one of {', '.join(allowed)}, got {_shown(value)}.")

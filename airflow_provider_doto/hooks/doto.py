@@ -240,6 +240,15 @@ class DotoHook(BaseHook):
 
         return pages()
 
+    def conversation_ids(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        **fields: Unpack[ConversationFields],
+    ) -> list[int]:
+        """The ids of the conversations :meth:`iter_conversations` lists, in its order (a page at a time)."""
+        return [conversation.id for conversation in self.iter_conversations(query=query, **fields)]
+
     def get_conversation(self, conversation_id: int | str) -> Conversation:
         """One conversation by its display id; a missing one raises ``DotoNotFoundError``."""
         return run_flow(get_conversation_flow(self.settings.account_id, conversation_id), self.send)

@@ -206,6 +206,15 @@ class DotoAsyncHook:
 
         return pages()
 
+    async def conversation_ids(
+        self,
+        *,
+        query: ConversationQuery | None = None,
+        **fields: Unpack[ConversationFields],
+    ) -> list[int]:
+        """The async twin of :meth:`DotoHook.conversation_ids` (the same pager)."""
+        return [conversation.id async for conversation in self.aiter_conversations(query=query, **fields)]
+
     async def get_conversation(self, conversation_id: int | str) -> Conversation:
         """The async twin of :meth:`DotoHook.get_conversation`."""
         settings = await self.get_settings()
