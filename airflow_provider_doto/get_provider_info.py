@@ -61,6 +61,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_doto.operators.doto",
                     "airflow_provider_doto.operators.batch",
+                    "airflow_provider_doto.operators.conversations",
                 ],
             }
         ],

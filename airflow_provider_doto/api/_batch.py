@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 BatchStatus = Literal["sent", "already_delivered", "failed"]
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("sent", "already_delivered", "failed")
-BatchSource = Literal["messages", "conversation_ids"]
+BatchSource = Literal["messages", "conversation_ids", "conversation_query"]
 BATCH_ITEM_KEYS = frozenset({"conversation_id", "content"})
 # How many failed conversations a batch error names one by one; the rest are counted.
 NAMED_FAILURES = 20
@@ -73,21 +73,31 @@ class BatchResult:
         }
 
 
-def batch_source(messages: Any = None, conversation_ids: Any = None, content: Any = None) -> BatchSource:
-    """Which way a batch is given: ``messages``, or ``conversation_ids`` with ``content``.
+def batch_source(
+    messages: Any = None, conversation_ids: Any = None, content: Any = None, conversation_query: Any = None
+) -> BatchSource:
+    """Which way a batch is given: ``messages``, or ``conversation_ids`` (or a ``conversation_query``
+    that lists them when the batch runs) with ``content``.
 
     Only whether each is given counts (a template's value is not known yet), so a constructor can
     ask at DAG parse what :func:`build_batch` asks at run time.
     """
-    if (messages is None) == (conversation_ids is None):
-        raise DotoConfigError("Pass either messages or conversation_ids (with content), not both or neither.")
+    if conversation_ids is not None and conversation_query is not None:
+        raise DotoConfigError(
+            "Pass either conversation_ids or conversation_query, not both: the query lists the conversations."
+        )
+    targets: BatchSource = "conversation_ids" if conversation_query is None else "conversation_query"
+    if (messages is None) == (conversation_ids is None and conversation_query is None):
+        raise DotoConfigError(
+            "Pass either messages or conversation_ids (or conversation_query) with content, not both or neither."
+        )
     if messages is not None:
         if content is not None:
             raise DotoConfigError("content goes inside each of messages' items, not next to messages.")
         return "messages"
     if content is None:
-        raise DotoConfigError("conversation_ids needs content: the text (template) for each conversation.")
-    return "conversation_ids"
+        raise DotoConfigError(f"{targets} needs content: the text (template) for each conversation.")
+    return targets
 
 
 def validate_batch_options(

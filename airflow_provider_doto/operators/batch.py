@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
-from airflow_provider_doto._airflow import is_static, is_template_file, rendered_list
+from airflow_provider_doto._airflow import (
+    check_query,
+    is_static,
+    is_template_file,
+    rendered_list,
+    rendered_query,
+)
 from airflow_provider_doto._export import write_jsonl
 from airflow_provider_doto._runs import delivery
 from airflow_provider_doto.api._values import validate_content
@@ -47,7 +53,11 @@ class BatchSendMessagesOperator(BaseOperator):
     :param messages: the messages (templated; a list of mappings, or an XComArg).
     :param conversation_ids: the conversations (templated; a list of ids, or an XComArg; a template
         may render a JSON or Python list, or ``"1,2"``).
-    :param content: with ``conversation_ids``: the text, a Jinja template rendered once per
+    :param conversation_query: instead of ``conversation_ids``, every conversation this query lists
+        when the task runs (templated): a mapping of :class:`~api.ConversationQuery`'s fields, e.g.
+        ``{"status": "open", "labels": ["vip"]}``, or a ``ConversationQuery``; static fields are
+        checked when the task is built. Each listed conversation gets ``content``.
+    :param content: with ``conversation_ids`` or ``conversation_query``: the text, a Jinja template rendered once per
         conversation (``{{ conversation_id }}`` is the conversation's id), or a ``.txt``/``.md``/``.j2``
         template file.
     :param message_type: ``outgoing`` (default) or ``incoming``.
@@ -62,8 +72,8 @@ class BatchSendMessagesOperator(BaseOperator):
     :param doto_conn_id: the ``doto`` connection.
     """
 
-    template_fields: Sequence[str] = ("messages", "conversation_ids", "results_path")
-    template_fields_renderers = {"messages": "json", "conversation_ids": "json"}
+    template_fields: Sequence[str] = ("messages", "conversation_ids", "conversation_query", "results_path")
+    template_fields_renderers = {"messages": "json", "conversation_ids": "json", "conversation_query": "json"}
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -71,6 +81,7 @@ class BatchSendMessagesOperator(BaseOperator):
         *,
         messages: Any = None,
         conversation_ids: Any = None,
+        conversation_query: Any = None,
         content: str | None = None,
         message_type: str = "outgoing",
         private: bool = False,
@@ -84,6 +95,7 @@ class BatchSendMessagesOperator(BaseOperator):
         super().__init__(**kwargs)
         self.messages = messages
         self.conversation_ids = conversation_ids
+        self.conversation_query = conversation_query
         self.content = content
         self.message_type = message_type
         self.private = private
@@ -96,7 +108,7 @@ class BatchSendMessagesOperator(BaseOperator):
         from airflow_provider_doto.api._batch import batch_ids, batch_source, validate_batch_options
 
         # The batch core is imported when a task is built, not when a DAG file imports the operator.
-        source = batch_source(messages, conversation_ids, content)
+        source = batch_source(messages, conversation_ids, content, conversation_query)
         validate_batch_options(
             message_type=message_type,
             private=private,
@@ -110,10 +122,12 @@ class BatchSendMessagesOperator(BaseOperator):
             )
         if source == "messages" and is_static(messages):
             self._build(messages=messages)
-        elif source == "conversation_ids":
+        elif source != "messages":
             if is_static(content) and not is_template_file(content):
                 validate_content(content)
-            if is_static(conversation_ids):
+            if source == "conversation_query":
+                check_query(conversation_query)
+            elif is_static(conversation_ids):
                 batch_ids(conversation_ids)
 
     @cached_property
@@ -126,7 +140,12 @@ class BatchSendMessagesOperator(BaseOperator):
         if self.messages is not None:
             items = self._build(messages=rendered_list(self.messages, "messages"))
         else:
-            ids = rendered_list(self.conversation_ids, "conversation_ids")
+            if self.conversation_query is None:
+                ids = rendered_list(self.conversation_ids, "conversation_ids")
+            else:
+                query = rendered_query(self.conversation_query)  # checked before anything is sent
+                ids = asyncio.run(self.hook.conversation_ids(query=query))
+                self.log.info("The query lists %d conversation(s)", len(ids))
             items = self._build(conversation_ids=ids, content=self._renderer(context))
         send = delivery(context)
         self.log.info(

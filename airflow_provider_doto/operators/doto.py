@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +11,12 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
+    check_query,
     is_static,
     is_template,
     is_template_file,
     rendered_list,
+    rendered_query,
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
@@ -226,6 +228,11 @@ class ExportMessagesOperator(_DotoConnected):
 
     :param conversation_ids: the conversations (templated): a list of ids, one id, or a string
         such as ``"[1, 2]"`` or ``"1,2"`` (what a template renders). Repeated ids are exported once.
+    :param conversation_query: instead of ``conversation_ids``, every conversation this query lists
+        (templated): a mapping of :class:`~api.ConversationQuery`'s fields, e.g.
+        ``{"status": "all", "active_since": "{{ data_interval_start }}"}``, or a ``ConversationQuery``.
+        Its static fields are checked when the task is built; the conversations are listed when it
+        runs, in the list's order.
     :param output_path: where to write (templated): a local path or any URL Airflow's
         ``ObjectStoragePath`` supports (``s3://``, ``gs://``, ``file://``, ...).
     :param after: only messages created after this (templated; Unix seconds, datetime or ISO).
@@ -238,12 +245,19 @@ class ExportMessagesOperator(_DotoConnected):
     XCom: ``{"path": ..., "count": <lines>, "conversations": {"<id>": <lines>, ...}}``.
     """
 
-    template_fields: Sequence[str] = ("conversation_ids", "output_path", "after", "before")
+    template_fields: Sequence[str] = (
+        "conversation_ids",
+        "conversation_query",
+        "output_path",
+        "after",
+        "before",
+    )
 
     def __init__(
         self,
         *,
-        conversation_ids: int | str | Sequence[int | str],
+        conversation_ids: int | str | Sequence[int | str] | None = None,
+        conversation_query: Mapping[str, Any] | api.ConversationQuery | None = None,
         output_path: str,
         after: api.Timestamp | None = None,
         before: api.Timestamp | None = None,
@@ -254,29 +268,37 @@ class ExportMessagesOperator(_DotoConnected):
     ) -> None:
         super().__init__(doto_conn_id=doto_conn_id, **kwargs)
         self.conversation_ids = conversation_ids
+        self.conversation_query = conversation_query
         self.output_path = output_path
         self.after = after
         self.before = before
         self.include_deleted = include_deleted
         self.compression = compression
-        self._exported: list[int] = []
+        self._exported: list[int] | None = None
         if not isinstance(include_deleted, bool):
             raise DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
         check_compression(compression)
         if not is_template(output_path):
             check_output_path(output_path)
-        if is_static(conversation_ids):
+        check_one_source(conversation_ids, conversation_query)
+        if conversation_query is not None:
+            check_query(conversation_query)
+        elif is_static(conversation_ids):
             conversation_ids_of(conversation_ids)
         for name, value in (("after", after), ("before", before)):
             if value is not None and not is_template(value):
                 api.to_timestamp(value, name=name)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ids = conversation_ids_of(self.conversation_ids)
         window = {"after": self.after or None, "before": self.before or None}
         for name, value in window.items():  # rendered values: checked before anything is read or written
             if value is not None:
                 api.to_timestamp(value, name=name)
+        if self.conversation_query is None:
+            ids = conversation_ids_of(self.conversation_ids)
+        else:
+            ids = self.hook.conversation_ids(query=rendered_query(self.conversation_query))
+            self.log.info("The query lists %d conversation(s)", len(ids))
         counts: dict[str, int] = {}
 
         def rows() -> Iterator[dict[str, Any]]:
@@ -313,12 +335,23 @@ class ExportMessagesOperator(_DotoConnected):
 
         settings = self.hook.settings
         namespace = f"doto://{urlsplit(settings.base_url).netloc}"
-        ids = self._exported or conversation_ids_of(self.conversation_ids)
+        ids = self._exported
+        if ids is None:  # not run (yet): the ids given, none for a query
+            ids = conversation_ids_of(self.conversation_ids or [])
         inputs = [(namespace, f"accounts/{settings.account_id}/conversations/{cid}") for cid in ids]
         path = ObjectStoragePath(self.output_path)
         if path.protocol in ("", "file", "local"):
             return inputs, ("file", path.path)
         return inputs, (f"{path.protocol}://{path.bucket}", path.key)
+
+
+def check_one_source(conversation_ids: Any, conversation_query: Any) -> None:
+    """``conversation_ids`` or ``conversation_query``: exactly one of them."""
+    if (conversation_ids is None) == (conversation_query is None):
+        raise DotoConfigError(
+            "Pass either conversation_ids or conversation_query, not both or neither "
+            f"(got {'both' if conversation_ids is not None else 'neither'})."
+        )
 
 
 def conversation_ids_of(value: Any) -> list[int]:
