@@ -45,6 +45,37 @@ def test_a_dag_file_loads_only_the_value_checks_of_the_core():
     assert loaded["heavy"] == []
 
 
+QUERY_AT_PARSE = """
+import json, sys
+import airflow.sdk
+before = set(sys.modules)
+from airflow_provider_doto.operators.conversations import ListConversationsOperator
+from airflow_provider_doto.operators.doto import ExportMessagesOperator
+imported = sorted(m for m in sys.modules if m.startswith("airflow_provider_doto.api"))
+ListConversationsOperator(task_id="l", status="all", active_since="{{ data_interval_start }}")
+ExportMessagesOperator(task_id="e", conversation_query={"status": "all"}, output_path="/tmp/x.jsonl")
+built = sorted(m for m in sys.modules if m.startswith("airflow_provider_doto.api"))
+heavy = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("tenacity", "requests", "aiohttp"))
+print(json.dumps({"imported": imported, "built": built, "heavy": heavy}))
+"""
+
+
+def test_a_query_is_checked_at_parse_without_the_flows():
+    out = subprocess.run([sys.executable, "-c", QUERY_AT_PARSE], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    core = "airflow_provider_doto.api"
+    assert loaded["imported"] == [core, f"{core}._values"]
+    # Checking a query needs ConversationQuery (and the parsers its module holds), no flow or transport.
+    assert loaded["built"] == [
+        core,
+        f"{core}._conversations",
+        f"{core}._http",
+        f"{core}._messages",
+        f"{core}._values",
+    ]
+    assert loaded["heavy"] == []
+
+
 @pytest.mark.parametrize("name", api.__all__)
 def test_every_public_name_comes_from_its_module(name):
     module = importlib.import_module(f"airflow_provider_doto.api.{api._SOURCE[name]}")
