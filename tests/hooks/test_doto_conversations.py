@@ -68,6 +68,27 @@ def test_iter_conversations_asks_for_a_page_when_the_last_is_used_up(doto_emulat
     assert [c.id for c in run(alist(DotoAsyncHook().aiter_conversations()))] == newest_first
 
 
+def test_conversation_ids_are_the_listed_ids_a_page_at_a_time(doto_emulator: DotoEmulator):
+    newest_first = seed(doto_emulator, 60)
+    vip = [cid for cid in newest_first if "vip" in doto_emulator.conversation(cid)["labels"]]
+    assert DotoHook().conversation_ids() == newest_first
+    assert [q["page"] for q in list_gets(doto_emulator)] == ["1", "2", "3"]
+    query = api.ConversationQuery(status="all", labels=["vip"])
+    assert (
+        DotoHook().conversation_ids(query=query)
+        == vip
+        == DotoHook().conversation_ids(status="all", labels=["vip"])
+    )
+    assert run(DotoAsyncHook().conversation_ids()) == newest_first
+    assert run(DotoAsyncHook().conversation_ids(query=query)) == vip
+    doto_emulator.clear_requests()
+    with pytest.raises(DotoConfigError, match="status must be one of"):
+        DotoHook().conversation_ids(status="closed")
+    with pytest.raises(DotoConfigError, match="status must be one of"):
+        run(DotoAsyncHook().conversation_ids(status="closed"))
+    assert doto_emulator.requests == []
+
+
 def test_the_query_reaches_the_server_as_keywords_or_as_a_query(doto_emulator: DotoEmulator):
     newest_first = seed(doto_emulator, 30)
     resolved = newest_first[1]
