@@ -8,11 +8,13 @@ from airflow.sdk import DAG
 
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
+    check_query,
     describe_error,
     is_static,
     is_template,
     is_template_file,
     rendered_list,
+    rendered_query,
 )
 from airflow_provider_doto.exceptions import DotoAuthError, DotoConfigError
 
@@ -90,3 +92,35 @@ def test_rendered_list_keeps_the_reading_error_as_the_cause():
     with pytest.raises(DotoConfigError) as caught:
         rendered_list("[1, 2", "messages")
     assert isinstance(caught.value.__cause__, SyntaxError)
+
+
+def test_rendered_query_reads_a_mapping_its_text_or_a_query():
+    from airflow_provider_doto.api import ConversationQuery
+
+    expected = ConversationQuery(status="all", labels=("vip", "bug"), inbox_id=3, active_since=1767225600)
+    fields = {
+        "status": "all",
+        "labels": ["vip", "bug"],
+        "inbox_id": "3",
+        "active_since": "2026-01-01T00:00:00+00:00",
+    }
+    assert rendered_query(fields) == expected
+    assert rendered_query({**fields, "labels": "['vip', 'bug']", "q": ""}) == expected  # rendered list text
+    assert rendered_query({**fields, "labels": "vip, bug"}) == expected
+    assert rendered_query(str(fields)) == expected == rendered_query(expected)
+    with pytest.raises(DotoConfigError, match="conversation_query: status must be one of"):
+        rendered_query({"status": "closed"})
+    with pytest.raises(DotoConfigError, match="conversation_query is not a mapping of the query's fields"):
+        rendered_query("status: all")
+
+
+def test_check_query_checks_static_fields_and_every_name_leaving_templates_for_later():
+    check_query("{{ params.query }}")
+    check_query({"status": "{{ params.status }}", "active_since": "{{ data_interval_start }}"})
+    check_query({"sort_by": "created_at_desc", "active_since": "{{ data_interval_start }}"})
+    with pytest.raises(DotoConfigError, match="has no field statuses"):
+        check_query({"statuses": "{{ params.status }}"})
+    with pytest.raises(DotoConfigError, match="sort_by must be one of"):
+        check_query({"sort_by": "newest", "q": "{{ params.q }}"})
+    with pytest.raises(DotoConfigError, match="must be a mapping"):
+        check_query(["open"])
