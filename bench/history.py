@@ -158,7 +158,7 @@ def listing(emu: EmulatorProcess, cid: int, size: int, reps: int, warm_cid: int)
     tracemalloc.stop()
     assert len(messages) == size
     del messages
-    hook.close()
+    hook.session.close()
     return {
         "seconds": median(times),
         "seconds_all": [round(t, 3) for t in times],
