@@ -483,14 +483,20 @@ class ConversationPager:
     only the previous page's ids are kept, for the conversations a shifting list repeats across
     the page boundary). ``done`` once the last page is in. With ``active_since`` the first request
     asks with ``updated_within`` (counted from ``now``, which is then required); ``mode`` tells
-    what the server did: ``"updated_within"`` (one answer held every match) or ``"paged"``. A
+    what the server did: ``"updated_within"`` (one answer held every match) or ``"paged"`` (also
+    from the start with ``try_updated_within=False``, for a server known to ignore it). A
     conversation whose new activity moves it up the list while later pages are read can be missed
     here; its activity is after the listing began, so a next window from then on finds it. A flow
     that raised (a failed request) leaves the pager as it was: it may be asked again.
     """
 
     def __init__(
-        self, account_id: int, query: ConversationQuery | None = None, *, now: Timestamp | None = None
+        self,
+        account_id: int,
+        query: ConversationQuery | None = None,
+        *,
+        now: Timestamp | None = None,
+        try_updated_within: bool = True,
     ) -> None:
         self.account_id = account_id
         self.query = query if query is not None else ConversationQuery()
@@ -504,7 +510,8 @@ class ConversationPager:
                     "active_since needs now (when the listing starts) to count updated_within."
                 )
             self._within = window_seconds(self.since, now)
-        self.mode: str | None = None if self.since is not None else "paged"
+        # try_updated_within=False: the caller knows the server ignores it (a watch remembers).
+        self.mode: str | None = None if self.since is not None and try_updated_within else "paged"
         self.pages = 0  # answers read
         self.done = False
         self._page = 1

@@ -7,7 +7,7 @@ exception; ``raw`` keeps the payload as sent. No I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, parse_json
@@ -45,6 +45,8 @@ class Message:
     content_attributes: Mapping[str, Any] = field(default_factory=dict)
     sender: Sender | None = None
     attachments: tuple[Mapping[str, Any], ...] = ()
+    # Set by the account watch, which reports messages of many conversations; None elsewhere.
+    conversation_id: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -77,12 +79,16 @@ class Message:
             if self.sender is None
             else {"id": self.sender.id, "name": self.sender.name, "type": self.sender.type},
             "attachments": [dict(a) for a in self.attachments],
-        }
+        } | ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Rebuild from ``to_dict()`` output or a raw payload (same parser)."""
-        return parse_message(data)
+        """Rebuild from ``to_dict()`` output or a raw payload (same parser), ``conversation_id`` too."""
+        message = parse_message(data)
+        cid = data.get("conversation_id")
+        if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0:
+            return replace(message, conversation_id=cid)
+        return message
 
 
 def parse_message(data: Any, *, where: str = "message") -> Message:

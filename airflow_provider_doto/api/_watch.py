@@ -112,8 +112,34 @@ class InFlight:
     handed_over_at: float | None = None  # when its event left the trigger; memory only
 
 
+class Announcing:
+    """A watcher's batches in flight, for a watch with a ``pending`` list of :class:`InFlight`."""
+
+    pending: list[InFlight]
+
+    def announce(self, batch: Sequence[Message]) -> None:
+        """Hold ``batch`` as pending: call before its event leaves, and save the state first."""
+        self.pending.append(InFlight(sort_messages(batch)))
+
+    def handed_over(self, now: float) -> None:
+        """The events of the pending batches have left the trigger (the consumer took them) at ``now``."""
+        for batch in self.pending:
+            if batch.handed_over_at is None:
+                batch.handed_over_at = now
+
+    def settle(self, now: float, after: float) -> bool:
+        """Forget the batches handed over at least ``after`` seconds before ``now``; True if any went."""
+        kept = [b for b in self.pending if b.handed_over_at is None or now - b.handed_over_at < after]
+        settled, self.pending = len(kept) != len(self.pending), kept
+        return settled
+
+    def in_flight(self) -> list[Message]:
+        """Every pending message, oldest first, each once: what to announce again after a restart."""
+        return unique_messages(m for batch in self.pending for m in batch.messages)
+
+
 @dataclass
-class MessageWatch:
+class MessageWatch(Announcing):
     """State of a wait for new messages, shared by the sensor (all modes) and the trigger.
 
     New means ``created_at >= start``, not reported before, not deleted, and matching the filter.
@@ -211,28 +237,6 @@ class MessageWatch:
             return batch
         return None
 
-    # ---- a watcher's batches in flight ----------------------------------------------------
-
-    def announce(self, batch: Sequence[Message]) -> None:
-        """Hold ``batch`` as pending: call before its event leaves, and save the state first."""
-        self.pending.append(InFlight(sort_messages(batch)))
-
-    def handed_over(self, now: float) -> None:
-        """The events of the pending batches have left the trigger (the consumer took them) at ``now``."""
-        for batch in self.pending:
-            if batch.handed_over_at is None:
-                batch.handed_over_at = now
-
-    def settle(self, now: float, after: float) -> bool:
-        """Forget the batches handed over at least ``after`` seconds before ``now``; True if any went."""
-        kept = [b for b in self.pending if b.handed_over_at is None or now - b.handed_over_at < after]
-        settled, self.pending = len(kept) != len(self.pending), kept
-        return settled
-
-    def in_flight(self) -> list[Message]:
-        """Every pending message, oldest first, each once: what to announce again after a restart."""
-        return _unique(m for batch in self.pending for m in batch.messages)
-
     # ---- state --------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
@@ -260,11 +264,11 @@ class MessageWatch:
         after_id = state.get("after_id")
         self.after_id = int(after_id) if self.reading.known == "chatwoot" and after_id is not None else None
         # Announced by a run that may have died before the event was stored: one batch to announce again.
-        pending = _unique(Message.from_dict(m) for batch in state.get("pending", []) for m in batch)
+        pending = unique_messages(Message.from_dict(m) for batch in state.get("pending", []) for m in batch)
         self.pending = [InFlight(pending)] if pending else []
         return self
 
 
-def _unique(messages: Iterable[Message]) -> list[Message]:
-    """Oldest first, each id once."""
-    return sort_messages({m.id: m for m in messages}.values())
+def unique_messages(messages: Iterable[Message]) -> list[Message]:
+    """Oldest first, each message (of each conversation) once."""
+    return sort_messages({(m.conversation_id, m.id): m for m in messages}.values())

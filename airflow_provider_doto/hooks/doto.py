@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_doto.api import Conversation, DotoSettings, Message, Timestamp
+    from airflow_provider_doto.api._account_watch import AccountWatch
     from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
@@ -318,6 +319,16 @@ class DotoHook(BaseHook):
         flow = watch.poll_flow(self.settings.account_id, conversation_id, found_reading(self.settings))
         batch = run_flow(flow, self.send)
         keep_reading(self.settings, watch.reading)  # the watch's own state may have known it already
+        return batch
+
+    def poll_account(self, watch: AccountWatch) -> list[Message] | None:
+        """One poll of an :class:`~api._account_watch.AccountWatch`: the new messages of any
+        conversation (each with its ``conversation_id``), or None yet."""
+        flow = watch.poll_flow(
+            self.settings.account_id, dt.datetime.now(dt.UTC), found_reading(self.settings)
+        )
+        batch = run_flow(flow, self.send)
+        keep_reading(self.settings, watch.reading)
         return batch
 
     def reading_for(self, conversation_id: int | str) -> api.ServerReading:

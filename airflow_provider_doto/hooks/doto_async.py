@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_doto.api import Conversation, DotoSettings, Message
+    from airflow_provider_doto.api._account_watch import AccountWatch
     from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,14 @@ class DotoAsyncHook:
         flow = watch.poll_flow(settings.account_id, conversation_id, found_reading(settings))
         batch = await arun_flow(flow, self.send)
         keep_reading(settings, watch.reading)  # the watch's own state may have known it already
+        return batch
+
+    async def poll_account(self, watch: AccountWatch) -> list[Message] | None:
+        """The async twin of :meth:`DotoHook.poll_account`."""
+        settings = await self.get_settings()
+        flow = watch.poll_flow(settings.account_id, dt.datetime.now(dt.UTC), found_reading(settings))
+        batch = await arun_flow(flow, self.send)
+        keep_reading(settings, watch.reading)
         return batch
 
     async def reading_for(self, conversation_id: int | str) -> api.ServerReading:
