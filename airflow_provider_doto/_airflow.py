@@ -50,24 +50,32 @@ def rendered_list(value: Any, name: str) -> list[Any]:
     raise DotoConfigError(f"{name} must be a list, got {type(value).__name__}: {_shown(value)}.")
 
 
-def check_query(value: Any, name: str = "conversation_query") -> None:
+def check_query(value: Any, name: str = "conversation_query", *, watch: bool = False) -> None:
     """At DAG parse: a conversation query's static fields (a template's field is checked once
     rendered, by :func:`rendered_query`); its field names, always. A whole-query template or a
-    value Airflow resolves at run time (an XComArg) is left for then."""
-    from airflow_provider_doto.api._conversations import query_from
-
+    value Airflow resolves at run time (an XComArg) is left for then. ``watch``: a watch's query
+    (every status by default, no order or time window)."""
     if isinstance(value, dict):
         value = {k: v if is_static(v) else None for k, v in value.items()}
     elif not is_static(value):
         return
-    query_from(value, name=name)
+    _build(value, name, watch)
 
 
-def rendered_query(value: Any, name: str = "conversation_query") -> Any:
-    """A conversation query once rendered: a ``ConversationQuery``, a mapping of its fields, or the
-    text of one (JSON or a Python literal); ``labels`` may be the text of a list."""
+def _build(value: Any, name: str, watch: bool) -> Any:
+    if watch:
+        from airflow_provider_doto.api._account_watch import watch_query
+
+        return watch_query(value, name=name)
     from airflow_provider_doto.api._conversations import query_from
 
+    return query_from(value, name=name)
+
+
+def rendered_query(value: Any, name: str = "conversation_query", *, watch: bool = False) -> Any:
+    """A conversation query once rendered: a ``ConversationQuery``, a mapping of its fields, or the
+    text of one (JSON or a Python literal); ``labels`` may be the text of a list. ``watch``: as
+    :func:`check_query`."""
     if isinstance(value, str):
         try:
             value = _literal(value.strip())
@@ -75,7 +83,7 @@ def rendered_query(value: Any, name: str = "conversation_query") -> Any:
             raise DotoConfigError(f"{name} is not a mapping of the query's fields: {_shown(value)}.") from exc
     if isinstance(value, dict) and isinstance(value.get("labels"), str) and value["labels"]:
         value = {**value, "labels": rendered_labels(value["labels"])}
-    return query_from(value, name=name)
+    return _build(value, name, watch)
 
 
 def rendered_labels(text: str) -> list[Any]:

@@ -48,18 +48,20 @@ WATCH_STATUS = "all"
 LISTINGS = ("updated_within", "paged")
 
 
-def watch_query(value: ConversationQuery | Mapping[str, Any] | None) -> ConversationQuery:
+def watch_query(
+    value: ConversationQuery | Mapping[str, Any] | None, *, name: str = "conversation_query"
+) -> ConversationQuery:
     """The conversations an account watch covers: every status unless narrowed; only the fields of
     :data:`WATCH_QUERY_FIELDS` (the watch sets the time window and the order itself)."""
     if value is None:
         return ConversationQuery(status=WATCH_STATUS)
     if isinstance(value, Mapping):
         value = {"status": WATCH_STATUS, **value}
-    query = query_from(value, name="conversation_query")
+    query = query_from(value, name=name)
     extra = sorted(name for name in ("q", "sort_by", "active_since") if getattr(query, name) is not None)
     if extra:
         raise DotoConfigError(
-            f"conversation_query of a watch takes only {', '.join(WATCH_QUERY_FIELDS)}; "
+            f"{name} of a watch takes only {', '.join(WATCH_QUERY_FIELDS)}; "
             f"it sets the time window and order itself (got {', '.join(extra)})."
         )
     return query

@@ -254,7 +254,7 @@ class MessageWatch(Announcing):
 
     def restore(self, state: Mapping[str, Any] | None) -> MessageWatch:
         """Continue from ``to_state()`` output taken with the same start point; ignore anything else."""
-        if not state or state.get("start") != self.start:
+        if not state or state.get("start") != self.start or state.get("account"):
             return self
         self.position = int(state["position"])
         self.seen = {int(mid): int(ts) for mid, ts in state.get("seen", [])}

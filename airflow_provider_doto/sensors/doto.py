@@ -1,4 +1,4 @@
-"""NewMessageSensor: wait until a conversation has new messages, and hand them to XCom."""
+"""NewMessageSensor: wait until a conversation (or any conversation) has new messages, and hand them to XCom."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_doto import api
-from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto._airflow import check_query, is_template, rendered_query
 from airflow_provider_doto._runs import run_start
 from airflow_provider_doto.api._values import to_id
+from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_doto.api import ConversationQuery
+    from airflow_provider_doto.api._account_watch import AccountWatch
     from airflow_provider_doto.hooks.doto import DotoHook
 
 STATE_KEY = "doto_message_watch"
@@ -35,7 +38,12 @@ class NewMessageSensor(BaseSensorOperator):
     cursor or committed late is still found, and none is returned twice. Behaves the same in
     ``poke``, ``reschedule`` and deferrable mode.
 
-    :param conversation_id: conversation to watch (templated).
+    :param conversation_id: conversation to watch (templated). ``None``: every conversation the
+        token sees, with one conversation list per idle poll (each message then carries its
+        ``conversation_id``).
+    :param conversation_query: with no ``conversation_id``, which conversations (templated): a
+        mapping of ``status`` (default ``all``), ``inbox_id``, ``team_id``, ``labels``,
+        ``assignee_type``.
     :param start: messages created at or after this point count (templated; Unix seconds, a
         datetime or ISO string). Default: the run's data interval start, or when the run was due or
         started (whichever is earlier, so a retry or a clear resumes from the same point) when
@@ -50,14 +58,15 @@ class NewMessageSensor(BaseSensorOperator):
     :param doto_conn_id: the ``doto`` connection.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "start", "content_pattern")
+    template_fields: Sequence[str] = ("conversation_id", "conversation_query", "start", "content_pattern")
     operator_extra_links = (DotoConversationLink(),)
     ui_color = "#e8f4fd"
 
     def __init__(
         self,
         *,
-        conversation_id: int | str,
+        conversation_id: int | str | None = None,
+        conversation_query: dict[str, Any] | None = None,
         start: api.Timestamp | None = None,
         message_types: Sequence[str] = ("incoming",),
         include_private: bool = False,
@@ -71,6 +80,7 @@ class NewMessageSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
+        self.conversation_query = conversation_query
         self.start = start
         # Lists are copied; anything else goes to MessageFilter as given, which rejects it by name.
         self.message_types = list(message_types) if isinstance(message_types, list | tuple) else message_types
@@ -82,13 +92,17 @@ class NewMessageSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.doto_conn_id = doto_conn_id
         # Static values are checked now, at DAG parse; templated ones again after rendering.
-        if not is_template(conversation_id):
+        if conversation_id is not None and conversation_query is not None:
+            raise DotoConfigError("pass conversation_id or conversation_query, not both.")
+        if conversation_id is not None and not is_template(conversation_id):
             to_id(conversation_id, name="conversation_id")
+        if conversation_id is None:
+            check_query(conversation_query, watch=True)
         if start is not None and not is_template(start):
             api.to_timestamp(start, name="start")
         if content_pattern is None or not is_template(content_pattern):
-            self._watch_for(0)
-        self._watch: api.MessageWatch | None = None
+            self._message_watch(0)  # the filter and the numbers; an account watch checks the same
+        self._watch: api.MessageWatch | AccountWatch | None = None
 
     @cached_property
     def hook(self) -> DotoHook:
@@ -104,7 +118,28 @@ class NewMessageSensor(BaseSensorOperator):
             content_pattern=self.content_pattern,
         )
 
-    def _watch_for(self, start: int) -> api.MessageWatch:
+    def _query(self) -> ConversationQuery:
+        """The watch's query once rendered (every status unless narrowed)."""
+        from airflow_provider_doto.api._account_watch import watch_query
+
+        if self.conversation_query is None:
+            return watch_query(None)
+        return rendered_query(self.conversation_query, watch=True)
+
+    def _watch_for(self, start: int) -> api.MessageWatch | AccountWatch:
+        if self.conversation_id is None:
+            from airflow_provider_doto.api._account_watch import AccountWatch
+
+            return AccountWatch(
+                start=start,
+                filter=self._filter(),
+                min_messages=self.min_messages,
+                overlap=self.overlap,
+                query=self._query(),
+            )
+        return self._message_watch(start)
+
+    def _message_watch(self, start: int) -> api.MessageWatch:
         return api.MessageWatch(
             start=start, filter=self._filter(), min_messages=self.min_messages, overlap=self.overlap
         )
@@ -119,7 +154,7 @@ class NewMessageSensor(BaseSensorOperator):
         # Stable across retries and clears, so a re-run resumes from the same point.
         return run_start(context["dag_run"])
 
-    def _load_watch(self, context: Context) -> api.MessageWatch:
+    def _load_watch(self, context: Context) -> api.MessageWatch | AccountWatch:
         """The cursor: kept in memory while poking, in the task state store across reschedules."""
         start = self.start_point(context)
         if self._watch is not None and self._watch.start == start:
@@ -131,10 +166,13 @@ class NewMessageSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         watch = self._load_watch(context)
-        conversation_id = to_id(self.conversation_id, name="conversation_id")
-        batch = self.hook.poll(watch, conversation_id)
+        if not isinstance(watch, api.MessageWatch):
+            batch, where = self.hook.poll_account(watch), "the account's conversations"
+        else:
+            conversation_id = to_id(self.conversation_id, name="conversation_id")
+            batch, where = self.hook.poll(watch, conversation_id), f"conversation {conversation_id}"
         if batch:
-            self.log.info("%d new message(s) in conversation %s", len(batch), conversation_id)
+            self.log.info("%d new message(s) in %s", len(batch), where)
             return PokeReturnValue(is_done=True, xcom_value=[m.to_dict() for m in batch])
         # Only a cursor with nothing pending is saved: if the task dies after finding a batch,
         # its retry finds the same batch again instead of losing it.
@@ -151,12 +189,16 @@ class NewMessageSensor(BaseSensorOperator):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue):
             return result.xcom_value
+        from airflow_provider_doto.api._account_watch import query_fields
         from airflow_provider_doto.triggers.doto import NewMessageTrigger
 
         watch = self._load_watch(context)
         self.defer(
             trigger=NewMessageTrigger(
-                conversation_id=to_id(self.conversation_id, name="conversation_id"),
+                conversation_id=None
+                if self.conversation_id is None
+                else to_id(self.conversation_id, name="conversation_id"),
+                conversation_query=None if self.conversation_id is not None else query_fields(self._query()),
                 doto_conn_id=self.doto_conn_id,
                 start=watch.start,
                 poll_interval=self.poke_interval,

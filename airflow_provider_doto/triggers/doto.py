@@ -1,4 +1,4 @@
-"""NewMessageTrigger: waits in the triggerer for new messages in a conversation.
+"""NewMessageTrigger: waits in the triggerer for new messages in a conversation, or in any.
 
 Polls exactly like :class:`~airflow_provider_doto.sensors.doto.NewMessageSensor` (same
 :class:`~airflow_provider_doto.api.MessageWatch`), through :class:`DotoAsyncHook`.
@@ -15,6 +15,7 @@ Polls exactly like :class:`~airflow_provider_doto.sensors.doto.NewMessageSensor`
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import describe_error
+from airflow_provider_doto.api._account_watch import AccountWatch, query_fields, watch_query
 from airflow_provider_doto.api._retry_policy import retry_wait
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
@@ -47,9 +49,13 @@ EVENT_SETTLE_SECONDS = 10.0
 
 
 class NewMessageTrigger(BaseEventTrigger):
-    """Fire when a conversation has new messages matching the filters.
+    """Fire when a conversation (or any conversation of the account) has new messages matching the filters.
 
-    :param conversation_id: the conversation to watch.
+    :param conversation_id: the conversation to watch; ``None`` watches every conversation the
+        token sees (an :class:`~airflow_provider_doto.api._account_watch.AccountWatch`: one
+        conversation list per idle poll, whatever the account's size).
+    :param conversation_query: with no ``conversation_id``, which conversations: a mapping of
+        ``status`` (default ``all``), ``inbox_id``, ``team_id``, ``labels``, ``assignee_type``.
     :param doto_conn_id: the ``doto`` connection (only its id is serialised, never the token).
     :param start: Unix seconds; messages with ``created_at >= start`` count. ``None`` (for
         watchers): when the trigger first runs.
@@ -64,7 +70,8 @@ class NewMessageTrigger(BaseEventTrigger):
         timeout is not, e.g. ``dag.test()``). Ignored by watchers, which never end.
 
     A success event's payload is ``{"status": "success", "conversation_id": ..., "messages": [...],
-    "redelivered": bool}``; every message carries its ``id``. ``redelivered`` is true on a watcher's
+    "redelivered": bool}``; every message carries its ``id`` (and, watching the account, its
+    ``conversation_id``; the event's own is then None). ``redelivered`` is true on a watcher's
     announcement, after a restart, of a batch it announced before: a consumer may have it already.
     """
 
@@ -73,8 +80,9 @@ class NewMessageTrigger(BaseEventTrigger):
 
     def __init__(
         self,
-        conversation_id: int,
+        conversation_id: int | None = None,
         *,
+        conversation_query: Mapping[str, Any] | None = None,
         doto_conn_id: str = "doto_default",
         start: int | None = None,
         poll_interval: float = 60.0,
@@ -89,7 +97,15 @@ class NewMessageTrigger(BaseEventTrigger):
         timeout_at: float | None = None,
     ) -> None:
         super().__init__()
-        self.conversation_id = to_id(conversation_id, name="conversation_id")
+        self.conversation_id = (
+            None if conversation_id is None else to_id(conversation_id, name="conversation_id")
+        )
+        if conversation_id is not None and conversation_query is not None:
+            raise DotoConfigError("pass conversation_id or conversation_query, not both.")
+        # Plain, sorted JSON: a watcher is identified by the hash of its kwargs.
+        self.conversation_query = (
+            None if conversation_id is not None else query_fields(watch_query(conversation_query))
+        )
         self.doto_conn_id = doto_conn_id
         self.start = None if start is None else api.to_timestamp(start, name="start")
         if (
@@ -115,10 +131,13 @@ class NewMessageTrigger(BaseEventTrigger):
         self._new_watch(self.start or 0)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        # A conversation's trigger keeps its kwargs as before (a watcher's identity is their hash).
+        query = {} if self.conversation_query is None else {"conversation_query": self.conversation_query}
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "conversation_id": self.conversation_id,
+                **query,
                 "doto_conn_id": self.doto_conn_id,
                 "start": self.start,
                 "poll_interval": self.poll_interval,
@@ -138,16 +157,41 @@ class NewMessageTrigger(BaseEventTrigger):
         """An AssetWatcher's trigger runs in a triggerer without a task instance; it must never return."""
         return self.task_instance is None and getattr(self, "trigger_id", None) is not None
 
-    def _new_watch(self, start: int) -> api.MessageWatch:
+    def _new_watch(self, start: int) -> api.MessageWatch | AccountWatch:
+        if self.conversation_query is not None:
+            return AccountWatch(
+                start=start,
+                filter=self.filter,
+                min_messages=self.min_messages,
+                overlap=self.overlap,
+                query=watch_query(self.conversation_query),
+            )
         return api.MessageWatch(
             start=start, filter=self.filter, min_messages=self.min_messages, overlap=self.overlap
         )
 
     @property
     def _state_key(self) -> str:
-        return f"doto_watch:{self.doto_conn_id}:{self.conversation_id}"
+        if self.conversation_query is None:
+            return f"doto_watch:{self.doto_conn_id}:{self.conversation_id}"
+        narrowed = json.dumps(self.conversation_query, sort_keys=True) if self.conversation_query else ""
+        return f"doto_watch:{self.doto_conn_id}:account{narrowed}"
 
-    async def _load_watch(self) -> api.MessageWatch:
+    @property
+    def _watching(self) -> str:
+        if self.conversation_id is not None:
+            return f"conversation {self.conversation_id}"
+        return "the account's conversations"
+
+    async def _poll(
+        self, hook: DotoAsyncHook, watch: api.MessageWatch | AccountWatch
+    ) -> list[api.Message] | None:
+        if isinstance(watch, AccountWatch):
+            return await hook.poll_account(watch)
+        assert self.conversation_id is not None
+        return await hook.poll(watch, self.conversation_id)
+
+    async def _load_watch(self) -> api.MessageWatch | AccountWatch:
         stored = None
         if self._state_store is not None:
             try:
@@ -166,7 +210,7 @@ class NewMessageTrigger(BaseEventTrigger):
         # Airflow 3.3+ hands watchers a per-asset store; earlier versions have none.
         return getattr(self, "asset_state_store", None)
 
-    async def _save_watch(self, watch: api.MessageWatch) -> None:
+    async def _save_watch(self, watch: api.MessageWatch | AccountWatch) -> None:
         state = watch.to_state()
         self.state = state
         if self._state_store is None or state == self._stored_state:
@@ -194,7 +238,7 @@ class NewMessageTrigger(BaseEventTrigger):
             if watch.settle(time.time(), self.event_settle_seconds):
                 await self._save_watch(watch)  # those events are stored by now: forget the batches
             try:
-                batch = await hook.poll(watch, self.conversation_id)
+                batch = await self._poll(hook, watch)
             except FATAL_ERRORS as err:
                 yield self._error_event(err)
                 if not self.is_watcher:
@@ -208,8 +252,8 @@ class NewMessageTrigger(BaseEventTrigger):
                     raise
                 failures += 1
                 self.log.warning(
-                    "Doto poll of conversation %s failed (%d of %d): %s",
-                    self.conversation_id,
+                    "Doto poll of %s failed (%d of %d): %s",
+                    self._watching,
                     failures,
                     self.max_failures,
                     describe_error(err),
@@ -259,7 +303,7 @@ class NewMessageTrigger(BaseEventTrigger):
             {
                 "status": "timeout",
                 "conversation_id": self.conversation_id,
-                "error": f"No new Doto messages in conversation {self.conversation_id} before the timeout.",
+                "error": f"No new Doto messages in {self._watching} before the timeout.",
             }
         )
 

@@ -68,3 +68,21 @@ with DAG(
         poke_interval=0.2,
         timeout=120,
     )
+
+with DAG(
+    "account_sensor_modes",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as account_dag:
+    # No conversation: each sensor watches every conversation of the account.
+    for name, mode in MODES.items():
+        NewMessageSensor(
+            task_id=f"wait_{name}",
+            content_pattern=r"ESCALATE-\d",
+            sender_types=["Contact"],
+            min_messages=2,
+            poke_interval=0.3,
+            timeout=120,
+            **mode,
+        )
