@@ -38,6 +38,7 @@ PER_MUTATION_TIMEOUT = 300  # seconds; a hang counts as killed (reported as such
 
 TRIGGER = "airflow_provider_doto/triggers/doto.py"
 WATCH = "airflow_provider_doto/api/_watch.py"
+ACCOUNT_WATCH = "airflow_provider_doto/api/_account_watch.py"
 LISTING = "airflow_provider_doto/api/_listing.py"
 SETTINGS = "airflow_provider_doto/api/_settings.py"
 SYNC_HOOK = "airflow_provider_doto/hooks/doto.py"
@@ -49,6 +50,7 @@ RUNS = "airflow_provider_doto/_runs.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 T_TRANSPORT = "tests/hooks/test_transport.py"
+T_ACCOUNT_HOOKS = "tests/hooks/test_doto_account_watch.py"
 SERIALISE_TESTS = (
     f"{T_TRIGGER}::test_rebuilt_trigger_keeps_every_constructor_argument",
     f"{T_TRIGGER}::test_serialize_round_trip_rebuilds_an_equal_trigger[server=doto]",
@@ -92,9 +94,44 @@ MUTATIONS: tuple[Mutation, ...] = (
         "serialize-drops-conversation_id",
         "a deferred or watching trigger keeps its conversation_id (serialize)",
         TRIGGER,
-        '                "conversation_id": self.conversation_id,\n                "doto_conn_id"',
-        '                "doto_conn_id"',
+        '                "conversation_id": self.conversation_id,\n                **query,\n',
+        "                **query,\n",
         SERIALISE_TESTS,
+    ),
+    Mutation(
+        "serialize-drops-conversation_query",
+        "an account watcher keeps its conversation_query (serialize)",
+        TRIGGER,
+        '        query = {} if self.conversation_query is None else {"conversation_query": self.conversation_query}\n',
+        "        query = {}\n",
+        SERIALISE_TESTS,
+    ),
+    Mutation(
+        "account-watch-ignores-updates",
+        "the account watch reads a watched conversation again when its updated_at moves",
+        ACCOUNT_WATCH,
+        "        return conversation.updated_at is None or known is None or conversation.updated_at > known\n",
+        "        return False\n",
+        (
+            f"{T_ACCOUNT_HOOKS}::test_late_commits_updates_without_a_message_deletions_and_the_filter",
+            f"{T_ACCOUNT_HOOKS}::test_a_restored_watch_continues_without_reporting_twice",
+        ),
+    ),
+    Mutation(
+        "account-watch-floor-off",
+        "a conversation whose cursor was dropped is watched again from the floor: nothing reported twice",
+        ACCOUNT_WATCH,
+        "        return max(self.start, math.floor(self.listed_at) - self.overlap - CLOCK_SLACK)\n",
+        "        return self.start\n",
+        (f"{T_ACCOUNT_HOOKS}::test_state_stays_bounded_and_a_dropped_conversation_is_watched_again",),
+    ),
+    Mutation(
+        "account-watch-never-forgets",
+        "the account watch's state stays bounded: quiet cursors are dropped",
+        ACCOUNT_WATCH,
+        "            if cursor.position < floor and version is not None and version < floor:\n",
+        "            if False:\n",
+        (f"{T_ACCOUNT_HOOKS}::test_state_stays_bounded_and_a_dropped_conversation_is_watched_again",),
     ),
     _drop_serialised("doto_conn_id", '                "doto_conn_id": self.doto_conn_id,\n'),
     _drop_serialised("start", '                "start": self.start,\n'),
