@@ -22,6 +22,7 @@ PACKAGE = "airflow_provider_doto"
 # Each shipped example DAG file and the DAGs it defines.
 EXAMPLE_DAGS = {
     "doto_escalation": ("doto_escalation",),
+    "doto_escalation_watcher": ("doto_escalation_watcher",),
     "doto_export": ("doto_export",),
     "doto_follow_up": ("doto_follow_up", "doto_backlog_nudge"),
     "doto_new_message_watcher": ("doto_new_message_watcher",),
