@@ -102,7 +102,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "serialize-drops-conversation_query",
         "an account watcher keeps its conversation_query (serialize)",
         TRIGGER,
-        '        query = {} if self.conversation_query is None else {"conversation_query": self.conversation_query}\n',
+        '        query = {} if self.conversation_query is None else {"conversation_query": self._query_text or None}\n',
         "        query = {}\n",
         SERIALISE_TESTS,
     ),

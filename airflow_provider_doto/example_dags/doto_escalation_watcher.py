@@ -122,4 +122,4 @@ with DAG(
             )
         return sent
 
-    escalate(read_escalations())
+    escalate(read_escalations())  # type: ignore[arg-type]  # an XComArg, resolved at run time

@@ -54,7 +54,8 @@ class NewMessageTrigger(BaseEventTrigger):
     :param conversation_id: the conversation to watch; ``None`` watches every conversation the
         token sees (an :class:`~airflow_provider_doto.api._account_watch.AccountWatch`: one
         conversation list per idle poll, whatever the account's size).
-    :param conversation_query: with no ``conversation_id``, which conversations: a mapping of
+    :param conversation_query: with no ``conversation_id``, which conversations: a mapping (or its
+        JSON text, the serialised form) of
         ``status`` (default ``all``), ``inbox_id``, ``team_id``, ``labels``, ``assignee_type``.
     :param doto_conn_id: the ``doto`` connection (only its id is serialised, never the token).
     :param start: Unix seconds; messages with ``created_at >= start`` count. ``None`` (for
@@ -82,7 +83,7 @@ class NewMessageTrigger(BaseEventTrigger):
         self,
         conversation_id: int | None = None,
         *,
-        conversation_query: Mapping[str, Any] | None = None,
+        conversation_query: Mapping[str, Any] | str | None = None,
         doto_conn_id: str = "doto_default",
         start: int | None = None,
         poll_interval: float = 60.0,
@@ -104,7 +105,7 @@ class NewMessageTrigger(BaseEventTrigger):
             raise DotoConfigError("pass conversation_id or conversation_query, not both.")
         # Plain, sorted JSON: a watcher is identified by the hash of its kwargs.
         self.conversation_query = (
-            None if conversation_id is not None else query_fields(watch_query(conversation_query))
+            None if conversation_id is not None else query_fields(_watch_query(conversation_query))
         )
         self.doto_conn_id = doto_conn_id
         self.start = None if start is None else api.to_timestamp(start, name="start")
@@ -132,7 +133,8 @@ class NewMessageTrigger(BaseEventTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # A conversation's trigger keeps its kwargs as before (a watcher's identity is their hash).
-        query = {} if self.conversation_query is None else {"conversation_query": self.conversation_query}
+        # The query travels as JSON text: Airflow 3.1 stores a watcher's dict kwargs with mangled keys.
+        query = {} if self.conversation_query is None else {"conversation_query": self._query_text or None}
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -174,8 +176,12 @@ class NewMessageTrigger(BaseEventTrigger):
     def _state_key(self) -> str:
         if self.conversation_query is None:
             return f"doto_watch:{self.doto_conn_id}:{self.conversation_id}"
-        narrowed = json.dumps(self.conversation_query, sort_keys=True) if self.conversation_query else ""
-        return f"doto_watch:{self.doto_conn_id}:account{narrowed}"
+        return f"doto_watch:{self.doto_conn_id}:account{self._query_text}"
+
+    @property
+    def _query_text(self) -> str:
+        """The account watch's narrowing as sorted JSON, or "" when it watches every conversation."""
+        return json.dumps(self.conversation_query, sort_keys=True) if self.conversation_query else ""
 
     @property
     def _watching(self) -> str:
@@ -318,6 +324,15 @@ class NewMessageTrigger(BaseEventTrigger):
                 "error_fields": error_fields(err),  # status, method, path, ...: plain values only
             }
         )
+
+
+def _watch_query(value: Mapping[str, Any] | str | None) -> Any:
+    """A watch's query from a mapping or from the JSON text ``serialize()`` gives it."""
+    if isinstance(value, str):
+        from airflow_provider_doto._airflow import rendered_query
+
+        return rendered_query(value, watch=True)
+    return watch_query(value)
 
 
 def messages_from_event(payload: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -79,7 +79,7 @@ def run_account_watcher(emu: DotoEmulator, trigger_row: Any, targets: list[int])
 
     module, _, name = trigger_row.classpath.rpartition(".")
     kwargs = {k: smart_decode_trigger_kwargs(v) for k, v in trigger_row.kwargs.items()}
-    assert kwargs["conversation_id"] is None and kwargs["conversation_query"] == {}
+    assert kwargs["conversation_id"] is None and kwargs["conversation_query"] is None
     trigger = getattr(importlib.import_module(module), name)(**kwargs)
     trigger.trigger_id = trigger_row.id
     trigger.task_instance = None
