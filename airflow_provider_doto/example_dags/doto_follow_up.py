@@ -121,8 +121,8 @@ def _last_outgoing_blocker(last: Message, now: int, hours: float, lookback_days:
     if any(last.content_attributes.get(marker) for marker in NUDGE_MARKERS):
         return "our last message is already a nudge"
     age = now - last.created_at
-    if lookback_days is not None and age > lookback_days * DAY:
-        return f"our last message is older than {lookback_days} day(s)"
+    if lookback_days is not None and age >= lookback_days * DAY:  # as a history read "after" it would
+        return f"our last message is {lookback_days} day(s) old or older"
     if age < hours * 3600:
         return f"our last message is only {age / 3600:.1f} h old"
     return None

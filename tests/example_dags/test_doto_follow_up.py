@@ -69,6 +69,11 @@ def test_our_public_message_older_than_hours_with_no_reply_is_due():
     assert decide(message("outgoing", 30)) == (DUE, "nudge due")
 
 
+def test_lookback_days_ends_where_a_history_read_would():
+    assert decide(message("outgoing", 7 * 24 - 1 / HOUR))[0] == DUE
+    assert decide(message("outgoing", 7 * 24))[0] == NOT_DUE
+
+
 def test_exactly_hours_old_is_due_a_second_less_is_not():
     assert decide(message("outgoing", 24))[0] == DUE
     outcome, reason = decide(message("outgoing", 24 - 1 / HOUR))
@@ -81,7 +86,7 @@ def test_exactly_hours_old_is_due_a_second_less_is_not():
         (None, "no message in the conversation"),
         (message("incoming", 30), "the customer wrote last"),
         (message("outgoing", 2), "our last message is only 2.0 h old"),
-        (message("outgoing", 8 * 24), "our last message is older than 7 day(s)"),
+        (message("outgoing", 8 * 24), "our last message is 7 day(s) old or older"),
         (
             message("outgoing", 30, content_attributes={"doto_follow_up": True}),
             "our last message is already a nudge",
