@@ -172,6 +172,12 @@ def matches(conversation: Conversation, inbox_id: int | None, labels: Iterable[s
     )
 
 
+def _narrowed_out(conversation: Conversation) -> str:
+    if conversation.status != "open":
+        return f"status {conversation.status}"
+    return f"inbox {conversation.inbox_id}, labels {', '.join(conversation.labels) or 'none'}"
+
+
 def find_follow_ups(
     hook: DotoHook,
     now: int,
@@ -186,8 +192,16 @@ def find_follow_ups(
     """``{"due": [...], "skipped_reply_window": [...]}``: the rule over the open conversations (or
     those of ``conversation_ids``), a page of the list at a time; each decision logged."""
     if conversation_ids:
-        seen = (hook.get_conversation(cid) for cid in dict.fromkeys(conversation_ids))
-        conversations: Iterable[Conversation] = (c for c in seen if matches(c, inbox_id, labels))
+
+        def given() -> Iterable[Conversation]:
+            for cid in dict.fromkeys(conversation_ids):
+                conversation = hook.get_conversation(cid)
+                if matches(conversation, inbox_id, labels):
+                    yield conversation
+                elif log is not None:
+                    log.info("Conversation %s: not looked after (%s)", cid, _narrowed_out(conversation))
+
+        conversations: Iterable[Conversation] = given()
     else:
         from airflow_provider_doto.api import ConversationQuery
 

@@ -212,3 +212,33 @@ def test_finder_given_ids_reads_each_and_keeps_the_matching_open_ones_in_their_o
 
     assert found == {"due": [4, 1], "skipped_reply_window": []}
     assert hook.calls == [("get_conversation", cid) for cid in (4, 3, 2, 1)]
+
+
+def test_finder_logs_every_decision_and_why_a_given_id_is_left_out():
+    conversations = [
+        conversation(message("outgoing", 30), cid=1, status="resolved"),
+        conversation(message("outgoing", 30), cid=2, inbox_id=9),
+        conversation(message("incoming", 30), cid=3),
+    ]
+    lines: list[str] = []
+
+    class Log:
+        def info(self, text: str, *args: Any) -> None:
+            lines.append(text % args)
+
+    find_follow_ups(
+        FakeHook(conversations, {}),
+        NOW,
+        hours=24,
+        lookback_days=7,
+        conversation_ids=[1, 2, 3],
+        inbox_id=1,
+        log=Log(),
+    )
+
+    assert lines == [
+        "Conversation 1: not looked after (status resolved)",
+        "Conversation 2: not looked after (inbox 9, labels none)",
+        "Conversation 3: not_due (the customer wrote last)",
+        "0 of 1 open conversation(s) are due a nudge; 0 more are but their reply window has closed",
+    ]

@@ -563,3 +563,40 @@ def test_export_with_no_ids_exports_the_whole_account_for_the_interval(
     assert result["conversations"] == {str(cid): len(ids) for cid, ids in expected.items()}
     listed = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
     assert len(listed) == 1 and listed[0].query["status"] == "all" and "updated_within" in listed[0].query
+
+
+def test_export_with_no_ids_on_a_server_older_than_updated_within(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    """A server that ignores ``updated_within`` is paged by last activity instead: every conversation
+    active in the interval, of any status, is exported, more than a page of them; a conversation
+    whose activity a late commit moved back before the interval is missed there (the DAG's
+    documented limit on such servers)."""
+    emu = doto_emulator
+    emu.supports_updated_within = False
+    run_at = pendulum.now("UTC")
+    day_start = run_at.start_of("day").subtract(days=1)
+    start = day_start.int_timestamp
+    active = []
+    for n in range(27):
+        cid = emu.add_conversation()
+        emu.add_message(cid, f"question {n}", created_at=start + n * 60)
+        active.append(cid)
+    emu.update_conversation(active[0], status="resolved")
+    moved_back = emu.add_conversation()
+    emu.add_message(moved_back, "in the interval", message_type="outgoing", created_at=start + 1)
+    emu.add_message(
+        moved_back, "the day before, committed late", message_type="outgoing", created_at=start - 1
+    )
+    emu.clear_requests()
+
+    dr = load_dag("example_dags/doto_export.py").test(
+        logical_date=run_at, run_conf={"output_dir": str(tmp_path)}
+    )
+
+    assert dr.state == "success"
+    assert sorted(xcom(dr, "select_conversations")) == sorted(active)  # not moved_back
+    assert xcom(dr, "export_messages")["count"] == len(active)
+    listed = [r.query for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
+    assert [q.get("page") for q in listed] == ["1", "1", "2"]  # the ignored window, then page by page
+    assert all(q["status"] == "all" and q["sort_by"] == "last_activity_at_desc" for q in listed)
