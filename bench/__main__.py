@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import export, followups, tls_link
+from bench import discovery, export, followups, tls_link
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 KB = 1024
 SEND_CLIENTS = ("doto", "raw", "http", "urllib3", "raw_noenv")
 # Results key -> module with table_rows() and describe(), in the table's order.
-_NEWER: dict[str, Any] = {"followups": followups, "tls": tls_link, "export": export}
+_NEWER: dict[str, Any] = {"followups": followups, "discovery": discovery, "tls": tls_link, "export": export}
 
 
 def _load() -> str:
@@ -353,7 +353,7 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                 "vs doto emulator (one answer)"
             )
             rows += _listing_rows(what, cw, nocap)
-    # Benchmarks 6-8 build their own rows (bench/followups.py, bench/tls_link.py, bench/export.py).
+    # Benchmarks 6-8 build their own rows (bench/followups.py, bench/discovery.py, bench/tls_link.py, bench/export.py).
     for key, module in _NEWER.items():
         if key in r:
             more, more_missed = module.table_rows(r[key])
@@ -616,7 +616,8 @@ def render(
         "bash bench/run.sh --quick    # a smaller, faster run (does not meet the scale of the targets)\n"
         ".venv/bin/python -m bench --only send,history --no-write\n"
         "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n"
-        "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n```\n"
+        "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n"
+        "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -815,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
         "--only",
-        default="imports,send,history,transports,triggers,followups,tls,export",
+        default="imports,send,history,transports,triggers,followups,discovery,tls,export",
         help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -878,6 +879,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "followups" in only:
         r["followups"] = run("followups", "--n", "50" if q else "1000", timeout=3600)
+    if "discovery" in only:
+        scale = ["--conversations", "1000", "--open", "200", "--reps", "1"] if q else []
+        r["discovery"] = run("discovery", *scale)
     if "tls" in only:
         r["tls"] = run("tls_link", *(["--n", "100", "--rounds", "2"] if q else ["--n", "1000"]), label="tls")
     if "export" in only:

@@ -1,7 +1,8 @@
 """The emulator in a child process, so its CPU never counts as the client's.
 
 The child runs :class:`~airflow_provider_doto.testing.emulator.DotoEmulator` (uvicorn, backlog 2048) and
-answers a few commands over a pipe: seeding, scheduled messages (for latency), request counts.
+answers a few commands over a pipe: seeding, scheduled messages (for latency), request counts, and
+``run`` (a benchmark's own seeding function, called with the emulator).
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def _child(
                 return {cid: list(times) for cid, times in created.items()}
         if cmd == "count_messages":
             return len(emu.messages(args[0]))
+        if cmd == "run":  # ("module:function", *args): function(emu, *args) here, e.g. a benchmark's seeding
+            import importlib
+
+            module, name = args[0].split(":")
+            return getattr(importlib.import_module(module), name)(emu, *args[1:])
         raise ValueError(cmd)
 
     conn.send(("ready", os.getpid()))

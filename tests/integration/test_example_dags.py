@@ -68,7 +68,7 @@ def test_follow_up_is_sent_only_where_the_customer_went_quiet(airflow_db: Path, 
     )
 
     assert dr.state == "success"
-    assert xcom(dr, "find_due_conversations") == [quiet, quiet_with_note]
+    assert xcom(dr, "find_due_conversations") == {"due": [quiet, quiet_with_note], "skipped_reply_window": []}
     for cid, unchanged in before.items():
         assert _contents(emu, cid) == unchanged  # not sent: replied, too recent, nothing of ours
     for map_index, cid in enumerate([quiet, quiet_with_note]):
@@ -83,7 +83,7 @@ def test_follow_up_is_sent_only_where_the_customer_went_quiet(airflow_db: Path, 
     # The next day: still no reply, but our last message is the follow-up: no second nudge.
     again = dag.test(run_conf={"conversation_ids": [quiet, quiet_with_note], "hours": 24})
     assert again.state == "success"
-    assert xcom(again, "find_due_conversations") == []
+    assert xcom(again, "find_due_conversations")["due"] == []
     assert not has_xcom(again, "send_follow_up", 0)
     assert len(emu.messages(quiet)) == 3 and len(emu.messages(quiet_with_note)) == 4
 
@@ -95,11 +95,11 @@ def test_follow_up_hours_param_decides_what_is_too_recent(airflow_db: Path, doto
     dag = load_dag("example_dags/doto_follow_up.py")
 
     not_yet = dag.test(run_conf={"conversation_ids": [cid], "hours": 3})
-    assert xcom(not_yet, "find_due_conversations") == [] and len(emu.messages(cid)) == 1
+    assert xcom(not_yet, "find_due_conversations")["due"] == [] and len(emu.messages(cid)) == 1
 
     due = dag.test(run_conf={"conversation_ids": [cid], "hours": 1.5})
     assert due.state == "success"
-    assert xcom(due, "find_due_conversations") == [cid]
+    assert xcom(due, "find_due_conversations")["due"] == [cid]
     assert len(emu.messages(cid)) == 2 and emu.messages(cid)[-1]["content_attributes"]["doto_follow_up"]
 
 
@@ -129,7 +129,7 @@ def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
     dr = dag.test(run_conf={"conversation_ids": ids, "signature": "Ana, Acme support"})
 
     assert dr.state == "success"
-    assert xcom(dr, "find_backlog") == due
+    assert xcom(dr, "find_backlog") == {"due": due, "skipped_reply_window": []}
     out = xcom(dr, "nudge_backlog")
     assert (out["total"], out["sent"], out["failed"]) == (len(due), len(due), 0)
     assert [r["conversation_id"] for r in out["results"]] == due
@@ -149,7 +149,7 @@ def test_backlog_nudge_sends_one_batch_to_every_quiet_conversation(
     # The next day: still quiet, but our last message is the nudge: no second one.
     again = dag.test(run_conf={"conversation_ids": ids})
     assert again.state == "success"
-    assert xcom(again, "find_backlog") == []
+    assert xcom(again, "find_backlog")["due"] == []
     assert xcom(again, "nudge_backlog")["total"] == 0
     assert all(len(emu.messages(cid)) == 3 for cid in quiet)
 
@@ -181,7 +181,9 @@ def test_neither_nudge_dag_nudges_after_the_others_nudge(airflow_db: Path, doto_
     )
 
     assert backlog.state == follow_up.state == "success"
-    assert xcom(backlog, "find_backlog") == [] and xcom(follow_up, "find_due_conversations") == []
+    assert (
+        xcom(backlog, "find_backlog")["due"] == [] and xcom(follow_up, "find_due_conversations")["due"] == []
+    )
     assert [len(emu.messages(cid)) for cid in ids] == [2, 2]
 
 
@@ -332,7 +334,8 @@ def test_export_writes_exactly_yesterdays_messages(
         emu.add_message(first, "last second of the day", created_at=end - 1)["id"],
     ]
     deleted = emu.add_message(first, "deleted later", created_at=start + 10 * HOUR)["id"]
-    DotoHook().delete_message(first, deleted)
+    DotoHook().delete_message(first, deleted)  # exported as the server shows it, flagged deleted
+    expected.insert(3, deleted)
     emu.add_message(first, "today, midnight", created_at=end)
     only = emu.add_message(second, "hello", created_at=start + 12 * HOUR)["id"]
     dag = load_dag("example_dags/doto_export.py")
@@ -350,8 +353,250 @@ def test_export_writes_exactly_yesterdays_messages(
         (second, only)
     ]
     assert all(start <= r["created_at"] < end for r in rows)
+    assert [r["content_attributes"].get("deleted", False) for r in rows] == [r["id"] == deleted for r in rows]
+    assert xcom(dr, "select_conversations") == [first, second]
     assert xcom(dr, "export_messages") == {
         "path": str(path),
         "count": len(rows),
         "conversations": {str(first): len(expected), str(second): 1},
     }
+
+
+# ---- the whole account: the three DAGs with no ids ---------------------------------------------------
+
+
+def _history_reads(emu: Any) -> list[int]:
+    """The conversations whose messages were listed, one entry per request (``GET .../:id/messages``)."""
+    return [
+        int(r.path.split("/")[-2])
+        for r in emu.requests
+        if r.method == "GET" and r.path.endswith("/messages") and "/conversations/" in r.path
+    ]
+
+
+def _sent_by_dag(emu: Any, cid: int, marker: str) -> list[dict[str, Any]]:
+    return [m for m in emu.messages(cid) if m["content_attributes"].get(marker)]
+
+
+def test_follow_up_with_no_params_looks_after_every_open_conversation(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """Decided from the conversation list; only a private-note last message costs a history read; a
+    conversation past its channel's reply window is skipped and listed."""
+    emu = doto_emulator
+    conversation = functools.partial(_conversation, emu, int(time.time()))
+    quiet = conversation(
+        ("my parcel is late", "incoming", 40, False), ("it ships today", "outgoing", 30, False)
+    )
+    replied = conversation(("it ships today", "outgoing", 30, False), ("thanks!", "incoming", 29, False))
+    too_recent = conversation(("it ships today", "outgoing", 2, False))
+    too_old = conversation(("it ships today", "outgoing", 8 * 24, False))  # beyond lookback_days (7)
+    never_answered = conversation(("hello?", "incoming", 50, False))
+    quiet_with_note = conversation(
+        ("it ships today", "outgoing", 30, False),
+        ("customer may call", "outgoing", 1, True),
+        ("Conversation assigned to Sam", "activity", 1, False),
+    )
+    replied_then_note = conversation(
+        ("it ships today", "outgoing", 30, False),
+        ("thanks!", "incoming", 20, False),
+        ("all good now", "outgoing", 19, True),
+    )
+    resolved, pending = (
+        conversation(("it ships today", "outgoing", 30, False)),
+        conversation(("it ships today", "outgoing", 30, False)),
+    )
+    emu.update_conversation(resolved, status="resolved")
+    emu.update_conversation(pending, status="pending")
+    whatsapp = emu.add_inbox("whatsapp", "WhatsApp")
+    closed_window = emu.add_conversation(inbox_id=whatsapp)  # the customer wrote 40 h ago: window shut
+    emu.add_message(closed_window, "my parcel is late", created_at=int(time.time()) - 40 * HOUR)
+    emu.add_message(
+        closed_window, "it ships today", message_type="outgoing", created_at=int(time.time()) - 30 * HOUR
+    )
+    assert emu.conversation(closed_window)["can_reply"] is False
+    seeded = {cid: _contents(emu, cid) for cid in range(1, closed_window + 1)}
+    emu.clear_requests()
+    dag = load_dag("example_dags/doto_follow_up.py")
+
+    dr = dag.test()  # no params: every open conversation
+
+    assert dr.state == "success"
+    found = xcom(dr, "find_due_conversations")
+    assert sorted(found["due"]) == sorted([quiet, quiet_with_note])
+    assert found["skipped_reply_window"] == [closed_window]
+    assert set(_history_reads(emu)) == {quiet_with_note, replied_then_note}  # no other history read
+    listed = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
+    assert [r.query.get("status") for r in listed] == ["open"]  # one page holds them all
+    for cid in (quiet, quiet_with_note):
+        assert len(_sent_by_dag(emu, cid, "doto_follow_up")) == 1
+    untouched = (
+        replied,
+        too_recent,
+        too_old,
+        never_answered,
+        replied_then_note,
+        resolved,
+        pending,
+        closed_window,
+    )
+    assert [_contents(emu, cid) for cid in untouched] == [seeded[cid] for cid in untouched]
+    assert sum(1 for r in emu.requests if r.method == "POST") == 2
+
+
+def test_backlog_nudge_narrowed_by_inbox_labels_and_ids(airflow_db: Path, doto_emulator: Any) -> None:
+    """``inbox_id``, ``labels`` and ``conversation_ids`` each narrow the open conversations looked
+    after; more than a page of them is read page by page."""
+    emu = doto_emulator
+    now = int(time.time())
+    email = emu.add_inbox("email", "Support mail")
+
+    def quiet(inbox_id: int, labels: tuple[str, ...] = ()) -> int:
+        cid = emu.add_conversation(inbox_id=inbox_id, labels=labels)
+        emu.add_message(cid, "it ships today", message_type="outgoing", created_at=now - 50 * HOUR)
+        return cid
+
+    mail = [quiet(email) for _ in range(27)]  # more than one page of 25
+    vip = [quiet(1, ("vip",)), quiet(email, ("vip", "billing"))]
+    other = [quiet(1, ("billing",)), quiet(1)]
+    # A fresh DAG for each run: dag.test() keeps a run's config in the DAG's params.
+    dag = functools.partial(load_dag, "example_dags/doto_follow_up.py", "doto_backlog_nudge")
+
+    by_inbox = dag().test(run_conf={"inbox_id": email})
+    assert by_inbox.state == "success"
+    assert sorted(xcom(by_inbox, "find_backlog")["due"]) == sorted([*mail, vip[1]])
+    assert xcom(by_inbox, "nudge_backlog")["sent"] == len(mail) + 1
+    lists = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
+    assert [(r.query.get("inbox_id"), r.query.get("page")) for r in lists] == [
+        (str(email), "1"),
+        (str(email), "2"),
+    ]
+    assert _history_reads(emu) == []
+
+    by_label = dag().test(run_conf={"labels": ["vip"]})
+    assert by_label.state == "success"
+    assert xcom(by_label, "find_backlog")["due"] == [vip[0]]  # vip[1] has its nudge already
+
+    by_id = dag().test(run_conf={"conversation_ids": [other[0], mail[0]], "labels": ["billing"]})
+    assert by_id.state == "success"
+    assert xcom(by_id, "find_backlog")["due"] == [other[0]]  # mail[0]: no billing label
+    assert [len(_sent_by_dag(emu, cid, "doto_backlog_nudge")) for cid in [*mail, *vip, *other]] == [1] * (
+        len(mail) + 3
+    ) + [0]
+
+
+def test_export_with_no_ids_exports_the_whole_account_for_the_interval(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    """Every status; every kind of message; a message committed late whose conversation's
+    ``last_activity_at`` moved back before the interval; [start, end) exact."""
+    emu = doto_emulator
+    emu.soft_delete = True
+    run_at = pendulum.now("UTC")
+    day_start = run_at.start_of("day").subtract(days=1)
+    start, end = day_start.int_timestamp, day_start.add(days=1).int_timestamp
+    # Untouched since the day before the interval: not listed at all.
+    emu.clock.set(start - 2 * 86400)
+    untouched = emu.add_conversation()
+    emu.add_message(untouched, "an old question", created_at=start - 2 * 86400)
+    emu.clock.reset()
+
+    expected: dict[int, list[int]] = {}
+    open_ = emu.add_conversation()
+    emu.add_message(open_, "the day before, last second", created_at=start - 1)
+    expected[open_] = [
+        emu.add_message(open_, "midnight sharp", created_at=start)["id"],
+        emu.add_message(open_, "morning reply", message_type="outgoing", created_at=start + 8 * HOUR)["id"],
+        emu.add_message(
+            open_, "team note", message_type="outgoing", private=True, created_at=start + 9 * HOUR
+        )["id"],
+        emu.add_message(
+            open_, "Conversation assigned to Sam", message_type="activity", created_at=start + 9 * HOUR
+        )["id"],
+    ]
+    deleted = emu.add_message(open_, "deleted later", created_at=start + 10 * HOUR)["id"]
+    DotoHook().delete_message(open_, deleted)
+    expected[open_] += [deleted, emu.add_message(open_, "last second of the day", created_at=end - 1)["id"]]
+    emu.add_message(open_, "today, midnight", created_at=end)
+
+    resolved = emu.add_conversation()
+    expected[resolved] = [emu.add_message(resolved, "thanks, solved", created_at=start + 12 * HOUR)["id"]]
+    emu.update_conversation(resolved, status="resolved")
+    snoozed = emu.add_conversation()
+    expected[snoozed] = [emu.add_message(snoozed, "call me monday", created_at=start + 13 * HOUR)["id"]]
+    emu.update_conversation(snoozed, status="snoozed")
+
+    # The interval's first second, then the day before's last second committed after it (a late
+    # commit): last_activity_at goes back before the interval, updated_at forward.
+    late = emu.add_conversation()
+    expected[late] = [
+        emu.add_message(late, "in the interval", message_type="outgoing", created_at=start + 1)["id"]
+    ]
+    emu.add_message(late, "the day before, committed late", message_type="outgoing", created_at=start - 1)
+    assert emu.conversation(late)["last_activity_at"] == start - 1
+    # Written in the interval, shown only after a later message of the day after has landed.
+    hidden = emu.add_conversation()
+    emu.add_message(hidden, "written before, shown late", created_at=start + 20 * HOUR, late=1)
+    emu.add_message(hidden, "today", message_type="outgoing", created_at=end + 60)
+    expected[hidden] = [emu.messages(hidden)[0]["id"]]
+    emu.clear_requests()
+    dag = load_dag("example_dags/doto_export.py")
+
+    dr = dag.test(logical_date=run_at, run_conf={"output_dir": str(tmp_path)})
+
+    assert dr.state == "success"
+    selected = xcom(dr, "select_conversations")
+    assert sorted(selected) == sorted([open_, resolved, snoozed, late, hidden])
+    assert untouched not in selected
+    path = tmp_path / day_start.strftime("%Y-%m-%d") / "messages.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    exported: dict[int, list[int]] = {}
+    for row in rows:
+        exported.setdefault(row["conversation_id"], []).append(row["id"])
+    assert exported == expected
+    assert all(start <= r["created_at"] < end for r in rows)
+    assert {r["message_type"] for r in rows} == {"incoming", "outgoing", "activity"}
+    assert [r["id"] for r in rows if r["content_attributes"].get("deleted")] == [deleted]
+    result = xcom(dr, "export_messages")
+    assert result["count"] == len(rows) == sum(map(len, expected.values()))
+    assert result["conversations"] == {str(cid): len(ids) for cid, ids in expected.items()}
+    listed = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
+    assert len(listed) == 1 and listed[0].query["status"] == "all" and "updated_within" in listed[0].query
+
+
+def test_export_with_no_ids_on_a_server_older_than_updated_within(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    """A server that ignores ``updated_within`` is paged by last activity instead: every conversation
+    active in the interval, of any status, is exported, more than a page of them; a conversation
+    whose activity a late commit moved back before the interval is missed there (the DAG's
+    documented limit on such servers)."""
+    emu = doto_emulator
+    emu.supports_updated_within = False
+    run_at = pendulum.now("UTC")
+    day_start = run_at.start_of("day").subtract(days=1)
+    start = day_start.int_timestamp
+    active = []
+    for n in range(27):
+        cid = emu.add_conversation()
+        emu.add_message(cid, f"question {n}", created_at=start + n * 60)
+        active.append(cid)
+    emu.update_conversation(active[0], status="resolved")
+    moved_back = emu.add_conversation()
+    emu.add_message(moved_back, "in the interval", message_type="outgoing", created_at=start + 1)
+    emu.add_message(
+        moved_back, "the day before, committed late", message_type="outgoing", created_at=start - 1
+    )
+    emu.clear_requests()
+
+    dr = load_dag("example_dags/doto_export.py").test(
+        logical_date=run_at, run_conf={"output_dir": str(tmp_path)}
+    )
+
+    assert dr.state == "success"
+    assert sorted(xcom(dr, "select_conversations")) == sorted(active)  # not moved_back
+    assert xcom(dr, "export_messages")["count"] == len(active)
+    listed = [r.query for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
+    assert [q.get("page") for q in listed] == ["1", "1", "2"]  # the ignored window, then page by page
+    assert all(q["status"] == "all" and q["sort_by"] == "last_activity_at_desc" for q in listed)
