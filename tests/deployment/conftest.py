@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 # Recognisable, so a leak into any log is unambiguous.
 TOKEN = "doto-deploy-SECRET-4f1c9e7a2b"
+ESCALATION_INBOX_ID = 900
 _TIMINGS: list[tuple[str, float]] = []
 
 
@@ -58,6 +59,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         api_port=0,
         env={
             "DOTO_WATCH_POLL_INTERVAL": "1",
+            # The account-wide escalation watcher watches one inbox, which only its own test uses:
+            # other tests' conversations (and their request counts) stay out of its way.
+            "DOTO_ESCALATION_INBOX_ID": str(ESCALATION_INBOX_ID),
             # A killed triggerer's triggers move to a new one once its heartbeat is this old.
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",

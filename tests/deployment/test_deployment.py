@@ -18,13 +18,14 @@ import pytest
 from airflow_provider_doto.testing.stack import AirflowStack
 from airflow_provider_doto.testing.stack.local_airflow import wait_until
 
-from .conftest import TOKEN
+from .conftest import ESCALATION_INBOX_ID, TOKEN
 
 pytestmark = pytest.mark.deployment
 
 ESCALATION = "doto_escalation"
 SENSOR = "wait_for_message"
 WATCHER = "doto_new_message_watcher"
+ACCOUNT_WATCHER = "doto_escalation_watcher"
 TRIGGER_CLASSPATH = "airflow_provider_doto.triggers.doto.NewMessageTrigger"
 
 
@@ -297,6 +298,77 @@ def test_watcher_killed_with_a_batch_in_flight_announces_it_again(stack: Airflow
     assert [p.get("redelivered", False) for p in payloads].count(False) <= 1
     print(f"asset events for the in-flight message after the kill: {len(payloads)}")
     stack.wait_healthy()
+
+
+def test_account_watcher_escalates_where_the_message_came_from_across_a_triggerer_kill(
+    stack: AirflowStack,
+) -> None:
+    """``doto_escalation_watcher``: one AssetWatcher on the account (here one inbox of it). A matching
+    customer message in one of several conversations runs the DAG, which answers in that conversation
+    only; with the triggerer killed, a message written meanwhile still runs it after the restart.
+    Each message gets one note and one acknowledgement, even if its batch is announced twice."""
+    emulator = stack.emulator
+    assert emulator is not None
+    emulator.add_inbox("api", "Escalations", inbox_id=ESCALATION_INBOX_ID)
+    cids = [emulator.add_conversation(inbox_id=ESCALATION_INBOX_ID) for _ in range(6)]
+    for cid in cids:
+        emulator.add_message(cid, "Hello, a question about my order")
+    stack.wait_for_dag(ACCOUNT_WATCHER)
+
+    def lists() -> int:
+        return sum(
+            1
+            for r in emulator.requests
+            if r.method == "GET" and r.path.endswith("/conversations") and "updated_within" in r.query
+        )
+
+    def runs() -> list[dict[str, Any]]:
+        stack.check_alive()
+        return stack.dag_runs(ACCOUNT_WATCHER)
+
+    def escalated(count: int) -> list[dict[str, Any]] | None:
+        done = [r for r in runs() if r["state"] in ("success", "failed")]
+        if len(done) < count or len(done) != len(runs()):
+            return None
+        return done
+
+    seen = lists()
+    wait_until(lambda: lists() >= seen + 2, 120, "the account watcher to list the inbox twice")
+    first = emulator.add_message(cids[2], "I want a refund for order #77")
+    [run] = wait_until(lambda: escalated(1), 180, "a run of the account watcher DAG", interval=0.5)
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered"
+    [event] = stack.api("GET", f"/dags/{ACCOUNT_WATCHER}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")[
+        "asset_events"
+    ]
+    payload = event["extra"]["payload"]
+    assert payload["conversation_id"] is None
+    assert [(m["conversation_id"], m["id"]) for m in payload["messages"]] == [(cids[2], first["id"])]
+
+    # Killed once the batch has settled: the cursor is in the asset state store only.
+    wait_until(lambda: account_watch_settled(stack), 120, "the stored account cursor to settle", interval=0.5)
+    stack.kill_component("triggerer", signal.SIGKILL)
+    second = emulator.add_message(cids[4], "Please cancel my subscription")
+    stack.start_component("triggerer")
+    wait_until(lambda: escalated(2), 240, "a run for the message written while down", interval=1)
+    for r in runs():
+        assert r["state"] == "success", r
+
+    for cid, message in ((cids[2], first), (cids[4], second)):
+        outgoing = [m for m in messages(stack, cid) if m["message_type"] == "outgoing"]
+        notes = [m for m in outgoing if m["private"] and f"message {message['id']}" in (m["content"] or "")]
+        acks = [m for m in outgoing if not m["private"]]
+        assert len(notes) == 1 and len(acks) == 1, outgoing
+    quiet = [cid for cid in cids if cid not in (cids[2], cids[4])]
+    assert not any(m["message_type"] == "outgoing" for cid in quiet for m in messages(stack, cid))
+    stack.wait_healthy()
+
+
+def account_watch_settled(stack: AirflowStack) -> bool:
+    stack.check_alive()
+    [asset] = stack.api("GET", "/assets?name_pattern=doto_account_escalations")["assets"]
+    entries = stack.api("GET", f"/assets/{asset['id']}/state-store")["asset_state_store"]
+    state = next((e["value"] for e in entries if e["key"].startswith("doto_watch:")), None)
+    return state is not None and state.get("account") is True and not state.get("pending")
 
 
 def test_no_log_contains_the_token(stack: AirflowStack) -> None:
