@@ -59,6 +59,7 @@ def scale(pytestconfig: pytest.Config) -> Scale:
     return SOAK if soak_enabled(pytestconfig) else FAST
 
 
+ESCALATION_INBOX_ID = 900
 _flavor = [""]  # the server flavor of the deployment running now, to label figures
 
 
@@ -108,6 +109,8 @@ def distributed_stack(
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             # The asset-watcher example DAG (linked by test_watcher_failover.py) polls every second.
             "DOTO_WATCH_POLL_INTERVAL": "1",
+            # The account-wide example watcher (linked by test_account_watcher_failover.py) watches one inbox.
+            "DOTO_ESCALATION_INBOX_ID": str(ESCALATION_INBOX_ID),
         },
         echo=print,
     )
