@@ -285,8 +285,10 @@ def plan(options: argparse.Namespace, user_args: list[str]) -> tuple[list[Part],
         if getattr(options, tier) or options.ci:
             junit = ARTIFACTS / "matrix" / f"{tier}.xml"
             args = [f"tests/{tier}", "-m", tier, "-p", "no:randomly", *user_args]
-            # One process, in order: each tier's tests share one deployment per server flavor.
-            parts.append(Part(tier, "tiers", pytest_part(newest, args, None), junit=junit))
+            # One process, in order: each tier's tests share one deployment per server flavor. Each
+            # tier in a lane of its own: they mostly wait on Airflow's processes, and one after the
+            # other they were CI's longest lane.
+            parts.append(Part(tier, tier, pytest_part(newest, args, None), junit=junit))
     if options.mutants or options.ci:
         mutants: list[str | Path] = [newest.python, REPO / "scripts" / "mutants.py"]
         needs = ()
