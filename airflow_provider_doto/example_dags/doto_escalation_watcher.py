@@ -19,6 +19,10 @@ Once per message, even when an event arrives twice
     looks among the conversation's messages since that message for one already carrying the key:
     a second run for the same message sends nothing.
 
+Replay by hand
+    A manual run with the config ``{"payload": <an event's payload>}`` handles that event again
+    (still once per message: the delivery keys). The demo runs it that way.
+
 Settings (environment, read at parse time; the trigger's kwargs must not change between parses)
     ``DOTO_ESCALATION_PATTERN`` (default ``(?i)refund|cancel|angry``),
     ``DOTO_ESCALATION_INBOX_ID`` (optional: watch one inbox only),
@@ -86,12 +90,16 @@ with DAG(
 ) as dag:
 
     @task
-    def read_escalations(triggering_asset_events=None) -> list[dict[str, Any]]:
-        """The matching messages of every asset event that triggered this run."""
+    def read_escalations(triggering_asset_events=None, dag_run=None) -> list[dict[str, Any]]:
+        """The matching messages of every asset event that triggered this run (or of the event
+        payload given as ``{"payload": ...}`` in a manual run's config: a replay by hand)."""
         events = triggering_asset_events[escalations] if triggering_asset_events else []
-        if not events:
+        payloads = [event.extra["payload"] for event in events]
+        if not payloads and dag_run is not None and (dag_run.conf or {}).get("payload"):
+            payloads = [dag_run.conf["payload"]]
+        if not payloads:
             raise AirflowSkipException("Not triggered by a Doto asset event: nothing to escalate.")
-        return escalations_of([event.extra["payload"] for event in events])
+        return escalations_of(payloads)
 
     @task
     def escalate(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The demo: run the ``doto_escalation`` example DAG in real Airflow against a local Doto emulator.
+"""The demo: run the ``doto_escalation`` example DAG in real Airflow against a local Doto emulator,
+then the account-wide ``doto_escalation_watcher``.
 
 ``python -m airflow_provider_doto.testing.stack.demo`` (what ``bash scripts/demo.sh`` runs on a fresh
 machine from a clone, after creating ``.venv``):
@@ -10,7 +11,12 @@ machine from a clone, after creating ``.venv``):
    package (``airflow_provider_doto/example_dags``) as the DAGs folder and
    ``AIRFLOW_CONN_DOTO_DEFAULT`` pointing at the emulator;
    a few seconds after the sensor starts waiting, the customer writes again, asking for a refund;
-4. prints the conversation as it now stands, one line per message, private notes marked.
+4. prints the conversation as it now stands, one line per message, private notes marked;
+5. seeds three more customers' conversations and runs ``doto_escalation_watcher``'s AssetWatcher
+   trigger (no conversation id: the whole account) in a subprocess, as Airflow's triggerer runs it,
+   until a customer writes "refund" in one of the four conversations: its event names that one;
+6. runs ``airflow dags test doto_escalation_watcher`` with that event's payload as the config (a
+   replay by hand, the DAG's documented way without a scheduler), and prints that conversation.
 
 Exits non-zero if the DAG run failed (the tail of Airflow's output is shown then). The token is
 never printed, and is masked in anything copied from Airflow's output.
@@ -40,6 +46,16 @@ from airflow_provider_doto.testing.stack.local_airflow import (
 )
 
 DAG_ID = "doto_escalation"
+ACCOUNT_DAG_ID = "doto_escalation_watcher"
+MODULE = "airflow_provider_doto.testing.stack.demo"  # also when run as __main__
+# Other customers' conversations for the account watcher: (name, what they wrote minutes ago).
+OTHER_CUSTOMERS = (
+    ("Ken Ito", "Hello! Is the store open on Sunday?"),
+    ("Ada Obi", "All sorted, thanks a lot!"),
+    ("Lee Park", "Can I still change my delivery address?"),
+)
+ACCOUNT_WRITER = "Ken Ito"
+ACCOUNT_ESCALATION = "The parcel never arrived and nobody answers. I want a refund, please."
 CUSTOMER = "Maria Lopez"
 AGENT = "Sam Rivera"
 BOT = "Doto Bot"
@@ -176,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with DotoEmulator(token=token, flavor=args.flavor) as emulator:
             env = airflow_env(home, args.dags_folder.resolve(), emulator.connection_json())
-            print("  [1/4] airflow db migrate ...", end=" ", flush=True)
+            print("  [1/6] airflow db migrate ...", end=" ", flush=True)
             step = time.monotonic()
             if _run([sys.executable, "-m", "airflow", "db", "migrate"], env, log, RUN_TIMEOUT) != 0:
                 print("failed\n" + tail(log, secret=token))
@@ -184,12 +200,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"done ({time.monotonic() - step:.1f} s)")
 
             conversation = seed(emulator)
-            print(f"  [2/4] Doto emulator at {emulator.base_url}: conversation {conversation} seeded")
+            print(f"  [2/6] Doto emulator at {emulator.base_url}: conversation {conversation} seeded")
             for line in format_conversation(emulator.messages(conversation)):
                 print(("    " + line).rstrip())
 
             conf = json.dumps({"conversation_id": conversation, "poke_interval": 1})
-            print(f"  [3/4] airflow dags test {DAG_ID} -c '{conf}'")
+            print(f"  [3/6] airflow dags test {DAG_ID} -c '{conf}'")
             print(
                 f"      (the sensor waits for the customer; they write again {args.delay:g} s into the wait)"
             )
@@ -206,11 +222,13 @@ def run(args: argparse.Namespace) -> int:
             outcome = "succeeded" if code == 0 else f"FAILED (exit code {code})"
             print(f"      DAG run {outcome} in {time.monotonic() - step:.1f} s")
 
-            print(f"  [4/4] Conversation {conversation} as it now stands:")
+            print(f"  [4/6] Conversation {conversation} as it now stands:")
             for line in format_conversation(emulator.messages(conversation)):
                 print(("    " + line).rstrip())
             if code != 0:
                 print("\nLast lines of Airflow's output:\n" + tail(log, secret=token))
+                return 1
+            if account_watcher(args, emulator, env, log, token) != 0:
                 return 1
             ok = True
             print(f"\nDone in {time.monotonic() - started:.1f} s.")
@@ -220,6 +238,93 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(home, ignore_errors=True)
         else:
             print(f"(kept {home})")
+
+
+def account_watcher(
+    args: argparse.Namespace, emulator: DotoEmulator, env: dict[str, str], log: Path, token: str
+) -> int:
+    """Steps 5 and 6: the account watcher's trigger finds the customer among several conversations,
+    and the watcher DAG answers in that conversation; 0 if its run succeeded."""
+    others = {}
+    now = emulator.clock.now()
+    for name, text in OTHER_CUSTOMERS:
+        cid = emulator.add_conversation(contact=name)
+        emulator.add_message(cid, text, created_at=now - 300, sender_type="Contact", sender_name=name)
+        others[name] = cid
+    print(
+        f"  [5/6] {ACCOUNT_DAG_ID}: its AssetWatcher trigger (no conversation: every one of the account's "
+        f"{1 + len(others)} conversations), run here as Airflow's triggerer runs it"
+    )
+    dag_file = args.dags_folder.resolve() / f"{ACCOUNT_DAG_ID}.py"
+    watch_env = {**env, "DOTO_WATCH_POLL_INTERVAL": "1"}
+    code = f"from {MODULE} import first_account_event; first_account_event({str(dag_file)!r})"
+    lists_before = _account_lists(emulator)
+    with log.open("ab") as err:
+        watcher = subprocess.Popen(
+            [sys.executable, "-c", code], env=watch_env, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while _account_lists(emulator) < lists_before + 2 and watcher.poll() is None:
+            if time.monotonic() > deadline:
+                watcher.kill()
+                break
+            time.sleep(0.1)
+        writer = others[ACCOUNT_WRITER]
+        emulator.add_message(writer, ACCOUNT_ESCALATION, sender_type="Contact", sender_name=ACCOUNT_WRITER)
+        print(
+            f"      ... {ACCOUNT_WRITER} writes in conversation {writer}: {ACCOUNT_ESCALATION!r}", flush=True
+        )
+        try:
+            out, _ = watcher.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+            out = ""
+    payload = json.loads(out.strip().splitlines()[-1]) if watcher.returncode == 0 and out.strip() else None
+    if payload is None:
+        print("      the watcher gave no event\n" + tail(log, secret=token))
+        return 1
+    found = [(m["conversation_id"], m["id"]) for m in payload.get("messages", [])]
+    print(f"      event: {len(found)} message(s), (conversation, message) {found}")
+
+    conf = json.dumps({"payload": payload})
+    print(f"  [6/6] airflow dags test {ACCOUNT_DAG_ID} -c '{{\"payload\": <that event>}}'")
+    step = time.monotonic()
+    code_run = _run(
+        [sys.executable, "-m", "airflow", "dags", "test", ACCOUNT_DAG_ID, "-c", conf], env, log, RUN_TIMEOUT
+    )
+    outcome = "succeeded" if code_run == 0 else f"FAILED (exit code {code_run})"
+    print(f"      DAG run {outcome} in {time.monotonic() - step:.1f} s")
+    for cid in sorted({c for c, _ in found}):
+        print(f"      Conversation {cid} as it now stands:")
+        for line in format_conversation(emulator.messages(cid)):
+            print(("    " + line).rstrip())
+    if code_run != 0:
+        print("\nLast lines of Airflow's output:\n" + tail(log, secret=token))
+    return code_run
+
+
+def _account_lists(emulator: DotoEmulator) -> int:
+    return sum(1 for r in emulator.requests if r.method == "GET" and r.path.endswith("/conversations"))
+
+
+def first_account_event(dag_file: str) -> None:
+    """Run the DAG file's AssetWatcher trigger as Airflow's triggerer does (no task instance, a
+    trigger id) until its first event; print the event's payload as one line of JSON."""
+    import asyncio
+    import runpy
+
+    asset = runpy.run_path(dag_file)["escalations"]
+    trigger = asset.watchers[0].trigger
+    trigger.trigger_id, trigger.task_instance = 1, None
+
+    async def first() -> Any:
+        events = trigger.run()
+        try:
+            return (await anext(events)).payload
+        finally:
+            await events.aclose()
+
+    print(json.dumps(asyncio.run(asyncio.wait_for(first(), RUN_TIMEOUT))), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

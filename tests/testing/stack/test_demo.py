@@ -71,8 +71,16 @@ def test_demo_runs_end_to_end_without_printing_the_token(
     assert code == 0, out
     assert token not in out
     assert "DAG run succeeded" in out
-    after = out.split("[4/4]", 1)[1]
+    after, account = out.split("[4/6]", 1)[1].split("[5/6]", 1)
     assert f"Maria Lopez (customer)  {demo.ESCALATION}" in after
     assert after.count("[private note] **Escalation**") == 1
     assert after.count("Thanks for letting us know.") == 1
     assert f"> {demo.ESCALATION}" in after
+    # The account watcher: the event names the one conversation of four where the customer wrote.
+    found = account.split("event: ", 1)[1].split("\n", 1)[0]
+    assert found.startswith("1 message(s), (conversation, message) [(2, ")
+    answered = account.split("[6/6]", 1)[1]
+    assert "DAG run succeeded" in answered and "Conversation 2 as it now stands:" in answered
+    assert f"Ken Ito (customer)  {demo.ACCOUNT_ESCALATION}" in answered
+    assert answered.count("[private note] **Escalation**") == 1
+    assert answered.count("Thanks for letting us know.") == 1
