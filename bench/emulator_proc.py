@@ -81,6 +81,13 @@ def _child(
                 return {cid: list(times) for cid, times in created.items()}
         if cmd == "count_messages":
             return len(emu.messages(args[0]))
+        if cmd == "count_all":  # messages stored in each of these conversations
+            return [len(emu.messages(cid)) for cid in args[0]]
+        if cmd == "throttle":  # (limit, period) or (None,): rack-attack's fixed window, counts afresh
+            emu.set_throttle(*args)
+            return None
+        if cmd == "throttled":
+            return emu.throttled_requests
         raise ValueError(cmd)
 
     conn.send(("ready", os.getpid()))
