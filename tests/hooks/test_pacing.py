@@ -203,3 +203,30 @@ def test_a_trigger_s_polls_wait_for_the_window_after_a_429(
     assert throttle is not None and emu.throttled_requests >= 1
     # At most one refused poll per window the polls spanned (each window admits 5).
     assert throttle.throttled <= throttle.allowed / 5 + 1
+
+
+@pytest.mark.doto_throttle(5, PERIOD)
+def test_a_sensor_poking_faster_than_the_limit_waits_for_the_window_instead_of_failing(
+    doto_emulator: DotoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Poke mode (the sync hook, its default retry policy): a 429 is waited out inside the poke, so
+    30 pokes against 5 requests a window never raise, and each window sees at most one refusal."""
+    from airflow.sdk import PokeReturnValue
+
+    from airflow_provider_doto.sensors.doto import NewMessageSensor
+
+    emu = doto_emulator
+    connect(emu, monkeypatch, max_requests_per_minute=6_000)
+    cid = emu.add_conversation()
+    start = int(emu.clock.now()) - 60
+    sensor = NewMessageSensor(task_id="wait", conversation_id=cid, start=start)
+
+    results = [sensor.poke({}) for _ in range(30)]  # type: ignore[arg-type]  # no run context needed
+    emu.add_message(cid, "refund please", created_at=start + 1)
+    done = sensor.poke({})  # type: ignore[arg-type]
+
+    assert results == [False] * 30
+    assert isinstance(done, PokeReturnValue) and [m["content"] for m in done.xcom_value] == ["refund please"]
+    throttle = emu._throttle
+    assert throttle is not None and throttle.throttled >= 1
+    assert throttle.throttled <= throttle.allowed / 5 + 1
