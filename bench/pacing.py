@@ -43,6 +43,7 @@ def _wait_for_fresh_window(period: float) -> None:
 
 def _side(emu: EmulatorProcess, name: str, n: int, limit: int, period: float) -> dict[str, Any]:
     from airflow_provider_doto import api
+    from airflow_provider_doto.api._pacing import PaceSettings
     from airflow_provider_doto.hooks import _pacing
     from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 
@@ -51,9 +52,9 @@ def _side(emu: EmulatorProcess, name: str, n: int, limit: int, period: float) ->
         "flavor": emu.flavor,
         "rate_limit_window_seconds": period,
         "rate_limit_wait_seconds": 300 * scale,
+        # paced: the connection's default pace; unpaced: off, the batch as it was before pacing
+        "max_requests_per_minute": PaceSettings().per_minute if name == "paced" else 0,
     }
-    if name == "unpaced":
-        extra["max_requests_per_minute"] = 0
     default = api.RetryPolicy()
     policy = api.RetryPolicy(
         attempts=default.attempts,
