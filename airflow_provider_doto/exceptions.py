@@ -106,12 +106,17 @@ class DotoRateLimitError(DotoHTTPError):
     """429, or Chatwoot's 422 "Too many messages" flood guard: too many requests (nothing was done).
 
     ``retry_after`` holds the server's wait in seconds, if it gave one (the flood guard never does).
-    Not a :class:`DotoValidationError`: it is retried, and a trigger keeps polling.
+    Not a :class:`DotoValidationError`: it is retried, and a trigger keeps polling. ``waited`` is set
+    when a paced connection gave up (the throttle outlasted ``rate_limit_wait_seconds``): the seconds
+    it waited; such an error is final for that request, never retried again.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, waited: float | None = None, **kwargs
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.waited = waited
 
 
 class DotoServerError(DotoHTTPError):
@@ -187,7 +192,7 @@ ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
     {
         DotoError: ("method", "path"),
         DotoHTTPError: ("status", "doto_error"),
-        DotoRateLimitError: ("retry_after",),
+        DotoRateLimitError: ("retry_after", "waited"),
         DotoBatchError: ("failed", "total"),
     }
 )

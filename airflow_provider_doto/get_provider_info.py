@@ -29,6 +29,24 @@ CONN_FIELDS: dict[str, Any] = {
             "reference says) or chatwoot (message ids, as Chatwoot's code does)."
         ),
     },
+    "max_requests_per_minute": {
+        "label": "Max requests per minute",
+        "schema": {"type": ["integer", "null"], "default": 2700, "minimum": 0},
+        "description": (
+            "This process's pace on the connection, under the server's rate limit (Chatwoot: 3000 a "
+            "minute per client IP); 0 turns pacing off."
+        ),
+    },
+    "rate_limit_wait_seconds": {
+        "label": "Rate-limit wait (seconds)",
+        "schema": {"type": ["integer", "null"], "default": 300, "minimum": 0},
+        "description": "How long a throttle (HTTP 429) may last before the requests still waiting fail.",
+    },
+    "rate_limit_window_seconds": {
+        "label": "Rate-limit window (seconds)",
+        "schema": {"type": ["integer", "null"], "default": 60, "minimum": 1},
+        "description": "The server's throttle window; a 429 without Retry-After is waited out to its end.",
+    },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port", "login", "extra"],

@@ -20,14 +20,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import discovery, export, followups, tls_link
+from bench import discovery, export, followups, pacing, tls_link
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 KB = 1024
 SEND_CLIENTS = ("doto", "raw", "http", "urllib3", "raw_noenv")
 # Results key -> module with table_rows() and describe(), in the table's order.
-_NEWER: dict[str, Any] = {"followups": followups, "discovery": discovery, "tls": tls_link, "export": export}
+_NEWER: dict[str, Any] = {
+    "followups": followups,
+    "discovery": discovery,
+    "tls": tls_link,
+    "export": export,
+    "pacing": pacing,
+}
 
 
 def _load() -> str:
@@ -617,7 +623,8 @@ def render(
         ".venv/bin/python -m bench --only send,history --no-write\n"
         "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n"
         "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n"
-        "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n```\n"
+        "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n"
+        "bash bench/run.sh --only pacing --merge    # benchmark 9 (about a minute)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -816,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
         "--only",
-        default="imports,send,history,transports,triggers,followups,discovery,tls,export",
+        default="imports,send,history,transports,triggers,followups,discovery,tls,export,pacing",
         help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -886,6 +893,8 @@ def main(argv: list[str] | None = None) -> int:
         r["tls"] = run("tls_link", *(["--n", "100", "--rounds", "2"] if q else ["--n", "1000"]), label="tls")
     if "export" in only:
         r["export"] = run("export", *(["--sizes", "2000,10000", "--reps", "1"] if q else []))
+    if "pacing" in only:
+        r["pacing"] = run("pacing", *(["--n", "200", "--limit", "120"] if q else []))
     rows, missed = build_rows(r, interval)
     extra = profiles_for_missed(r, missed, run, interval) if missed and not args.no_write else {}
     meta["load_after"] = _load()

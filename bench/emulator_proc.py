@@ -87,6 +87,13 @@ def _child(
 
             module, name = args[0].split(":")
             return getattr(importlib.import_module(module), name)(emu, *args[1:])
+        if cmd == "count_all":  # messages stored in each of these conversations
+            return [len(emu.messages(cid)) for cid in args[0]]
+        if cmd == "throttle":  # (limit, period) or (None,): rack-attack's fixed window, counts afresh
+            emu.set_throttle(*args)
+            return None
+        if cmd == "throttled":
+            return emu.throttled_requests
         raise ValueError(cmd)
 
     conn.send(("ready", os.getpid()))
@@ -162,7 +169,12 @@ class EmulatorProcess:
         return host, int(port)
 
     def connection_json(self, base_url: str | None = None, **extra: Any) -> str:
-        """A ``doto`` connection to this emulator (or to ``base_url``); ``extra`` adds e.g. ``flavor``."""
+        """A ``doto`` connection to this emulator (or to ``base_url``); ``extra`` adds e.g. ``flavor``.
+
+        Pacing is off unless ``extra`` sets ``max_requests_per_minute``: the benchmarks measure the
+        client's own cost against an emulator that does not throttle (as they did before pacing
+        existed); benchmark 9 (``bench/pacing.py``) sets it to measure pacing itself.
+        """
         import json
 
         return json.dumps(
@@ -170,7 +182,7 @@ class EmulatorProcess:
                 "conn_type": "doto",
                 "host": base_url or self.base_url,
                 "password": self.token,
-                "extra": {"account_id": self.account_id, **extra},
+                "extra": {"account_id": self.account_id, "max_requests_per_minute": 0, **extra},
             }
         )
 

@@ -94,6 +94,9 @@ def _forget_server_flavors():
     hooks = sys.modules.get("airflow_provider_doto.hooks.doto")
     if hooks is not None:
         hooks._found_readings.clear()
+    pacing = sys.modules.get("airflow_provider_doto.hooks._pacing")
+    if pacing is not None:  # a pause or an emptied bucket of one test must not slow the next
+        pacing.forget_pacers()
 
 
 @pytest.fixture

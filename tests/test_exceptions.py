@@ -159,7 +159,7 @@ SAMPLES: list[DotoError] = [
         "HTTP 404", method="GET", path="/p", status=404, doto_error="Resource could not be found"
     ),
     DotoValidationError("HTTP 422", method="POST", path="/p", status=422, doto_error="bad"),
-    DotoRateLimitError("HTTP 429", method="GET", path="/p", status=429, retry_after=7.5),
+    DotoRateLimitError("HTTP 429", method="GET", path="/p", status=429, retry_after=7.5, waited=301.5),
     DotoServerError("HTTP 503 (after 5 consecutive failed polls)", method="GET", path="/p", status=503),
     DotoTransportError("no answer", method="GET", path="/p"),
     DotoConnectError("could not connect", method="GET", path="/p"),
@@ -234,6 +234,7 @@ def test_missing_fields_are_none_and_foreign_ones_are_ignored():
         "status": 429,
         "doto_error": None,
         "retry_after": None,
+        "waited": None,
     }
     assert exceptions.error_from_event("DotoConfigError", "bad", "not a mapping").__dict__ == {
         "method": None,

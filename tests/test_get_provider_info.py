@@ -87,6 +87,19 @@ def test_conn_fields(conn_type):
     assert "timestamps" in flavor["description"] and "message ids" in flavor["description"]
 
 
+def test_pacing_fields_show_the_defaults_the_settings_apply(conn_type):
+    from airflow_provider_doto.api._pacing import PaceSettings
+
+    fields = conn_type["conn-fields"]
+    defaults = PaceSettings()
+    shown = {
+        "max_requests_per_minute": defaults.per_minute,
+        "rate_limit_wait_seconds": defaults.wait,
+        "rate_limit_window_seconds": defaults.window,
+    }
+    assert {name: fields[name]["schema"]["default"] for name in shown} == shown
+
+
 def test_ui_field_behaviour_matches_the_hook(conn_type):
     behaviour = conn_type["ui-field-behaviour"]
     hook_behaviour = DotoHook.get_ui_field_behaviour()

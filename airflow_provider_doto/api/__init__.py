@@ -24,6 +24,8 @@ concern a module:
 - ``_conversations``: :class:`Conversation`, :class:`ConversationQuery`, the account's conversation
   list (``ConversationPager``, ``list_conversations_flow``) and ``get_conversation_flow``.
 - ``_retry_policy``: :class:`RetryPolicy` and what is retryable (applied by the transports).
+- ``_pacing``: the connection's pace under the server's rate limit (``Pacer``: a token bucket, one
+  pause for every request after a 429, AIMD, a time budget), driven by the hooks with their clock.
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, ``send_once_flow``.
 - ``_batch``: one message to each of many conversations: :class:`BatchItem`, :class:`BatchResult`,

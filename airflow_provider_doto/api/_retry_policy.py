@@ -27,8 +27,11 @@ def is_retryable(request: DotoRequest, error: BaseException) -> bool:
     502/503/504. A POST is retried only when it certainly created nothing: the connection never
     opened, or the server refused it with 429 before doing anything. After a timeout, a dropped
     connection or a 5xx, a POST may have been committed, so it is never blindly re-sent.
+    A rate limit a paced connection already waited out for its whole budget (``waited`` set) is final.
     """
-    if isinstance(error, DotoConnectError | DotoRateLimitError):
+    if isinstance(error, DotoRateLimitError):
+        return error.waited is None
+    if isinstance(error, DotoConnectError):
         return True
     if not request.safe_to_resend:
         return False

@@ -8,12 +8,19 @@ name is looked up (whether a host is loopback is decided from its text alone).
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_doto.api._flavors import FLAVORS, ServerReading
+from airflow_provider_doto.api._pacing import (
+    DEFAULT_MAX_REQUESTS_PER_MINUTE,
+    DEFAULT_RATE_LIMIT_WAIT,
+    DEFAULT_RATE_LIMIT_WINDOW,
+    PaceSettings,
+)
 from airflow_provider_doto.exceptions import DotoConfigError
 
 DEFAULT_BASE_URL = "https://app.usendoto.com"
@@ -31,6 +38,7 @@ class DotoSettings:
     timeout: float = DEFAULT_TIMEOUT
     conn_id: str = "doto_default"
     flavor: str = "auto"
+    pace: PaceSettings = field(default_factory=PaceSettings)
 
     @classmethod
     def from_connection_fields(
@@ -87,6 +95,7 @@ class DotoSettings:
             timeout=timeout,
             conn_id=conn_id,
             flavor=flavor,
+            pace=pace_settings(conn_id, extra),
         )
 
     @classmethod
@@ -104,6 +113,35 @@ class DotoSettings:
     def conversation_url(self, conversation_id: int) -> str:
         """Where a person sees the conversation in Doto's web app."""
         return f"{self.base_url}/app/accounts/{self.account_id}/conversations/{conversation_id}"
+
+
+def pace_settings(conn_id: str, extra: Mapping[str, Any]) -> PaceSettings:
+    """The pacing extras: ``max_requests_per_minute`` (0 turns pacing off), ``rate_limit_wait_seconds``
+    (how long a throttle may last before the waiting requests fail) and ``rate_limit_window_seconds``
+    (the server's fixed window, which a 429 without Retry-After waits out)."""
+    per_minute = _number(conn_id, extra, "max_requests_per_minute", DEFAULT_MAX_REQUESTS_PER_MINUTE, 0)
+    if per_minute != int(per_minute):
+        raise DotoConfigError(
+            f"Doto connection {conn_id!r}: max_requests_per_minute must be a whole number, got {per_minute:g}."
+        )
+    wait = _number(conn_id, extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, 0)
+    window = _number(conn_id, extra, "rate_limit_window_seconds", DEFAULT_RATE_LIMIT_WINDOW, 1)
+    return PaceSettings(per_minute=int(per_minute), wait=wait, window=window)
+
+
+def _number(conn_id: str, extra: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
+    value = extra.get(name)
+    if value in (None, ""):
+        return float(default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number >= minimum or math.isinf(number) or isinstance(value, bool):
+        raise DotoConfigError(
+            f"Doto connection {conn_id!r}: {name} must be a number of at least {minimum:g}, got {value!r}."
+        )
+    return number
 
 
 def check_token(conn_id: str, token: str) -> None:

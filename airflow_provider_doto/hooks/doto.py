@@ -39,6 +39,7 @@ from airflow_provider_doto.exceptions import (
     DotoConfigError,
     DotoError,
 )
+from airflow_provider_doto.hooks._pacing import pacer_for, send_paced
 from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
 
 if TYPE_CHECKING:
@@ -353,15 +354,25 @@ class DotoHook(BaseHook):
     # ---- transport -------------------------------------------------------------------------
 
     def send(self, request: DotoRequest) -> DotoResponse:
-        """Send one request with the retry policy; return the response of the last attempt.
+        """Send one request at the connection's pace with the retry policy; return the last response.
 
-        Retryable failures (see :func:`is_retryable`) are retried with tenacity; anything else
-        is returned (an error status) or raised (a transport error) for the flow to map.
+        Each attempt waits for a slot of the process's pacer of this connection (``hooks/_pacing.py``),
+        which also waits out a 429 together with every other request of the connection. Other
+        retryable failures (see :func:`is_retryable`) are retried with tenacity; anything else is
+        returned (an error status) or raised (a transport error) for the flow to map.
         """
         import tenacity
 
+        pacer = pacer_for(self.settings)
+        if pacer is None:
+            once = self._send_once
+        else:
+
+            def once(request: DotoRequest) -> DotoResponse:
+                return send_paced(pacer, request, self._send_once, resend=self.retry_policy.attempts > 1)
+
         retrying = tenacity.Retrying(**retry_settings(request, self.retry_policy, log))
-        return retrying(lambda: raise_if_retryable(request, self._send_once(request)))
+        return retrying(lambda: raise_if_retryable(request, once(request)))
 
     def _send_once(self, request: DotoRequest) -> DotoResponse:
         """One HTTP exchange; requests' exceptions become typed errors (``REQUESTS_ERRORS``)."""
@@ -417,6 +428,20 @@ class DotoHook(BaseHook):
                 default="auto",
                 description=CONN_FIELDS["flavor"]["description"],
             ),
+            **{
+                name: IntegerField(
+                    lazy_gettext(CONN_FIELDS[name]["label"]),
+                    validators=[Optional(), NumberRange(min=CONN_FIELDS[name]["schema"]["minimum"])],
+                    widget=BS3TextFieldWidget(),
+                    default=CONN_FIELDS[name]["schema"]["default"],
+                    description=CONN_FIELDS[name]["description"],
+                )
+                for name in (
+                    "max_requests_per_minute",
+                    "rate_limit_wait_seconds",
+                    "rate_limit_window_seconds",
+                )
+            },
         }
 
     @classmethod

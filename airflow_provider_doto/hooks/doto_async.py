@@ -43,6 +43,7 @@ from airflow_provider_doto.api._flows import (
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
 from airflow_provider_doto.exceptions import DotoError
+from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
     AIOHTTP_ERRORS,
     Exchange,
@@ -358,16 +359,24 @@ class DotoAsyncHook:
             return False, str(err)
 
     async def send(self, request: DotoRequest) -> DotoResponse:
+        """:meth:`DotoHook.send`: each attempt at the connection's pace (its process-wide pacer)."""
         if self.retry_policy.attempts <= 1:
             # What tenacity does with one attempt, without its per-call cost (triggers poll this way).
-            return raise_if_retryable(request, await self._send_once(request))
+            return raise_if_retryable(request, await self._paced_once(request))
         import tenacity
 
         retrying = tenacity.AsyncRetrying(**retry_settings(request, self.retry_policy, log))
         async for attempt in retrying:
             with attempt:
-                response = raise_if_retryable(request, await self._send_once(request))
+                response = raise_if_retryable(request, await self._paced_once(request))
         return response
+
+    async def _paced_once(self, request: DotoRequest) -> DotoResponse:
+        """One exchange at the pace: a 429 is waited out with every request of the connection."""
+        pacer = pacer_for(await self.get_settings())
+        if pacer is None:
+            return await self._send_once(request)
+        return await asend_paced(pacer, request, self._send_once, resend=self.retry_policy.attempts > 1)
 
     async def _send_once(self, request: DotoRequest) -> DotoResponse:
         """One HTTP exchange; aiohttp's exceptions become typed errors (``AIOHTTP_ERRORS``)."""

@@ -53,8 +53,9 @@ def msg(mid: int, ts: int = T0, message_type="incoming", **extra) -> dict:
 def set_conn(monkeypatch, conn_id: str = CONN_ID, value: str | dict | None = None, **extra) -> None:
     """Define a connection through AIRFLOW_CONN_<ID> (no metadata DB): JSON for dicts, URI for str."""
     if value is None:
-        # requests-mock answers every list alike, so these tests pin Doto's reading (timestamps).
-        extra = {"flavor": "doto", **extra}
+        # requests-mock answers every list alike, so these tests pin Doto's reading (timestamps). They
+        # are about one request's retries and errors: pacing is off (it has tests/hooks/test_pacing.py).
+        extra = {"flavor": "doto", "max_requests_per_minute": 0, **extra}
         value = {"conn_type": "doto", "host": BASE, "password": TOKEN, "extra": {"account_id": 1, **extra}}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}", value if isinstance(value, str) else json.dumps(value)

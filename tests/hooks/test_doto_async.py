@@ -210,9 +210,19 @@ def test_unknown_conversation_is_not_found(doto_emulator: DotoEmulator) -> None:
 
 @pytest.mark.parametrize(("status", "retry_after"), [(503, None), (502, None), (429, 1), (429, None)])
 def test_reads_are_retried_on_transient_status(
-    doto_emulator: DotoEmulator, cid: int, status: int, retry_after: int | None, pinned_flavor: str
+    doto_emulator: DotoEmulator,
+    cid: int,
+    status: int,
+    retry_after: int | None,
+    pinned_flavor: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = doto_emulator
+    # A 429 is waited out with the connection's pacer: without Retry-After to the server's window's
+    # end, here a 1 s window (the default is Chatwoot's minute).
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(flavor=pinned_flavor, rate_limit_window_seconds=1)
+    )
     emu.add_message(cid, "hi")
     emu.inject("status", times=3, status=status, retry_after=retry_after)
     assert [m.content for m in run(hook().list_messages(cid))] == ["hi"]
@@ -252,8 +262,11 @@ def test_a_send_is_not_resent_when_the_answer_is_lost(doto_emulator: DotoEmulato
     assert len(requests_to(emu, "POST")) == 1
 
 
-def test_a_send_refused_with_429_is_retried(doto_emulator: DotoEmulator, cid: int) -> None:
+def test_a_send_refused_with_429_is_retried(
+    doto_emulator: DotoEmulator, cid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emu = doto_emulator
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(rate_limit_window_seconds=1))
     emu.inject("status", times=1, status=429, method="POST")
     message = run(hook().send_message(cid, "after the rate limit"))
     assert [m["id"] for m in emu.messages(cid)] == [message.id]

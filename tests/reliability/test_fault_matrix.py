@@ -7,6 +7,11 @@ a POST how many messages exist afterwards. A POST is never re-sent once it may h
 server (timeout, dropped connection, 5xx, even a drop before commit: the client cannot tell);
 only 429 (refused before doing anything) and a refused connection are retried.
 
+A 429 on a paced connection (the default) is waited out by the connection's pacer, every request
+of the process together, within a time budget (``rate_limit_wait_seconds``), not by the retry
+policy: the rows marked ``paced`` show that; the other 429 rows turn pacing off
+(``max_requests_per_minute: 0``) and show the retry policy alone.
+
 Every call runs under a hang guard: it must end within its timeouts and waits plus a few seconds.
 """
 
@@ -18,7 +23,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -74,6 +79,11 @@ class Case:
     GET: Expect
     POST: Expect
     DELETE: Expect
+    extra: dict[str, Any] = field(default_factory=dict)  # the connection's extras for this row
+
+    @property
+    def paced(self) -> bool:
+        return self.extra.get("max_requests_per_minute") != 0
 
 
 def same(expect: Expect, **post: Any) -> dict[str, Expect]:
@@ -95,6 +105,7 @@ def only_post_fails(post: Expect) -> dict[str, Expect]:
 
 
 RETRIED_OK = Expect(2)
+UNPACED = {"max_requests_per_minute": 0}
 LOST = ("the connection broke",)
 CASES = [
     Case(
@@ -120,12 +131,42 @@ CASES = [
         "429 Retry-After: 1",
         {"kind": "status", "status": 429, "retry_after": 1},
         **same(Expect(2, waited=1.0), committed=1),
+        extra=UNPACED,
     ),
-    Case("429 without Retry-After", {"kind": "status", "status": 429}, **same(Expect(2), committed=1)),
+    Case(
+        "429 without Retry-After",
+        {"kind": "status", "status": 429},
+        **same(Expect(2), committed=1),
+        extra=UNPACED,
+    ),
     Case(
         "429 on every attempt",
         {"kind": "status", "status": 429, "times": POLICY.attempts},
         **same(Expect(POLICY.attempts, DotoRateLimitError, ("HTTP 429", "Too Many Requests"), status=429)),
+        extra=UNPACED,
+    ),
+    # Chatwoot's rack-attack: the pacer waits until the server's window can have turned (a 1 s
+    # window here), then sends again; no retry of the retry policy is spent.
+    Case(
+        "429 text/plain, no Retry-After",
+        {"kind": "status", "status": 429, "body": "Retry later\n", "content_type": "text/plain"},
+        **same(Expect(2), committed=1),
+        extra={"rate_limit_window_seconds": 1},
+    ),
+    # The throttle outlasts the connection's budget: the second 429's wait would end 2 s after the
+    # first 429, past the 1.5 s allowed, so the request fails at once with the figures.
+    Case(
+        "429 on every request, longer than rate_limit_wait_seconds",
+        {"kind": "status", "status": 429, "retry_after": 1, "times": 50},
+        **same(
+            Expect(
+                2,
+                DotoRateLimitError,
+                ("HTTP 429", "rate_limit_wait_seconds (1.5 s)", "max_requests_per_minute"),
+                status=429,
+            )
+        ),
+        extra={"rate_limit_wait_seconds": 1.5},
     ),
     Case(
         "500",
@@ -243,7 +284,7 @@ def test_fault(
 ) -> None:
     expect: Expect = getattr(case, method)
     timeout = timeout_for(case)
-    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=timeout))
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=timeout, **case.extra))
     emu.soft_delete = True  # Chatwoot's behaviour
     cid = emu.add_conversation()
     seeded = emu.add_message(cid, "seeded", created_at=emu.clock.now() - 5)
@@ -270,7 +311,12 @@ def test_fault(
     # aiohttp itself re-sends an idempotent request once when the server drops the connection
     # (RFC 9112 9.3.1.1), below the provider's retry policy: that retry is not in the provider's log.
     transport_retry = client == "async" and method != "POST" and case.fault["kind"].startswith("drop")
-    assert len(retry_lines(caplog, method)) == expect.requests - 1 - transport_retry
+    if case.paced and case.fault.get("status") == 429:
+        # The pacer waited the 429s out: no retry of the policy spent, the pause logged instead.
+        assert retry_lines(caplog, method) == []
+        assert any("the server throttled" in r.getMessage() for r in caplog.records)
+    else:
+        assert len(retry_lines(caplog, method)) == expect.requests - 1 - transport_retry
     if expect.error is None:
         assert error is None, f"expected success after retrying, got {error!r}"
         if method == "GET":

@@ -365,9 +365,20 @@ def test_fatal_status_ends_at_once_with_an_error_event(
     ("kind", "status"), [("status", 503), ("status", 429), ("status", 502), ("drop_before", None)]
 )
 def test_transient_failures_back_off_and_continue(
-    doto_emulator: DotoEmulator, cid: int, start: int, kind: str, status: int | None, pinned_flavor: str
+    doto_emulator: DotoEmulator,
+    cid: int,
+    start: int,
+    kind: str,
+    status: int | None,
+    pinned_flavor: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = doto_emulator
+    # After a 429 without Retry-After the connection's pacer holds the next poll until the server's
+    # window can have turned: a 1 s window here (the default is Chatwoot's minute).
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(flavor=pinned_flavor, rate_limit_window_seconds=1)
+    )
     message = emu.add_message(cid, "refund please")
     emu.inject(kind, times=3, status=status)  # type: ignore[arg-type]
     events = run(all_events(NewMessageTrigger(cid, start=start, poll_interval=POLL, max_failures=4)))

@@ -12,6 +12,7 @@ from types import FrameType
 
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS
 from airflow_provider_doto.testing.emulator.server import DEFAULT_TOKEN, DotoEmulator
+from airflow_provider_doto.testing.emulator.throttle import ThrottleRule
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
     )
     parser.add_argument(
+        "--throttle",
+        type=ThrottleRule.parse,
+        metavar="LIMIT/PERIOD",
+        help="throttle like Chatwoot's rack-attack: LIMIT requests per client per PERIOD seconds, windows "
+        "aligned to the epoch, then 429 text/plain 'Retry later' without Retry-After (Chatwoot: 3000/60)",
+    )
+    parser.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
     return parser
@@ -61,6 +69,8 @@ def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
         print(f"base_url={emulator.base_url}")
         print(f"account_id={emulator.account_id}")
         print(f"flavor={emulator.flavor}")
+        if emulator.throttle is not None:
+            print(f"throttle={emulator.throttle[0]}/{emulator.throttle[1]:g}")
         print(f"conversation_id={ids[0]}")
         print(f"conversation_ids={','.join(str(i) for i in ids)}")
         print(f"AIRFLOW_CONN_DOTO_DEFAULT={shlex.quote(emulator.connection_json())}")
@@ -88,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.conversations < 1:
             raise ValueError("--conversations must be at least 1")
         emulator.supports_updated_within = not args.no_updated_within
+        if args.throttle is not None:
+            emulator.set_throttle(args.throttle.limit, args.throttle.period)
     except ValueError as exc:
         parser.error(str(exc))
     try:

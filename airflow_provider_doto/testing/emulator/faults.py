@@ -22,6 +22,7 @@ class Fault:
     retry_after: int | str | None = None
     delay: float | None = None
     body: bytes | None = None
+    content_type: str | None = None  # the answer's Content-Type (default: guessed from the body)
     hits: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: records each request, applies injected faults, checks the token.
+"""The outermost ASGI layer: records each request, throttles (rack-attack), applies injected faults,
+checks the token.
 
 It sits outside FastAPI so a fault can act on the raw connection: uvicorn's ``send`` is a bound
 method of its request cycle, whose ``transport`` we close to drop a connection without a response.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +18,9 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook
 from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, RequestLog, mask_headers
+from airflow_provider_doto.testing.emulator.throttle import BODY as THROTTLED_BODY
+from airflow_provider_doto.testing.emulator.throttle import CONTENT_TYPE as THROTTLED_TYPE
+from airflow_provider_doto.testing.emulator.throttle import Throttle
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -95,6 +100,7 @@ class FrontDoor:
         log: RequestLog,
         generation: Callable[[], int],
         bot_tokens: Callable[[], Collection[str]] = lambda: (),
+        throttle: Callable[[], Throttle | None] = lambda: None,
     ) -> None:
         self.app = app
         self.token = token
@@ -102,6 +108,7 @@ class FrontDoor:
         self.log = log
         self.generation = generation
         self.bot_tokens = bot_tokens
+        self.throttle = throttle
         self.in_flight = 0  # HTTP requests being handled (delayed ones included)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,6 +130,12 @@ class FrontDoor:
         sent_token = headers.get("api_access_token")
         authorized = sent_token is not None and (sent_token == self.token or sent_token in self.bot_tokens())
         self.log.append(_record(scope, headers, body, authorized, self.token))
+        throttle = self.throttle()
+        client = (scope.get("client") or ("?", 0))[0]
+        if throttle is not None and not throttle.admit(client, time.time()):
+            # rack-attack answers before Rails (and before anything injected here) sees the request.
+            await _respond(send, 429, THROTTLED_BODY, THROTTLED_TYPE)
+            return
         fault = self.faults.take(scope["method"], scope["path"])
         replay = _replay(body, receive)
         serve_args = (headers, sent_token)
@@ -239,7 +252,8 @@ async def _respond_status(send: Send, fault: Fault) -> None:
         message = ERRORS.get(status) or _phrase(status)
         payload = json.dumps({"error": message}).encode()
     extra = [] if fault.retry_after is None else [(b"retry-after", str(fault.retry_after).encode("latin-1"))]
-    await _respond(send, status, payload, _guess_type(payload), extra)
+    content_type = fault.content_type.encode("latin-1") if fault.content_type else _guess_type(payload)
+    await _respond(send, status, payload, content_type, extra)
 
 
 async def _respond(

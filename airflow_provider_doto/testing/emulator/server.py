@@ -18,6 +18,7 @@ from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, Faul
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
 from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, RequestLog
 from airflow_provider_doto.testing.emulator.store import UNSET, Store
+from airflow_provider_doto.testing.emulator.throttle import Throttle, ThrottleRule
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,6 +88,7 @@ class DotoEmulator(EmulatorKnobs):
         self._port: int | None = None
         self._front: FrontDoor | None = None
         self._tls_servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+        self._throttle: Throttle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class DotoEmulator(EmulatorKnobs):
             self._log,
             lambda: store.generation,
             bot_tokens=lambda: store.bot_tokens,
+            throttle=lambda: self._throttle,
         )
         self._server, self._thread = self._serve(sock)
         return self
@@ -429,6 +432,7 @@ class DotoEmulator(EmulatorKnobs):
                 raise ValueError("first_message_id must be positive")
             self._store.first_message_id = int(first_message_id)
         self._faults.clear()
+        self._throttle = None
         self._store.reset(flavor)
         self.clock.reset()
         self._log.clear()
@@ -471,6 +475,27 @@ class DotoEmulator(EmulatorKnobs):
         """One conversation: ``GET`` it, or POST to its ``/toggle_status``, ``/toggle_priority``, ``/labels``."""
         return f"{self.conversations_url(account_id)}/{conversation_id}"
 
+    # -- throttle (rack-attack) -----------------------------------------------------------------------
+
+    def set_throttle(self, limit: int | None, period: float = 60.0) -> None:
+        """Throttle like Chatwoot's rack-attack: at most ``limit`` requests per client IP in each
+        ``period`` seconds, the windows aligned to the epoch (real time, not ``clock``); every
+        request counts, refused ones too; over the limit a 429 ``text/plain`` "Retry later" with no
+        ``Retry-After``. ``None`` turns it off (as ``reset()`` does). Counts start afresh."""
+        self._throttle = None if limit is None else Throttle(ThrottleRule(limit, period))
+
+    @property
+    def throttle(self) -> tuple[int, float] | None:
+        """The throttle as ``(limit, period)``, or None (off, the default)."""
+        throttle = self._throttle
+        return None if throttle is None else (throttle.rule.limit, throttle.rule.period)
+
+    @property
+    def throttled_requests(self) -> int:
+        """Requests answered 429 by the throttle since it was set."""
+        throttle = self._throttle
+        return 0 if throttle is None else throttle.throttled
+
     # -- faults --------------------------------------------------------------------------------------
 
     def inject(
@@ -483,8 +508,10 @@ class DotoEmulator(EmulatorKnobs):
         retry_after: int | str | None = None,
         delay: float | None = None,
         body: bytes | str | None = None,
+        content_type: str | None = None,
     ) -> Fault:
-        """Spoil the next ``times`` requests matching ``method`` and ``path_contains``."""
+        """Spoil the next ``times`` requests matching ``method`` and ``path_contains`` (a ``status``
+        fault answers ``body``, by default ``{"error": ...}``, as ``content_type``, by default guessed)."""
         fault = Fault(
             kind=kind,
             times=times,
@@ -494,6 +521,7 @@ class DotoEmulator(EmulatorKnobs):
             retry_after=retry_after,
             delay=delay,
             body=body.encode() if isinstance(body, str) else body,
+            content_type=content_type,
         )
         return self._faults.add(fault)
 
