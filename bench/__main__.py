@@ -20,14 +20,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import export, followups, tls_link
+from bench import account_watch, export, followups, tls_link
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 KB = 1024
 SEND_CLIENTS = ("doto", "raw", "http", "urllib3", "raw_noenv")
 # Results key -> module with table_rows() and describe(), in the table's order.
-_NEWER: dict[str, Any] = {"followups": followups, "tls": tls_link, "export": export}
+_NEWER: dict[str, Any] = {
+    "followups": followups,
+    "tls": tls_link,
+    "export": export,
+    "account": account_watch,
+}
 
 
 def _load() -> str:
@@ -616,7 +621,8 @@ def render(
         "bash bench/run.sh --quick    # a smaller, faster run (does not meet the scale of the targets)\n"
         ".venv/bin/python -m bench --only send,history --no-write\n"
         "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n"
-        "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n```\n"
+        "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n"
+        "bash bench/run.sh --only account --merge    # benchmark 9, the account watch (about 10 minutes)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -815,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
         "--only",
-        default="imports,send,history,transports,triggers,followups,tls,export",
+        default="imports,send,history,transports,triggers,followups,tls,export,account",
         help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -882,6 +888,9 @@ def main(argv: list[str] | None = None) -> int:
         r["tls"] = run("tls_link", *(["--n", "100", "--rounds", "2"] if q else ["--n", "1000"]), label="tls")
     if "export" in only:
         r["export"] = run("export", *(["--sizes", "2000,10000", "--reps", "1"] if q else []))
+    if "account" in only:
+        small = ["--conversations", "2000", "--n", "200", "--idle", "20", "--burst", "200"]
+        r["account"] = run("account_watch", *(small if q else []), label="account", timeout=3600)
     rows, missed = build_rows(r, interval)
     extra = profiles_for_missed(r, missed, run, interval) if missed and not args.no_write else {}
     meta["load_after"] = _load()
