@@ -143,7 +143,8 @@ class EmulatorProcess:
     """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process.
 
     ``flavor`` and ``first_message_id`` are the emulator's (``"doto"`` or ``"chatwoot"``; ids start there).
-    ``tls=(certfile, keyfile)`` serves it over TLS as well, at ``tls_url``.
+    ``tls=(certfile, keyfile)`` serves it over TLS as well, at ``tls_url``. ``max_recorded_requests``
+    bounds the emulator's request log (``request_count``/``request_kinds`` read it).
     """
 
     def __init__(
