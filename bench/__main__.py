@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import discovery, export, followups, pacing, tls_link
+from bench import account_watch, discovery, export, followups, pacing, tls_link
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ _NEWER: dict[str, Any] = {
     "tls": tls_link,
     "export": export,
     "pacing": pacing,
+    "account": account_watch,
 }
 
 
@@ -624,7 +625,8 @@ def render(
         "bash bench/run.sh --only history --merge    # re-run some, keep the other figures in BENCHMARKS.md\n"
         "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n"
         "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n"
-        "bash bench/run.sh --only pacing --merge    # benchmark 9 (about a minute)\n```\n"
+        "bash bench/run.sh --only pacing --merge    # benchmark 9 (about a minute)\n"
+        "bash bench/run.sh --only account --merge    # benchmark 10, the account watch (about 10 minutes)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -823,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
         "--only",
-        default="imports,send,history,transports,triggers,followups,discovery,tls,export,pacing",
+        default="imports,send,history,transports,triggers,followups,discovery,tls,export,pacing,account",
         help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -895,6 +897,9 @@ def main(argv: list[str] | None = None) -> int:
         r["export"] = run("export", *(["--sizes", "2000,10000", "--reps", "1"] if q else []))
     if "pacing" in only:
         r["pacing"] = run("pacing", *(["--n", "200", "--limit", "120"] if q else []))
+    if "account" in only:
+        small = ["--conversations", "2000", "--n", "200", "--idle", "20", "--burst", "200"]
+        r["account"] = run("account_watch", *(small if q else []), label="account", timeout=3600)
     rows, missed = build_rows(r, interval)
     extra = profiles_for_missed(r, missed, run, interval) if missed and not args.no_write else {}
     meta["load_after"] = _load()

@@ -1,8 +1,10 @@
 """The emulator in a child process, so its CPU never counts as the client's.
 
 The child runs :class:`~airflow_provider_doto.testing.emulator.DotoEmulator` (uvicorn, backlog 2048) and
-answers a few commands over a pipe: seeding, scheduled messages (for latency), request counts, and
-``run`` (a benchmark's own seeding function, called with the emulator).
+answers a few commands over a pipe: seeding (one conversation, or a whole account), scheduled
+messages and bursts (for latency), request counts (by kind), a counting proxy of its own (so the
+proxy's CPU is the emulator side's, not the client's), and ``run`` (a benchmark's own seeding
+function, called with the emulator).
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ TOKEN = "bench-token"
 
 
 def _child(
-    conn: Any, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
+    conn: Any,
+    flavor: str = "doto",
+    first_message_id: int = 1,
+    tls: tuple[str, str] | None = None,
+    max_recorded_requests: int = 10_000,
 ) -> None:
     from airflow_provider_doto.testing.emulator import DotoEmulator
 
     emu = DotoEmulator(
         token=TOKEN,
         account_id=1,
-        max_recorded_requests=10_000,
+        max_recorded_requests=max_recorded_requests,
         flavor=flavor,
         first_message_id=first_message_id,
     )
@@ -35,6 +41,7 @@ def _child(
     tls_url = emu.serve_tls(*tls) if tls else ""
     created: dict[int, list[float]] = {}
     lock = threading.Lock()
+    proxies: list[Any] = []  # counting proxies started in this process (``proxy``), kept alive
 
     def add_later(schedule: list[tuple[int, float]]) -> None:
         # (conversation, wall-clock time) pairs: add an incoming message then, note when it landed.
@@ -94,6 +101,39 @@ def _child(
             return None
         if cmd == "throttled":
             return emu.throttled_requests
+        if cmd == "build_account":  # conversations, seed: realistic conversations across inboxes
+            return emu.build_account(args[0], seed=args[1])
+        if cmd == "supports_updated_within":  # False: an older server that ignores the param
+            emu.supports_updated_within = bool(args[0])
+            return None
+        if cmd == "burst":  # one incoming message in each given conversation, now
+            landed: dict[int, float] = {}
+            for cid in args[0]:
+                emu.add_message(cid, "ping", message_type="incoming")
+                landed[cid] = time.time()
+            with lock:
+                for cid, at in landed.items():
+                    created.setdefault(cid, []).append(at)
+            return landed
+        if cmd == "proxy":  # a counting TCP proxy in this process (its CPU counts as the emulator's)
+            from bench.proxy import CountingProxy
+
+            host, port = emu.base_url.split("://", 1)[1].rsplit(":", 1)
+            proxies.append(CountingProxy(host, int(port)).__enter__())
+            return proxies[-1].base_url
+        if cmd == "proxy_reset":  # (sent, received, connections) since the last reset
+            return proxies[-1].reset()
+        if cmd == "request_kinds":  # requests since the last clear by kind, then clear
+            kinds = {"list": 0, "messages": 0, "other": 0}
+            for request in emu.requests:
+                if request.path.endswith("/conversations"):
+                    kinds["list"] += 1
+                elif request.path.endswith("/messages"):
+                    kinds["messages"] += 1
+                else:
+                    kinds["other"] += 1
+            emu.clear_requests()
+            return kinds
         raise ValueError(cmd)
 
     conn.send(("ready", os.getpid()))
@@ -116,16 +156,24 @@ class EmulatorProcess:
     """``with EmulatorProcess() as emu:`` a Doto emulator in a spawned child process.
 
     ``flavor`` and ``first_message_id`` are the emulator's (``"doto"`` or ``"chatwoot"``; ids start there).
-    ``tls=(certfile, keyfile)`` serves it over TLS as well, at ``tls_url``.
+    ``tls=(certfile, keyfile)`` serves it over TLS as well, at ``tls_url``. ``max_recorded_requests``
+    bounds the emulator's request log (``request_count``/``request_kinds`` read it).
     """
 
     def __init__(
-        self, flavor: str = "doto", first_message_id: int = 1, tls: tuple[str, str] | None = None
+        self,
+        flavor: str = "doto",
+        first_message_id: int = 1,
+        tls: tuple[str, str] | None = None,
+        max_recorded_requests: int = 10_000,
     ) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_child, args=(child_conn, flavor, first_message_id, tls), name="doto-emulator", daemon=True
+            target=_child,
+            args=(child_conn, flavor, first_message_id, tls, max_recorded_requests),
+            name="doto-emulator",
+            daemon=True,
         )
         self.flavor = flavor
         self.first_message_id = first_message_id

@@ -158,6 +158,15 @@ def summary_lines(soak: bool, duration: float) -> list[str]:
                 (f.values.get(f"no_duplicates[{flavor}]", {}), f.values.get(f"no_loss[{flavor}]", {}))
             ]
         ],
+        *[
+            f"account-watch soak, {flavor} server: {a.get('conversations', 0)} conversations, "
+            f"{a.get('messages', 0)} messages (late {a.get('late', 0)}, updates {a.get('updates', 0)}, "
+            f"deletes {a.get('deletes_before_commit', 0)} + {a.get('deletes_after_commit', 0)}), restarts "
+            f"{a.get('restarts', 0)}, redelivered {a.get('redelivered', 0)}: lost {a.get('lost', 0)}, "
+            f"repeated {a.get('repeated', 0)}, unexpected {a.get('unexpected', 0)}"
+            for flavor in SERVER_FLAVORS
+            if (a := f.values.get(f"account_soak[{flavor}]"))
+        ],
         f"duration: {duration:.1f} s",
     ]
 
