@@ -110,11 +110,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "account-watch-ignores-updates",
         "the account watch reads a watched conversation again when its updated_at moves",
         ACCOUNT_WATCH,
-        "        return conversation.updated_at is None or known is None or conversation.updated_at > known\n",
-        "        return False\n",
+        "        return known is None or conversation.updated_at is None or version_of(conversation) != known\n",
+        "        return known is None\n",
         (
             f"{T_ACCOUNT_HOOKS}::test_late_commits_updates_without_a_message_deletions_and_the_filter",
             f"{T_ACCOUNT_HOOKS}::test_a_restored_watch_continues_without_reporting_twice",
+        ),
+    ),
+    Mutation(
+        "account-watch-updated-at-only",
+        "a message committed in the same updated_at second as the last read is still read (Version)",
+        ACCOUNT_WATCH,
+        "    return (\n        conversation.updated_at,\n",
+        "    return (conversation.updated_at, 0, None, 0)\n    return (\n        conversation.updated_at,\n",
+        (
+            "tests/reliability/test_account_soak.py::test_a_message_committed_in_the_second_of_the_last_read_is_reported",
         ),
     ),
     Mutation(
@@ -129,7 +139,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "account-watch-never-forgets",
         "the account watch's state stays bounded: quiet cursors are dropped",
         ACCOUNT_WATCH,
-        "            if cursor.position < floor and version is not None and version < floor:\n",
+        "            if cursor.position < floor and updated_at is not None and updated_at < floor:\n",
         "            if False:\n",
         (f"{T_ACCOUNT_HOOKS}::test_state_stays_bounded_and_a_dropped_conversation_is_watched_again",),
     ),

@@ -2,8 +2,9 @@
 
 Each poll is one conversation list narrowed to what changed since the last poll (``updated_within``
 from the previous listing, less the overlap), so an idle poll is one request whatever the
-account's size. A conversation is read only when its ``updated_at`` moved (not ``last_activity_at``,
-which a late-committed message moves back: CHATWOOT-ACCOUNT.md), and then with its own
+account's size. A conversation is read only when it changed: its ``updated_at`` moved (a late-committed message
+moves ``last_activity_at`` back, ``updated_at`` only forward: CHATWOOT-ACCOUNT.md), or its last
+message, unread count or last activity did (:data:`Version`); and then with its own
 :class:`~airflow_provider_doto.api._watch.MessageWatch` cursor, so the guarantees of one
 conversation hold in each: nothing lost, nothing twice, late commits, soft deletes, both readings.
 
@@ -79,6 +80,33 @@ def query_fields(query: ConversationQuery) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None and not (k == "status" and v == WATCH_STATUS)}
 
 
+# What the list shows of a conversation's change: ``updated_at`` (moves forward on every commit and
+# every other change), ``last_activity_at`` (the created_at of the message committed last: a late
+# commit moves it back), the id of its last message and ``unread_count``. ``updated_at`` alone misses
+# a message committed in the same ``updated_at`` as the read before it (a server whose updated_at has
+# whole seconds); the others change with that message.
+Version = tuple[float | None, int, int | None, int]
+
+
+def version_of(conversation: Conversation) -> Version:
+    messages = conversation.raw.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    last_id = last.get("id") if isinstance(last, Mapping) else None
+    return (
+        conversation.updated_at,
+        conversation.last_activity_at,
+        last_id if isinstance(last_id, int) and not isinstance(last_id, bool) else None,
+        conversation.unread_count,
+    )
+
+
+def _restored_version(value: Any) -> Version | None:
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None  # unknown: the conversation is read again
+    updated_at, last_activity_at, last_id, unread = value
+    return (None if updated_at is None else float(updated_at), int(last_activity_at), last_id, int(unread))
+
+
 @dataclass
 class AccountWatch(Announcing):
     """State of a wait for new messages in any conversation of an account (or of a query).
@@ -87,7 +115,7 @@ class AccountWatch(Announcing):
     deleted, matching the filter. Each message found carries its ``conversation_id``. ``listed_at``
     is the caller's clock when the last complete listing began; the next one asks for conversations
     updated since then, less ``overlap`` (and :data:`CLOCK_SLACK`, in the request). ``versions``
-    holds each tracked conversation's ``updated_at`` when its messages were last read, ``cursors``
+    holds each tracked conversation's :data:`Version` when its messages were last read, ``cursors``
     its message cursor. ``listing`` remembers a server that ignores ``updated_within``.
     """
 
@@ -100,7 +128,7 @@ class AccountWatch(Announcing):
     listing: str | None = None  # "updated_within" or "paged", once the server has shown which
     reading: ServerReading = field(default_factory=ServerReading)
     cursors: dict[int, MessageWatch] = field(default_factory=dict)
-    versions: dict[int, float | None] = field(default_factory=dict)
+    versions: dict[int, Version | None] = field(default_factory=dict)
     matched: list[Message] = field(default_factory=list)
     pending: list[InFlight] = field(default_factory=list)
 
@@ -161,10 +189,8 @@ class AccountWatch(Announcing):
         return None
 
     def _changed(self, conversation: Conversation) -> bool:
-        if conversation.id not in self.versions:
-            return True
-        known = self.versions[conversation.id]
-        return conversation.updated_at is None or known is None or conversation.updated_at > known
+        known = self.versions.get(conversation.id)
+        return known is None or conversation.updated_at is None or version_of(conversation) != known
 
     def _read_flow(
         self, account_id: int, conversation: Conversation, floor: int
@@ -184,7 +210,7 @@ class AccountWatch(Announcing):
             return
         self.reading = self.reading.learned(cursor.reading.known)
         self.cursors[cid] = cursor
-        self.versions[cid] = conversation.updated_at
+        self.versions[cid] = version_of(conversation)
         if batch:
             self.matched.extend(replace(m, conversation_id=cid) for m in batch)
 
@@ -194,14 +220,15 @@ class AccountWatch(Announcing):
         for cid in [c for c in self.cursors if c not in changed]:
             cursor, version = self.cursors[cid], self.versions.get(cid)
             assert cursor.position is not None
-            if cursor.position < floor and version is not None and version < floor:
+            updated_at = None if version is None else version[0]
+            if cursor.position < floor and updated_at is not None and updated_at < floor:
                 del self.cursors[cid]
                 self.versions.pop(cid, None)
 
     # ---- state --------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Plain JSON, compact: a cursor is ``[id, updated_at, start, position, after_id, seen]``."""
+        """Plain JSON, compact: a cursor is ``[id, version, start, position, after_id, seen]``."""
         cursors = []
         for cid, cursor in self.cursors.items():
             seen = [[mid, ts] for mid, ts in cursor.seen.items()]
@@ -237,7 +264,7 @@ class AccountWatch(Announcing):
             cursor_state = {"start": start, "position": position, "seen": seen, "after_id": after_id}
             cursor = MessageWatch(start=int(start), filter=self.filter, overlap=self.overlap)
             self.cursors[int(cid)] = cursor.restore({**cursor_state, "flavor": self.reading.known})
-            self.versions[int(cid)] = None if version is None else float(version)
+            self.versions[int(cid)] = _restored_version(version)
         self.matched = [Message.from_dict(m) for m in state.get("matched", [])]
         pending = unique_messages(Message.from_dict(m) for batch in state.get("pending", []) for m in batch)
         self.pending = [InFlight(pending)] if pending else []

@@ -22,10 +22,11 @@ a redelivery may only repeat a message already reported. Fast suite: 40 conversa
 messages; ``--soak``: 1,000 conversations, 50,000 messages (``DOTO_ACCOUNT_SOAK=conversations,messages``
 overrides both, e.g. for a shorter soak).
 
-Known failure, kept visible: messages committed in the same emulator second as the listing that
-last read their conversation are lost (the emulator's ``updated_at`` is whole seconds and
-``AccountWatch`` reads a conversation only when it grew). The test then ends as xfail naming the
-count, after every other check passed; ``DOTO_ACCOUNT_SOAK_STRICT=1`` makes it a failure.
+Found by this soak and fixed: a message committed in the same emulator second as the listing that
+last read its conversation was lost (the emulator's ``updated_at`` has whole seconds, and the watch
+read a conversation again only when ``updated_at`` grew); the watch now also compares the last
+message's id, the unread count and ``last_activity_at`` (``api._account_watch.Version``).
+``test_a_message_committed_in_the_second_of_the_last_read_is_reported`` pins it.
 """
 
 from __future__ import annotations
@@ -308,21 +309,9 @@ def test_account_watch_reports_every_message_once_across_restarts(emu: DotoEmula
     )
     assert repeated == 0 and deleted_twice == 0, f"{repeated + deleted_twice} repeated report(s)"
     assert not unexpected, f"reported messages that must not be: {sorted(unexpected)[:10]}"
-    if lost and not os.environ.get("DOTO_ACCOUNT_SOAK_STRICT"):
-        # Known: AccountWatch._changed reads a conversation again only when its updated_at grew; the
-        # emulator's updated_at is whole seconds, so a message committed in the same second as the
-        # listing that last read its conversation is not read (RELIABILITY.md, "Account-watch soak").
-        pytest.xfail(
-            f"{len(lost)} of {figures['incoming']} message(s) never reported, e.g. {sorted(lost)[:10]}"
-        )
     assert not lost, f"{len(lost)} message(s) never reported, e.g. {sorted(lost)[:10]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AccountWatch._changed reads a conversation again only when updated_at grew; the emulator's "
-    "updated_at is whole seconds (RELIABILITY.md, Account-watch soak)",
-)
 def test_a_message_committed_in_the_second_of_the_last_read_is_reported(emu: DotoEmulator) -> None:
     """The soak's losses, made deterministic: the emulator's clock frozen, one message read by a
     poll, a second one committed in the same second, then polls with the clock running again."""
