@@ -108,10 +108,12 @@ def connect(
     """Make a client of this test's transport; defaults: ``doto_default`` and the FAST policy.
 
     The connection names the server's flavor, so the hooks send no probe of their own and the
-    request counts below are the operations' alone.
+    request counts below are the operations' alone. Pacing is off: these are the retry policy's
+    rows (a paced 429 pauses until the server's window turns: tests/hooks/test_pacing.py).
     """
     monkeypatch.setenv(
-        "AIRFLOW_CONN_DOTO_DEFAULT", doto_emulator.connection_json(flavor=doto_emulator.flavor)
+        "AIRFLOW_CONN_DOTO_DEFAULT",
+        doto_emulator.connection_json(flavor=doto_emulator.flavor, max_requests_per_minute=0),
     )
     made: list[Client] = []
 
