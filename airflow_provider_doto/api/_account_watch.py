@@ -100,6 +100,10 @@ def version_of(conversation: Conversation) -> Version:
     )
 
 
+def _listed(version: Version | None) -> list[Any] | None:
+    return None if version is None else list(version)  # JSON has lists, not tuples
+
+
 def _restored_version(value: Any) -> Version | None:
     if not isinstance(value, list | tuple) or len(value) != 4:
         return None  # unknown: the conversation is read again
@@ -233,7 +237,7 @@ class AccountWatch(Announcing):
         for cid, cursor in self.cursors.items():
             seen = [[mid, ts] for mid, ts in cursor.seen.items()]
             cursors.append(
-                [cid, self.versions.get(cid), cursor.start, cursor.position, cursor.after_id, seen]
+                [cid, _listed(self.versions.get(cid)), cursor.start, cursor.position, cursor.after_id, seen]
             )
         state: dict[str, Any] = {
             "account": True,

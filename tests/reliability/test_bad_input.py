@@ -85,7 +85,23 @@ STATIC: list[tuple[str, Callable[[], Any], str]] = [
     ("list before=[1]", listing(before=[1]), "before"),
     ("list after='2024-13-45'", listing(after="2024-13-45"), "after"),
     ("list include_deleted='no'", listing(include_deleted="no"), "include_deleted"),
-    *[(f"sensor conversation_id={v!r}", sensor(conversation_id=v), "conversation_id") for v in BAD_IDS],
+    # None is not bad for the sensor and the trigger: it watches every conversation of the account.
+    *[
+        (f"sensor conversation_id={v!r}", sensor(conversation_id=v), "conversation_id")
+        for v in BAD_IDS
+        if v is not None
+    ],
+    (
+        "sensor conversation_query={'sort_by': 'unread'}",
+        sensor(conversation_id=None, conversation_query={"sort_by": "unread"}),
+        "sort_by",
+    ),
+    (
+        "sensor conversation_query={'inbox': 3}",
+        sensor(conversation_id=None, conversation_query={"inbox": 3}),
+        "inbox",
+    ),
+    ("sensor conversation_query + conversation_id", sensor(conversation_query={"inbox_id": 3}), "not both"),
     ("sensor start='soon'", sensor(start="soon"), "start"),
     ("sensor start=True", sensor(start=True), "start"),
     ("sensor start=-inf", sensor(start=float("-inf")), "start"),
@@ -109,6 +125,11 @@ STATIC: list[tuple[str, Callable[[], Any], str]] = [
     ("notifier content=None", notifier(content=None), "content"),
     ("notifier private='no'", notifier(private="no"), "private"),
     ("trigger conversation_id='x'", trigger(conversation_id="x"), "conversation_id"),
+    (
+        "trigger conversation_query={'q': 'refund'}",
+        trigger(conversation_id=None, conversation_query={"q": "refund"}),
+        "q",
+    ),
     ("trigger poll_interval=0", trigger(poll_interval=0), "poll_interval"),
     ("trigger poll_interval='fast'", trigger(poll_interval="fast"), "poll_interval"),
     ("trigger min_messages=0", trigger(min_messages=0), "min_messages"),
