@@ -109,7 +109,7 @@ def distributed_stack(
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             # The asset-watcher example DAG (linked by test_watcher_failover.py) polls every second.
             "DOTO_WATCH_POLL_INTERVAL": "1",
-            # The account-wide example watcher (linked by test_account_watcher_failover.py) watches one inbox.
+            # The account-wide example watcher (linked by test_watcher_failover_account.py) watches one inbox.
             "DOTO_ESCALATION_INBOX_ID": str(ESCALATION_INBOX_ID),
         },
         echo=print,
