@@ -254,8 +254,14 @@ async def consume(
 
 
 @pytest.mark.soak
-def test_account_watch_reports_every_message_once_across_restarts(emu: DotoEmulator, soak: bool) -> None:
+def test_account_watch_reports_every_message_once_across_restarts(
+    emu: DotoEmulator, soak: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conversations, count = scale(soak)
+    # Pacing off: this kills the watcher every 0.5 to 3 s, and paced at 2,700 requests a minute a
+    # poll that reads 1,000 changed conversations takes 22 s, so none would ever finish (pacing has
+    # its own tests, tests/hooks/test_pacing.py).
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(max_requests_per_minute=0))
     emu.soft_delete = True
     cids = emu.build_account(conversations, seed=5)
     written = Written()
