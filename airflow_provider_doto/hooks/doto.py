@@ -264,8 +264,13 @@ class DotoHook(BaseHook):
         private: bool = False,
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
+        check_reply_window: bool = False,
     ) -> Message:
-        """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure."""
+        """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure.
+
+        ``check_reply_window``: a public outgoing message first reads the conversation (one GET)
+        and raises ``DotoReplyWindowError``, sending nothing, when its channel's window is closed.
+        """
         flow = send_message_flow(
             self.settings.account_id,
             conversation_id,
@@ -274,6 +279,7 @@ class DotoHook(BaseHook):
             private=private,
             content_type=content_type,
             content_attributes=content_attributes,
+            check_reply_window=check_reply_window,
         )
         return run_flow(flow, self.send)
 

@@ -73,6 +73,10 @@ class SendMessageOperator(_DotoOperator):
     :param private: post as a private note, visible to the team only.
     :param content_type: Doto content type, ``text`` by default.
     :param content_attributes: extra structured content (templated).
+    :param check_reply_window: before a public outgoing message, read the conversation (one GET) and
+        fail with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, sending nothing,
+        when its channel's reply window is closed (``can_reply`` false: WhatsApp 24 h after the
+        customer's last message, ...). Default True; private notes are never checked.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -89,11 +93,15 @@ class SendMessageOperator(_DotoOperator):
         private: bool = False,
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
+        check_reply_window: bool = True,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        if not isinstance(check_reply_window, bool):
+            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
+        self.check_reply_window = check_reply_window
         self.message_type = message_type
         self.private = private
         self.content_type = content_type
@@ -120,6 +128,7 @@ class SendMessageOperator(_DotoOperator):
             private=self.private,
             content_type=self.content_type,
             content_attributes=self.content_attributes,
+            check_reply_window=self.check_reply_window,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)

@@ -336,3 +336,80 @@ def test_list_messages_to_object_storage_url(airflow_db: Path, doto_emulator: An
     assert [json.loads(line)["id"] for line in written.read_text().splitlines()] == inside
     result = xcom(dr, "list_to_file")
     assert result["count"] == 4 and result["path"].endswith("/lake/doto/messages.jsonl")
+
+
+# ---- the reply window: known before sending ---------------------------------------------------
+
+
+def _whatsapp(emu: Any, *, open_window: bool) -> int:
+    cid = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    if open_window:
+        emu.add_message(cid, "Where is my order?")  # the customer wrote just now: the window is open
+    return cid
+
+
+def test_a_closed_whatsapp_window_fails_the_task_and_sends_nothing(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_window")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    tis = task_instances(dr)
+    assert tis[("send", -1)].state == "failed"
+    assert tis[("note", -1)].state == "success"  # a private note never waits for the window
+    posts = _posts(doto_emulator)
+    assert len(posts) == 1 and posts[0].json["private"] is True  # the note only
+    assert [m["private"] for m in doto_emulator.messages(cid)] == [True]
+    gets = [
+        r.path
+        for r in doto_emulator.requests
+        if r.method == "GET" and r.path.endswith(f"/conversations/{cid}")
+    ]
+    assert len(gets) == 1  # one read of the conversation, for the public message only
+
+
+def test_an_open_window_sends(airflow_db: Path, doto_emulator: Any) -> None:
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_window")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    assert xcom(dr, "send")["status"] == "sent"
+    assert len(_posts(doto_emulator)) == 2
+
+
+def test_the_window_error_is_typed_and_names_the_channel(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoReplyWindowError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    cid = _whatsapp(doto_emulator, open_window=False)
+    with pytest.raises(
+        DotoReplyWindowError, match=rf"conversation {cid} .*Channel::Whatsapp.*24 hours"
+    ) as caught:
+        DotoHook().send_message(cid, "hello?", check_reply_window=True)
+    assert (caught.value.conversation_id, caught.value.channel) == (cid, "Channel::Whatsapp")
+    assert _posts(doto_emulator) == []
+    DotoHook().send_message(cid, "hello?")  # the hook checks only when asked
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_unchecked_free_text_outside_the_window_is_sent_and_then_failed_by_the_server(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """What check_reply_window=False leaves to the server: a 200 with status sent, failed later."""
+    doto_emulator.window_failure_delay = 0
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_unchecked")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"  # without wait_for the task reports the create only
+    sent = xcom(dr, "send")
+    assert sent["status"] == "sent"
+    stored = doto_emulator.message(sent["id"])
+    assert stored["status"] == "failed"
+    assert stored["content_attributes"]["external_error"] == "Template not found or invalid template name"
