@@ -20,7 +20,7 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
-from airflow_provider_doto.api._values import to_id, validate_content, validate_options
+from airflow_provider_doto.api._values import check_wait_for, to_id, validate_content, validate_options
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -77,6 +77,13 @@ class SendMessageOperator(_DotoOperator):
         fail with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, sending nothing,
         when its channel's reply window is closed (``can_reply`` false: WhatsApp 24 h after the
         customer's last message, ...). Default True; private notes are never checked.
+    :param wait_for: None (default: the created message is the result), or ``"sent"``,
+        ``"delivered"`` or ``"read"``: read the message back until its status reaches that (a later
+        status satisfies an earlier one); ``failed`` fails the task with
+        :class:`~airflow_provider_doto.exceptions.DotoDeliveryError` and the server's
+        ``external_error``. The XCom is the message with its final status.
+    :param delivery_timeout: seconds to wait for ``wait_for`` (default 60); then ``DotoDeliveryError``
+        naming the last status.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -94,11 +101,16 @@ class SendMessageOperator(_DotoOperator):
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
         check_reply_window: bool = True,
+        wait_for: str | None = None,
+        delivery_timeout: float = 60.0,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        check_wait_for(wait_for, delivery_timeout)
+        self.wait_for = wait_for
+        self.delivery_timeout = delivery_timeout
         if not isinstance(check_reply_window, bool):
             raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
         self.check_reply_window = check_reply_window
@@ -129,11 +141,17 @@ class SendMessageOperator(_DotoOperator):
             content_type=self.content_type,
             content_attributes=self.content_attributes,
             check_reply_window=self.check_reply_window,
+            wait_for=self.wait_for,
+            delivery_timeout=self.delivery_timeout,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)
         else:
             self.log.info("Sent message %s to conversation %s", message.id, conversation_id)
+        if self.wait_for is not None:
+            self.log.info(
+                "Message %s reached status %r (waited for %r)", message.id, message.status, self.wait_for
+            )
         return message.to_dict()
 
 

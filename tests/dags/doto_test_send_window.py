@@ -55,3 +55,22 @@ with DAG(
         tolerate_failures=0.5,
         retries=0,
     )
+
+for _wait_for in ("delivered", "read"):
+    with DAG(
+        dag_id=f"doto_test_send_wait_{_wait_for}",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        params=PARAMS,
+    ) as _dag:
+        SendMessageOperator(
+            task_id="send",
+            conversation_id="{{ params.conversation_id }}",
+            content="Your parcel is on its way.",
+            check_reply_window=False,  # the server's own verdict is what is tested
+            wait_for=_wait_for,
+            delivery_timeout=30,
+            retries=0,
+        )
+    globals()[f"wait_{_wait_for}_dag"] = _dag

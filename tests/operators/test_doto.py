@@ -413,3 +413,92 @@ def test_unchecked_free_text_outside_the_window_is_sent_and_then_failed_by_the_s
     stored = doto_emulator.message(sent["id"])
     assert stored["status"] == "failed"
     assert stored["content_attributes"]["external_error"] == "Template not found or invalid template name"
+
+
+# ---- delivery status: wait_for ------------------------------------------------------------------
+
+
+def test_wait_for_reports_the_window_failure_as_failed_never_as_sent(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """Free text outside a WhatsApp window, not checked first: the 200 says sent, the read-back failed."""
+    doto_emulator.window_failure_delay = 0
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_delivered")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    assert task_instances(dr)[("send", -1)].state == "failed"
+    from sqlalchemy.exc import NoResultFound
+
+    with pytest.raises(NoResultFound):
+        xcom(dr, "send")  # nothing reported as sent
+    (stored,) = doto_emulator.messages(cid)  # created once, never re-sent
+    assert stored["status"] == "failed"
+
+
+@pytest.mark.parametrize(("wait_for", "receipts"), [("delivered", (0, 3600)), ("read", (0, 0))])
+def test_wait_for_returns_the_message_with_the_status_reached(
+    airflow_db: Path, doto_emulator: Any, wait_for: str, receipts: tuple[int, int]
+) -> None:
+    doto_emulator.delivery_receipts = receipts
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", f"doto_test_send_wait_{wait_for}")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    value = xcom(dr, "send")
+    assert value["status"] == wait_for and "external_error" not in value
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_read_satisfies_a_wait_for_delivered(doto_emulator: Any) -> None:
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    doto_emulator.delivery_receipts = (0, 0)
+    cid = _whatsapp(doto_emulator, open_window=True)
+    message = DotoHook().send_message(cid, "Your parcel is on its way.", wait_for="delivered")
+    assert message.status == "read"
+
+
+def test_wait_for_times_out_naming_the_last_status(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoDeliveryError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    cid = _whatsapp(doto_emulator, open_window=True)  # receipts off: the message stays sent
+    with pytest.raises(
+        DotoDeliveryError, match=r"timed out after 0 s waiting for status 'read'; its last status was 'sent'"
+    ):
+        DotoHook().send_message(cid, "Anyone there?", wait_for="read", delivery_timeout=0)
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_a_retry_waits_on_the_message_it_finds_and_never_sends_another(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoDeliveryError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    doto_emulator.delivery_receipts = (3600, 7200)  # the receipt comes an hour after the send
+    cid = _whatsapp(doto_emulator, open_window=True)
+    hook = DotoHook()
+    since = doto_emulator.clock.now()
+    with pytest.raises(DotoDeliveryError, match="timed out"):
+        hook.send_message_once(cid, "Hi", key="k", wait_for="delivered", delivery_timeout=0)
+    doto_emulator.clock.advance(3600)
+    doto_emulator.clear_requests()
+    message, already = hook.send_message_once(
+        cid, "Hi", key="k", look_back_since=since, wait_for="delivered", delivery_timeout=0
+    )
+    assert already is True and _posts(doto_emulator) == []
+    assert message.status == "delivered"
+    assert len(doto_emulator.messages(cid)) == 2  # the customer's and ours, once
+
+
+def test_bad_wait_for_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(DotoConfigError, match="wait_for must be None or one of sent, delivered, read"):
+        SendMessageOperator(task_id="s", conversation_id=7, content="hi", wait_for="delivred")
+    with pytest.raises(DotoConfigError, match="delivery_timeout"):
+        SendMessageOperator(
+            task_id="s", conversation_id=7, content="hi", wait_for="read", delivery_timeout=-1
+        )
