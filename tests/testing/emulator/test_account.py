@@ -629,6 +629,40 @@ def test_cli_seeds_an_account_and_plays_an_older_server() -> None:
         stop(process)
 
 
+def test_cli_sets_the_window_failure_delay_and_delivery_receipts() -> None:
+    with serving(
+        "--port", "0", "--conversations", "40", "--window-failure-delay", "0", "--delivery-receipts", "0,0",
+    ) as process:  # fmt: skip
+        values = printed_values(process)
+        conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
+        base = f"{values['base_url']}/api/v1/accounts/1/conversations"
+        auth = {"api_access_token": conn["password"]}
+        conversations = []
+        for page in (1, 2):  # 40 conversations: 25 a page
+            params = {"status": "all", "page": page}
+            conversations += requests.get(base, headers=auth, params=params, timeout=5).json()["data"][
+                "payload"
+            ]
+        closed = next(
+            c for c in conversations if c["meta"]["channel"] == "Channel::Whatsapp" and not c["can_reply"]
+        )
+        opened = next(
+            c for c in conversations if c["meta"]["channel"] == "Channel::WebWidget" and c["can_reply"]
+        )
+        statuses = {}
+        for conversation in (closed, opened):
+            url = f"{base}/{conversation['id']}/messages"
+            body = {"content": "Any news?", "message_type": "outgoing"}
+            created = requests.post(url, headers=auth, json=body, timeout=5).json()
+            assert created["status"] == "sent"
+            listed = requests.get(url, headers=auth, timeout=5).json()["payload"]
+            statuses[conversation["meta"]["channel"]] = next(m for m in listed if m["id"] == created["id"])
+        assert statuses["Channel::Whatsapp"]["status"] == "failed"
+        assert statuses["Channel::Whatsapp"]["content_attributes"]["external_error"] == WINDOW_FAILURE
+        assert statuses["Channel::WebWidget"]["status"] == "read"
+        stop(process)
+
+
 # -- what the channel does after the 200: WhatsApp's window, delivery receipts ---------------------------------
 
 WINDOW_FAILURE = "Template not found or invalid template name"  # CHATWOOT-ACCOUNT.md
