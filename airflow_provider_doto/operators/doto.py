@@ -20,7 +20,13 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
-from airflow_provider_doto.api._values import check_wait_for, to_id, validate_content, validate_options
+from airflow_provider_doto.api._values import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    check_wait_for,
+    to_id,
+    validate_content,
+    validate_options,
+)
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -102,7 +108,7 @@ class SendMessageOperator(_DotoOperator):
         content_attributes: dict[str, Any] | None = None,
         check_reply_window: bool = True,
         wait_for: str | None = None,
-        delivery_timeout: float = 60.0,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
