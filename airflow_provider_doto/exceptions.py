@@ -14,6 +14,8 @@
     │   └── DotoConnectionLostError connection dropped mid-request (a POST may have been committed)
     ├── DotoResponseError          an answer that is not what the API documents (not JSON, wrong shape)
     ├── DotoBatchError             more messages of a batch failed than it tolerates (names them)
+    ├── DotoReplyWindowError       the channel's reply window is closed: nothing was sent
+    ├── DotoDeliveryError          the server marked a sent message failed, or it never reached the wanted status
     └── DotoTriggerError           a trigger's error event whose error is none of these (its text)
 
 A trigger reports an error as text in its event (``error_type`` names the class); whoever reads the
@@ -36,10 +38,12 @@ __all__ = [
     "DotoConfigError",
     "DotoConnectError",
     "DotoConnectionLostError",
+    "DotoDeliveryError",
     "DotoError",
     "DotoHTTPError",
     "DotoNotFoundError",
     "DotoRateLimitError",
+    "DotoReplyWindowError",
     "DotoResponseError",
     "DotoServerError",
     "DotoTimeoutError",
@@ -158,6 +162,40 @@ class DotoBatchError(DotoError):
         self.conversation_ids = conversation_ids
 
 
+class DotoReplyWindowError(DotoError):
+    """The conversation's channel does not take free text now (``can_reply`` false): nothing was sent.
+
+    ``conversation_id`` and ``channel`` (e.g. ``Channel::Whatsapp``) name where.
+    """
+
+    def __init__(
+        self, message: str, *, conversation_id: int | None = None, channel: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.conversation_id = conversation_id
+        self.channel = channel
+
+
+class DotoDeliveryError(DotoError):
+    """A created message was marked ``failed`` (``external_error`` says why), or did not reach the
+    status waited for in time (``message_status`` is the last one read)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        conversation_id: int | None = None,
+        message_id: int | None = None,
+        message_status: str | None = None,
+        external_error: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+        self.message_status = message_status
+        self.external_error = external_error
+
+
 class DotoTriggerError(DotoError):
     """A trigger's error event named no error of this module (e.g. a failed connection lookup)."""
 
@@ -182,6 +220,8 @@ ERRORS_BY_NAME: Mapping[str, type[DotoError]] = MappingProxyType(
             DotoConnectionLostError,
             DotoResponseError,
             DotoBatchError,
+            DotoReplyWindowError,
+            DotoDeliveryError,
             DotoTriggerError,
         )
     }
@@ -194,6 +234,8 @@ ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
         DotoHTTPError: ("status", "doto_error"),
         DotoRateLimitError: ("retry_after", "waited"),
         DotoBatchError: ("failed", "total"),
+        DotoReplyWindowError: ("conversation_id", "channel"),
+        DotoDeliveryError: ("conversation_id", "message_id", "message_status", "external_error"),
     }
 )
 

@@ -40,6 +40,8 @@ PARENTS = {
     DotoConnectionLostError: DotoTransportError,
     DotoResponseError: DotoError,
     DotoBatchError: DotoError,
+    exceptions.DotoReplyWindowError: DotoError,
+    exceptions.DotoDeliveryError: DotoError,
     DotoTriggerError: DotoError,
 }
 
@@ -167,6 +169,10 @@ SAMPLES: list[DotoError] = [
     DotoConnectionLostError("the connection broke", method="GET", path="/p"),
     DotoResponseError("not JSON", method="GET", path="/p"),
     DotoBatchError("2 of 5 failed", failed=2, total=5),
+    exceptions.DotoReplyWindowError("closed", conversation_id=4, channel="Channel::Whatsapp"),
+    exceptions.DotoDeliveryError(
+        "failed", conversation_id=4, message_id=9, message_status="failed", external_error="no template"
+    ),
     DotoTriggerError("ended"),
 ]
 

@@ -62,6 +62,7 @@ def check_send_once(
     private: bool = False,
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
+    check_reply_window: bool = False,
 ) -> int:
     """What :func:`send_once_flow` checks before its first request; the conversation id, checked.
 
@@ -87,6 +88,7 @@ def send_once_flow(
     private: bool = False,
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
+    check_reply_window: bool = False,
 ) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
     """Send a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
@@ -94,7 +96,8 @@ def send_once_flow(
     when its run started) the conversation's messages created since then are listed first
     (``flavor`` says how to page them), and the one an earlier try delivered is returned instead
     of posting again (:func:`find_delivered`); without it, the message is simply sent. Everything
-    is checked before the first request.
+    is checked before the first request. ``check_reply_window``: a message not delivered yet is
+    sent only when its conversation's reply window is open (``send_message_flow``).
     """
     conversation_id = check_send_once(
         conversation_id,
@@ -120,5 +123,6 @@ def send_once_flow(
         private=private,
         content_type=content_type,
         content_attributes={**(content_attributes or {}), DELIVERY_KEY_ATTRIBUTE: key},
+        check_reply_window=check_reply_window,
     )
     return message, False

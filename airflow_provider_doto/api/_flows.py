@@ -27,6 +27,7 @@ from airflow_provider_doto.api._http import (
 from airflow_provider_doto.api._messages import Message, parse_message_list, parse_single_message
 from airflow_provider_doto.api._settings import DotoSettings
 from airflow_provider_doto.api._values import to_id
+from airflow_provider_doto.api._window import reply_window_flow
 from airflow_provider_doto.exceptions import DotoError, DotoNotFoundError
 
 # An ``after`` no message reaches, read as an id (Chatwoot) or as a timestamp (Doto's reference).
@@ -56,9 +57,24 @@ async def arun_flow(flow: Flow, send: Callable[[DotoRequest], Awaitable[DotoResp
 
 
 def send_message_flow(
-    account_id: int, conversation_id: int | str, content: str, **options: Any
+    account_id: int,
+    conversation_id: int | str,
+    content: str,
+    *,
+    check_reply_window: bool = False,
+    **options: Any,
 ) -> Generator[DotoRequest, DotoResponse, Message]:
-    request = send_request(account_id, to_id(conversation_id, name="conversation_id"), content, **options)
+    """Post a message. With ``check_reply_window`` a public outgoing message first reads its
+    conversation and is not sent when the channel's window is closed (:mod:`api._window`)."""
+    conversation_id = to_id(conversation_id, name="conversation_id")
+    request = send_request(account_id, conversation_id, content, **options)  # checked before any request
+    if check_reply_window:
+        yield from reply_window_flow(
+            account_id,
+            conversation_id,
+            message_type=options.get("message_type", "outgoing"),
+            private=bool(options.get("private", False)),
+        )
     return parse_single_message(request, (yield request))
 
 

@@ -45,6 +45,8 @@ class Message:
     content_attributes: Mapping[str, Any] = field(default_factory=dict)
     sender: Sender | None = None
     attachments: tuple[Mapping[str, Any], ...] = ()
+    # Why the channel refused it (``content_attributes.external_error``), set with status "failed".
+    external_error: str | None = None
     # Set by the account watch, which reports messages of many conversations; None elsewhere.
     conversation_id: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -79,7 +81,10 @@ class Message:
             if self.sender is None
             else {"id": self.sender.id, "name": self.sender.name, "type": self.sender.type},
             "attachments": [dict(a) for a in self.attachments],
-        } | ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
+        } | (
+            ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
+            | ({} if self.external_error is None else {"external_error": self.external_error})
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
@@ -140,6 +145,7 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
     )
     status = data.get("status")
     content_type = data.get("content_type")
+    external_error = attributes.get("external_error")
     return Message(
         id=mid,
         content=content,
@@ -151,6 +157,7 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
         content_attributes=attributes,
         sender=sender,
         attachments=attachments_t,
+        external_error=external_error if isinstance(external_error, str) and external_error else None,
         raw=dict(data),
     )
 

@@ -101,3 +101,22 @@ def validate_options(message_type: Any, private: Any, content_type: Any, content
         raise DotoConfigError(f"content_type must be a non-empty string, got {content_type!r}.")
     if content_attributes is not None and not isinstance(content_attributes, Mapping):
         raise DotoConfigError(f"content_attributes must be a dict, got {type(content_attributes).__name__}.")
+
+
+# What a send may wait for (``api._status`` reads the message back), in the order a message goes
+# through them: a later status satisfies an earlier one.
+WAIT_FOR: tuple[str, ...] = ("sent", "delivered", "read")
+DEFAULT_DELIVERY_TIMEOUT = 60.0  # seconds
+
+
+def check_wait_for(wait_for: Any, delivery_timeout: Any = DEFAULT_DELIVERY_TIMEOUT) -> None:
+    """``wait_for`` is None or one of :data:`WAIT_FOR`; ``delivery_timeout`` seconds, finite and >= 0."""
+    if wait_for is not None and wait_for not in WAIT_FOR:
+        raise DotoConfigError(f"wait_for must be None or one of {', '.join(WAIT_FOR)}, got {wait_for!r}.")
+    if (
+        isinstance(delivery_timeout, bool)
+        or not isinstance(delivery_timeout, int | float)
+        or not math.isfinite(delivery_timeout)
+        or delivery_timeout < 0
+    ):
+        raise DotoConfigError(f"delivery_timeout must be a number of seconds >= 0, got {delivery_timeout!r}.")

@@ -34,6 +34,14 @@ from airflow_provider_doto.api._flows import (
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
 from airflow_provider_doto.api._settings import DEFAULT_TIMEOUT
+from airflow_provider_doto.api._status import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    check_wait_for,
+    delivery_reached,
+    delivery_timeout_error,
+    read_back_flow,
+)
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
@@ -264,8 +272,18 @@ class DotoHook(BaseHook):
         private: bool = False,
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
+        check_reply_window: bool = False,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
     ) -> Message:
-        """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure."""
+        """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure.
+
+        ``check_reply_window``: a public outgoing message first reads the conversation (one GET)
+        and raises ``DotoReplyWindowError``, sending nothing, when its channel's window is closed.
+        ``wait_for`` (``"sent"``, ``"delivered"`` or ``"read"``): then the message is read back
+        until its status reaches that (:meth:`wait_for_delivery`); it is returned with that status.
+        """
+        check_wait_for(wait_for, delivery_timeout)
         flow = send_message_flow(
             self.settings.account_id,
             conversation_id,
@@ -274,8 +292,12 @@ class DotoHook(BaseHook):
             private=private,
             content_type=content_type,
             content_attributes=content_attributes,
+            check_reply_window=check_reply_window,
         )
-        return run_flow(flow, self.send)
+        message = run_flow(flow, self.send)
+        if wait_for is None:
+            return message
+        return self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
 
     def send_message_once(
         self,
@@ -284,13 +306,18 @@ class DotoHook(BaseHook):
         *,
         key: str,
         look_back_since: Timestamp | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         **options: Any,
     ) -> tuple[Message, bool]:
         """Post a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
         With ``look_back_since`` (a retried task: when its run started) it first looks among the
         messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
+        With ``wait_for`` the message (sent now or found) is then read back until its status reaches
+        it (:meth:`wait_for_delivery`): a retry waits on the message it found, never sends another.
         """
+        check_wait_for(wait_for, delivery_timeout)
         reading = found_reading(self.settings)
         if look_back_since is not None and reading.known is None:
             check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
@@ -304,7 +331,42 @@ class DotoHook(BaseHook):
             flavor=reading,
             **options,
         )
-        return run_flow(flow, self.send)
+        message, already_delivered = run_flow(flow, self.send)
+        if wait_for is not None:
+            message = self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
+        return message, already_delivered
+
+    def wait_for_delivery(
+        self,
+        conversation_id: int | str,
+        message: Message,
+        wait_for: str,
+        *,
+        timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Message:
+        """Read ``message`` back until its status reaches ``wait_for`` (``sent`` < ``delivered`` <
+        ``read``); returns it with that status.
+
+        One request a read (``api._status.read_back_flow``; the server's reading is probed first
+        when ``auto`` has not found it yet), the first at once, then one every ``poll_interval``
+        seconds. ``failed`` raises ``DotoDeliveryError`` with the server's ``external_error``; so
+        does ``timeout`` seconds without reaching it, naming the last status read.
+        """
+        import time
+
+        check_wait_for(wait_for, timeout)
+        cid = to_id(conversation_id, name="conversation_id")
+        reading = self.reading_for(cid)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = run_flow(read_back_flow(self.settings.account_id, cid, message, reading), self.send)
+            if delivery_reached(message, wait_for, cid):
+                return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise delivery_timeout_error(message, wait_for, cid, timeout)
+            time.sleep(min(poll_interval, left))
 
     def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False

@@ -264,6 +264,7 @@ class DotoAsyncHook:
         private: bool = False,
         content_type: str = "text",
         content_attributes: Mapping[str, Any] | None = None,
+        check_reply_window: bool = False,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -274,8 +275,10 @@ class DotoAsyncHook:
         policy (rate limits with their wait, POSTs only when nothing was created). One item's
         failure never raises: it becomes a ``failed`` :class:`~api.BatchResult` with the error's
         text; an error that is not a :class:`DotoError` (a bug) is kept on it too, for
-        :func:`api.check_batch` to raise whatever failures it tolerates. Everything is checked
-        before the first request.
+        :func:`api.check_batch` to raise whatever failures it tolerates. With ``check_reply_window``
+        each public outgoing message not delivered yet first reads its conversation (one GET) and
+        is not sent when the window is closed: a failed result with ``DotoReplyWindowError``.
+        Everything is checked before the first request.
         """
         validate_max_in_flight(max_in_flight)
         batch = check_items(
@@ -295,6 +298,7 @@ class DotoAsyncHook:
             "private": private,
             "content_type": content_type,
             "content_attributes": content_attributes,
+            "check_reply_window": check_reply_window,
         }
         results: list[api.BatchResult | None] = [None] * len(batch)
         pending = iter(enumerate(batch))

@@ -63,6 +63,10 @@ class BatchSendMessagesOperator(BaseOperator):
     :param message_type: ``outgoing`` (default) or ``incoming``.
     :param private: post private notes, visible to the team only.
     :param content_attributes: extra structured content for every message (the delivery key is added).
+    :param check_reply_window: before each public outgoing message, read its conversation (one GET)
+        and send nothing there when its channel's reply window is closed: that conversation's result
+        is failed with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, counted by
+        ``tolerate_failures``. Default True; private notes are never checked.
     :param max_in_flight: how many requests may be in flight at once (default 10).
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
@@ -86,6 +90,7 @@ class BatchSendMessagesOperator(BaseOperator):
         message_type: str = "outgoing",
         private: bool = False,
         content_attributes: dict[str, Any] | None = None,
+        check_reply_window: bool = True,
         max_in_flight: int = 10,
         tolerate_failures: float = 0.0,
         results_path: str | None = None,
@@ -100,6 +105,9 @@ class BatchSendMessagesOperator(BaseOperator):
         self.message_type = message_type
         self.private = private
         self.content_attributes = content_attributes
+        if not isinstance(check_reply_window, bool):
+            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
+        self.check_reply_window = check_reply_window
         self.max_in_flight = max_in_flight
         self.tolerate_failures = tolerate_failures
         self.results_path = results_path
@@ -163,6 +171,7 @@ class BatchSendMessagesOperator(BaseOperator):
                 message_type=self.message_type,
                 private=self.private,
                 content_attributes=self.content_attributes,
+                check_reply_window=self.check_reply_window,
             )
         )
         from airflow_provider_doto.api._batch import batch_output

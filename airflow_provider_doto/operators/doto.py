@@ -20,7 +20,13 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
-from airflow_provider_doto.api._values import to_id, validate_content, validate_options
+from airflow_provider_doto.api._values import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    check_wait_for,
+    to_id,
+    validate_content,
+    validate_options,
+)
 from airflow_provider_doto.exceptions import DotoConfigError
 from airflow_provider_doto.links.doto import DotoConversationLink
 
@@ -73,6 +79,17 @@ class SendMessageOperator(_DotoOperator):
     :param private: post as a private note, visible to the team only.
     :param content_type: Doto content type, ``text`` by default.
     :param content_attributes: extra structured content (templated).
+    :param check_reply_window: before a public outgoing message, read the conversation (one GET) and
+        fail with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, sending nothing,
+        when its channel's reply window is closed (``can_reply`` false: WhatsApp 24 h after the
+        customer's last message, ...). Default True; private notes are never checked.
+    :param wait_for: None (default: the created message is the result), or ``"sent"``,
+        ``"delivered"`` or ``"read"``: read the message back until its status reaches that (a later
+        status satisfies an earlier one); ``failed`` fails the task with
+        :class:`~airflow_provider_doto.exceptions.DotoDeliveryError` and the server's
+        ``external_error``. The XCom is the message with its final status.
+    :param delivery_timeout: seconds to wait for ``wait_for`` (default 60); then ``DotoDeliveryError``
+        naming the last status.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -89,11 +106,20 @@ class SendMessageOperator(_DotoOperator):
         private: bool = False,
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
+        check_reply_window: bool = True,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        check_wait_for(wait_for, delivery_timeout)
+        self.wait_for = wait_for
+        self.delivery_timeout = delivery_timeout
+        if not isinstance(check_reply_window, bool):
+            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
+        self.check_reply_window = check_reply_window
         self.message_type = message_type
         self.private = private
         self.content_type = content_type
@@ -120,11 +146,18 @@ class SendMessageOperator(_DotoOperator):
             private=self.private,
             content_type=self.content_type,
             content_attributes=self.content_attributes,
+            check_reply_window=self.check_reply_window,
+            wait_for=self.wait_for,
+            delivery_timeout=self.delivery_timeout,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)
         else:
             self.log.info("Sent message %s to conversation %s", message.id, conversation_id)
+        if self.wait_for is not None:
+            self.log.info(
+                "Message %s reached status %r (waited for %r)", message.id, message.status, self.wait_for
+            )
         return message.to_dict()
 
 

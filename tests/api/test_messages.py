@@ -161,6 +161,20 @@ class TestParseMessage:
         assert again.to_dict() == m.to_dict()
         assert again.created_at_datetime == m.created_at_datetime
 
+    def test_external_error_from_content_attributes(self):
+        why = "Template not found or invalid template name"
+        m = parse_message(msg(7, T0, status="failed", content_attributes={"external_error": why}))
+        assert (m.status, m.external_error) == ("failed", why)
+        data = json.loads(json.dumps(m.to_dict()))
+        assert data["external_error"] == why
+        assert api.Message.from_dict(data) == m
+
+    @pytest.mark.parametrize("attributes", [{}, {"external_error": ""}, {"external_error": 3}])
+    def test_no_external_error_keeps_the_xcom_shape(self, attributes):
+        m = parse_message(msg(7, T0, status="sent", content_attributes=attributes))
+        assert m.external_error is None
+        assert "external_error" not in m.to_dict()
+
     def test_to_dict_round_trip_without_sender(self):
         m = parse_message({"id": 1, "created_at": T0, "message_type": 2})
         assert api.Message.from_dict(json.loads(json.dumps(m.to_dict()))) == m

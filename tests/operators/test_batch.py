@@ -201,7 +201,8 @@ def test_tolerated_failures_pass_and_results_go_to_a_file(
         (cids[1], "sent"),
         (cids[2], "sent"),
     ]
-    assert rows[1]["error"].startswith("DotoNotFoundError: Doto POST ") and rows[1]["message_id"] is None
+    # The reply-window check reads the conversation first: the missing one fails there, nothing posted.
+    assert rows[1]["error"].startswith("DotoNotFoundError: Doto GET ") and rows[1]["message_id"] is None
     assert [rows[i]["message_id"] for i in (0, 2, 3)] == [emu.messages(c)[0]["id"] for c in cids]
 
 
@@ -295,3 +296,31 @@ def test_an_empty_batch_succeeds_without_a_request(airflow_db: Path, doto_emulat
     assert dr.state == "success"
     assert xcom(dr, "nudge") == {"total": 0, "sent": 0, "already_delivered": 0, "failed": 0, "results": []}
     assert doto_emulator.requests == []
+
+
+def test_closed_reply_windows_fail_their_conversations_and_count_against_the_tolerance(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    emu = doto_emulator
+    whatsapp = emu.add_inbox("whatsapp")
+    closed = emu.add_conversation(inbox_id=whatsapp)  # the customer never wrote: no window
+    opened = emu.add_conversation(inbox_id=whatsapp)
+    emu.add_message(opened, "Is my refund through?")
+    api_inbox = emu.add_conversation()  # no window at all
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_batch_send_window")
+
+    dr = dag.test(run_conf={"cids": [closed, opened, api_inbox]})
+
+    assert dr.state == "success"  # 1 of 3 failed, half tolerated
+    output = xcom(dr, "nudge")
+    assert {k: output[k] for k in ("total", "sent", "failed")} == {"total": 3, "sent": 2, "failed": 1}
+    failed = output["results"][0]
+    assert (failed["conversation_id"], failed["status"], failed["message_id"]) == (closed, "failed", None)
+    assert failed["error"].startswith("DotoReplyWindowError: ") and "Channel::Whatsapp" in failed["error"]
+    assert emu.messages(closed) == []
+    posted = {int(r.path.split("/")[-2]) for r in emu.requests if r.method == "POST"}
+    assert posted == {opened, api_inbox}
+
+    dr = dag.test(run_conf={"cids": [closed]})  # 1 of 1: more than half
+    assert dr.state == "failed"
+    assert xcom(dr, "nudge")["failed"] == 1 and emu.messages(closed) == []

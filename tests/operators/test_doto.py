@@ -336,3 +336,169 @@ def test_list_messages_to_object_storage_url(airflow_db: Path, doto_emulator: An
     assert [json.loads(line)["id"] for line in written.read_text().splitlines()] == inside
     result = xcom(dr, "list_to_file")
     assert result["count"] == 4 and result["path"].endswith("/lake/doto/messages.jsonl")
+
+
+# ---- the reply window: known before sending ---------------------------------------------------
+
+
+def _whatsapp(emu: Any, *, open_window: bool) -> int:
+    cid = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    if open_window:
+        emu.add_message(cid, "Where is my order?")  # the customer wrote just now: the window is open
+    return cid
+
+
+def test_a_closed_whatsapp_window_fails_the_task_and_sends_nothing(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_window")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    tis = task_instances(dr)
+    assert tis[("send", -1)].state == "failed"
+    assert tis[("note", -1)].state == "success"  # a private note never waits for the window
+    posts = _posts(doto_emulator)
+    assert len(posts) == 1 and posts[0].json["private"] is True  # the note only
+    assert [m["private"] for m in doto_emulator.messages(cid)] == [True]
+    gets = [
+        r.path
+        for r in doto_emulator.requests
+        if r.method == "GET" and r.path.endswith(f"/conversations/{cid}")
+    ]
+    assert len(gets) == 1  # one read of the conversation, for the public message only
+
+
+def test_an_open_window_sends(airflow_db: Path, doto_emulator: Any) -> None:
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_window")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    assert xcom(dr, "send")["status"] == "sent"
+    assert len(_posts(doto_emulator)) == 2
+
+
+def test_the_window_error_is_typed_and_names_the_channel(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoReplyWindowError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    cid = _whatsapp(doto_emulator, open_window=False)
+    with pytest.raises(
+        DotoReplyWindowError, match=rf"conversation {cid} .*Channel::Whatsapp.*24 hours"
+    ) as caught:
+        DotoHook().send_message(cid, "hello?", check_reply_window=True)
+    assert (caught.value.conversation_id, caught.value.channel) == (cid, "Channel::Whatsapp")
+    assert _posts(doto_emulator) == []
+    DotoHook().send_message(cid, "hello?")  # the hook checks only when asked
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_unchecked_free_text_outside_the_window_is_sent_and_then_failed_by_the_server(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """What check_reply_window=False leaves to the server: a 200 with status sent, failed later."""
+    doto_emulator.window_failure_delay = 0
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_unchecked")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"  # without wait_for the task reports the create only
+    sent = xcom(dr, "send")
+    assert sent["status"] == "sent"
+    stored = doto_emulator.message(sent["id"])
+    assert stored["status"] == "failed"
+    assert stored["content_attributes"]["external_error"] == "Template not found or invalid template name"
+
+
+# ---- delivery status: wait_for ------------------------------------------------------------------
+
+
+def test_wait_for_reports_the_window_failure_as_failed_never_as_sent(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    """Free text outside a WhatsApp window, not checked first: the 200 says sent, the read-back failed."""
+    doto_emulator.window_failure_delay = 0
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_delivered")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    assert task_instances(dr)[("send", -1)].state == "failed"
+    from sqlalchemy.exc import NoResultFound
+
+    with pytest.raises(NoResultFound):
+        xcom(dr, "send")  # nothing reported as sent
+    (stored,) = doto_emulator.messages(cid)  # created once, never re-sent
+    assert stored["status"] == "failed"
+
+
+@pytest.mark.parametrize(("wait_for", "receipts"), [("delivered", (0, 3600)), ("read", (0, 0))])
+def test_wait_for_returns_the_message_with_the_status_reached(
+    airflow_db: Path, doto_emulator: Any, wait_for: str, receipts: tuple[int, int]
+) -> None:
+    doto_emulator.delivery_receipts = receipts
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", f"doto_test_send_wait_{wait_for}")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    value = xcom(dr, "send")
+    assert value["status"] == wait_for and "external_error" not in value
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_read_satisfies_a_wait_for_delivered(doto_emulator: Any) -> None:
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    doto_emulator.delivery_receipts = (0, 0)
+    cid = _whatsapp(doto_emulator, open_window=True)
+    message = DotoHook().send_message(cid, "Your parcel is on its way.", wait_for="delivered")
+    assert message.status == "read"
+
+
+def test_wait_for_times_out_naming_the_last_status(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoDeliveryError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    cid = _whatsapp(doto_emulator, open_window=True)  # receipts off: the message stays sent
+    with pytest.raises(
+        DotoDeliveryError, match=r"timed out after 0 s waiting for status 'read'; its last status was 'sent'"
+    ):
+        DotoHook().send_message(cid, "Anyone there?", wait_for="read", delivery_timeout=0)
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_a_retry_waits_on_the_message_it_finds_and_never_sends_another(doto_emulator: Any) -> None:
+    from airflow_provider_doto.exceptions import DotoDeliveryError
+    from airflow_provider_doto.hooks.doto import DotoHook
+
+    doto_emulator.delivery_receipts = (3600, 7200)  # the receipt comes an hour after the send
+    cid = _whatsapp(doto_emulator, open_window=True)
+    hook = DotoHook()
+    since = doto_emulator.clock.now()
+    with pytest.raises(DotoDeliveryError, match="timed out"):
+        hook.send_message_once(cid, "Hi", key="k", wait_for="delivered", delivery_timeout=0)
+    doto_emulator.clock.advance(3600)
+    doto_emulator.clear_requests()
+    message, already = hook.send_message_once(
+        cid, "Hi", key="k", look_back_since=since, wait_for="delivered", delivery_timeout=0
+    )
+    assert already is True and _posts(doto_emulator) == []
+    assert message.status == "delivered"
+    assert len(doto_emulator.messages(cid)) == 2  # the customer's and ours, once
+
+
+def test_bad_wait_for_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(DotoConfigError, match="wait_for must be None or one of sent, delivered, read"):
+        SendMessageOperator(task_id="s", conversation_id=7, content="hi", wait_for="delivred")
+    with pytest.raises(DotoConfigError, match="delivery_timeout"):
+        SendMessageOperator(
+            task_id="s", conversation_id=7, content="hi", wait_for="read", delivery_timeout=-1
+        )

@@ -40,6 +40,21 @@ def _parser() -> argparse.ArgumentParser:
         help="play a server older than February 2024: the conversation list ignores updated_within",
     )
     parser.add_argument(
+        "--window-failure-delay",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds after the 200 at which free text outside a WhatsApp window fails (default 3)",
+    )
+    parser.add_argument(
+        "--delivery-receipts",
+        type=_receipts,
+        default=None,
+        metavar="DELIVERED,READ",
+        help="seconds after the 200 at which messages inside a messaging channel's window are delivered, "
+        "then read (default: they stay sent)",
+    )
+    parser.add_argument(
         "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
     )
     parser.add_argument(
@@ -53,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-non-loopback", action="store_true", help="allow binding beyond loopback (unsafe)"
     )
     return parser
+
+
+def _receipts(value: str) -> tuple[int, int]:
+    """``--delivery-receipts 2,30``: delivered after 2 s, read after 30 s."""
+    delivered, _, read = value.partition(",")
+    try:
+        return int(delivered), int(read)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected DELIVERED,READ seconds (e.g. 2,30), got {value!r}"
+        ) from None
 
 
 def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
@@ -98,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.conversations < 1:
             raise ValueError("--conversations must be at least 1")
         emulator.supports_updated_within = not args.no_updated_within
+        if args.window_failure_delay is not None:
+            emulator.window_failure_delay = args.window_failure_delay
+        emulator.delivery_receipts = args.delivery_receipts
         if args.throttle is not None:
             emulator.set_throttle(args.throttle.limit, args.throttle.period)
     except ValueError as exc:

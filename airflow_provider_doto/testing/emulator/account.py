@@ -36,6 +36,10 @@ CHANNELS: dict[str, tuple[str, int | None]] = {
     "line": ("Channel::Line", None),
 }
 HUMAN_AGENT_CHANNELS = frozenset({"facebook", "instagram"})
+# Channels that send a template outside the window; free text there ends "failed" with this error
+# (``app/services/whatsapp/send_on_whatsapp_service.rb``).
+TEMPLATE_CHANNELS = frozenset({"whatsapp", "twilio_whatsapp"})
+WINDOW_FAILURE_ERROR = "Template not found or invalid template name"
 
 
 @dataclass

@@ -116,3 +116,31 @@ class EmulatorKnobs:
     @supports_updated_within.setter
     def supports_updated_within(self, value: bool) -> None:
         self._store.supports_updated_within = bool(value)
+
+    @property
+    def window_failure_delay(self) -> int:
+        """Seconds of the clock after the 200 at which free text sent outside a WhatsApp window turns
+        ``failed`` with ``external_error`` "Template not found or invalid template name" (default 3)."""
+        return self._store.window_failure_delay
+
+    @window_failure_delay.setter
+    def window_failure_delay(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("window_failure_delay must be an int >= 0 (seconds)")
+        self._store.window_failure_delay = value
+
+    @property
+    def delivery_receipts(self) -> tuple[int, int] | None:
+        """``(delivered_after, read_after)`` seconds of the clock after the 200 at which a public
+        outgoing message of a messaging channel (not API inboxes), sent inside its window, turns
+        ``delivered`` then ``read``; None (the default): it stays ``sent``."""
+        return self._store.delivery_receipts
+
+    @delivery_receipts.setter
+    def delivery_receipts(self, value: tuple[int, int] | None) -> None:
+        if value is not None:
+            delivered, read = value
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (delivered, read)):
+                raise ValueError("delivery_receipts must be None or (delivered_after, read_after), ints >= 0")
+            value = (delivered, read)
+        self._store.delivery_receipts = value

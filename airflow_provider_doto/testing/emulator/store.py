@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_doto.testing.emulator import account, chatwoot
-from airflow_provider_doto.testing.emulator.account import DEFAULT_STATUS, PRIORITIES, STATUSES, Inbox
+from airflow_provider_doto.testing.emulator.account import (
+    DEFAULT_STATUS,
+    PRIORITIES,
+    STATUSES,
+    WINDOW_FAILURE_ERROR,
+    Inbox,
+)
 from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.flavors import (
@@ -45,6 +51,8 @@ class _Record:
     visible: bool = True
     late: int = 0  # later messages still to arrive before this one shows up
     deleted: Literal["soft", "hard"] | None = None
+    # Status changes still to come, as the channel's job and receipts make them: (clock time, status).
+    schedule: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -84,6 +92,8 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+# Seconds between the 200 and "failed" for free text outside a WhatsApp window (Chatwoot: a job's delay).
+DEFAULT_WINDOW_FAILURE_DELAY = 3
 LABEL_POOL = ("billing", "bug", "feedback", "refund", "shipping", "vip")
 SEED_AGENTS = ("Doto Agent", "Sam Rivera", "Kim Lee")
 SEED_CHANNELS = ("api", "web_widget", "email", "whatsapp", "facebook", "instagram", "tiktok", "sms")
@@ -130,6 +140,12 @@ class Store:
             self.max_content_length: int | None = MAX_CONTENT_LENGTH
             self.bot_tokens: set[str] = set()
             self.supports_updated_within = True  # False: an older server that ignores the param
+            # Seconds after the 200 at which a WhatsApp free-text message outside the window fails.
+            self.window_failure_delay = DEFAULT_WINDOW_FAILURE_DELAY
+            # (delivered after, read after) seconds for public outgoing messages of messaging
+            # channels inside their window; None: they stay "sent" (the default).
+            self.delivery_receipts: tuple[int, int] | None = None
+            self._scheduled: list[_Record] = []  # records with status changes still to come
             self._accounts = {self.default_account_id}
             self._conversations: dict[tuple[int, int], _Conversation] = {}
             self._records: dict[int, _Record] = {}
@@ -277,6 +293,7 @@ class Store:
     def conversation_state(self, conversation_id: int, account_id: int | None = None) -> dict[str, Any]:
         """The conversation as ``GET .../conversations/:id`` renders it."""
         with self.lock:
+            self._settle()
             return self._render_conversation(
                 self._conversation(self._account(account_id), int(conversation_id))
             )
@@ -340,6 +357,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Every stored message, hidden ones included, oldest first (string message types)."""
         with self.lock:
+            self._settle()
             owner = self.default_account_id if account_id is None else int(account_id)
             conversation = self._conversation(owner, int(conversation_id))
             return [
@@ -348,6 +366,7 @@ class Store:
 
     def message(self, message_id: int) -> dict[str, Any]:
         with self.lock:
+            self._settle()
             record = self._records.get(message_id)
             if record is None:
                 raise KeyError(f"no message {message_id}")
@@ -360,6 +379,7 @@ class Store:
     ) -> dict[str, Any]:
         """The body of a list response: strict ``after < created_at < before``, capped like Chatwoot."""
         with self.lock:
+            self._settle()
             conversation = self._conversation(account_id, conversation_id)
             low = 0 if after is None else bisect.bisect_right(conversation.keys, (after, math.inf))
             high = (
@@ -380,6 +400,7 @@ class Store:
     ) -> dict[str, Any]:
         """The body of a list response exactly as Chatwoot's MessageFinder picks and orders it."""
         with self.lock:
+            self._settle()
             conversation = self._conversation(account_id, conversation_id)
             shown = [r.message for r in conversation.records if r.visible and r.deleted != "hard"]
             payload = [self._render(m) for m in chatwoot.find_messages(shown, params)]
@@ -412,7 +433,9 @@ class Store:
                 **fields,
             )
             self._append(conversation, record)
-            return self._render(record.message)
+            answer = self._render(record.message)  # "sent": what the channel does comes later
+            self._schedule_delivery(conversation, record)
+            return answer
 
     def profile(self) -> dict[str, Any]:
         """``GET /api/v1/profile``: the token's user and every account the emulator knows."""
@@ -423,6 +446,7 @@ class Store:
     def list_conversations(self, account_id: int, params: Mapping[str, list[str]]) -> dict[str, Any]:
         """``GET /api/v1/accounts/{id}/conversations``: ConversationFinder's page and counts."""
         with self.lock:
+            self._settle()
             rows, counts = self._find(account_id, params)
             within = params.get("updated_within", [""])[-1]
             if self.supports_updated_within and chatwoot.present(within):
@@ -441,6 +465,7 @@ class Store:
     def show_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
         """``GET /api/v1/accounts/{id}/conversations/{display_id}``."""
         with self.lock:
+            self._settle()
             return self._render_conversation(self._conversation(account_id, conversation_id))
 
     def toggle_status(self, account_id: int, conversation_id: int, body: Any) -> dict[str, Any]:
@@ -808,6 +833,45 @@ class Store:
         conversation.waiting = [w for w in conversation.waiting if w.late > 0]
         if record.late > 0:
             conversation.waiting.append(record)
+
+    def _schedule_delivery(self, conversation: _Conversation, record: _Record) -> None:
+        """What the channel does with a POSTed public outgoing message, after the 200.
+
+        WhatsApp outside its window: the free text is not sent (no template), the message fails
+        ``window_failure_delay`` seconds later with Chatwoot's ``external_error``. Inside a messaging
+        channel's window, with ``delivery_receipts`` on: delivered, then read. API inboxes get no
+        receipts (the integrator sets the status there).
+        """
+        message = record.message
+        if message["message_type"] != "outgoing" or message["private"]:
+            return
+        inbox = self._inboxes[conversation.inbox_id]
+        now = self.clock.now()
+        last_incoming_at = None if conversation.last_incoming is None else conversation.last_incoming[1]
+        if not account.can_reply(inbox, last_incoming_at, now):
+            if inbox.channel in account.TEMPLATE_CHANNELS:
+                record.schedule = [(now + self.window_failure_delay, "failed")]
+        elif self.delivery_receipts is not None and inbox.channel != "api":
+            delivered, read = self.delivery_receipts
+            record.schedule = sorted([(now + delivered, "delivered"), (now + max(read, delivered), "read")])
+        if record.schedule:
+            self._scheduled.append(record)
+
+    def _settle(self) -> None:
+        """Apply every status change whose time has come on the clock (read before any answer)."""
+        if not self._scheduled:
+            return
+        now = self.clock.now()
+        for record in self._scheduled:
+            while record.schedule and record.schedule[0][0] <= now:
+                _, status = record.schedule.pop(0)
+                record.message["status"] = status
+                if status == "failed":
+                    record.message["content_attributes"] = {
+                        **record.message["content_attributes"],
+                        "external_error": WINDOW_FAILURE_ERROR,
+                    }
+        self._scheduled = [r for r in self._scheduled if r.schedule]
 
     def _render(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.flavor == "chatwoot":

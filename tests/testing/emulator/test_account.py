@@ -627,3 +627,132 @@ def test_cli_seeds_an_account_and_plays_an_older_server() -> None:
         ignored = requests.get(url, headers=auth, params={"status": "all", "updated_within": 1}, timeout=5)
         assert len(ignored.json()["data"]["payload"]) == 25  # an older server pages as usual
         stop(process)
+
+
+def test_cli_sets_the_window_failure_delay_and_delivery_receipts() -> None:
+    with serving(
+        "--port", "0", "--conversations", "40", "--window-failure-delay", "0", "--delivery-receipts", "0,0",
+    ) as process:  # fmt: skip
+        values = printed_values(process)
+        conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
+        base = f"{values['base_url']}/api/v1/accounts/1/conversations"
+        auth = {"api_access_token": conn["password"]}
+        conversations = []
+        for page in (1, 2):  # 40 conversations: 25 a page
+            params = {"status": "all", "page": page}
+            conversations += requests.get(base, headers=auth, params=params, timeout=5).json()["data"][
+                "payload"
+            ]
+        closed = next(
+            c for c in conversations if c["meta"]["channel"] == "Channel::Whatsapp" and not c["can_reply"]
+        )
+        opened = next(
+            c for c in conversations if c["meta"]["channel"] == "Channel::WebWidget" and c["can_reply"]
+        )
+        statuses = {}
+        for conversation in (closed, opened):
+            url = f"{base}/{conversation['id']}/messages"
+            body = {"content": "Any news?", "message_type": "outgoing"}
+            created = requests.post(url, headers=auth, json=body, timeout=5).json()
+            assert created["status"] == "sent"
+            listed = requests.get(url, headers=auth, timeout=5).json()["payload"]
+            statuses[conversation["meta"]["channel"]] = next(m for m in listed if m["id"] == created["id"])
+        assert statuses["Channel::Whatsapp"]["status"] == "failed"
+        assert statuses["Channel::Whatsapp"]["content_attributes"]["external_error"] == WINDOW_FAILURE
+        assert statuses["Channel::WebWidget"]["status"] == "read"
+        stop(process)
+
+
+# -- what the channel does after the 200: WhatsApp's window, delivery receipts ---------------------------------
+
+WINDOW_FAILURE = "Template not found or invalid template name"  # CHATWOOT-ACCOUNT.md
+
+
+def post_reply(emu: DotoEmulator, cid: int, **extra: Any) -> dict[str, Any]:
+    body = {"content": "We miss you", "message_type": "outgoing", **extra}
+    response = requests.post(emu.messages_url(cid), headers=headers(emu), json=body, timeout=5)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def listed(emu: DotoEmulator, cid: int, message_id: int) -> dict[str, Any]:
+    response = requests.get(emu.messages_url(cid), headers=headers(emu), timeout=5)
+    assert response.status_code == 200, response.text
+    return next(m for m in response.json()["payload"] if m["id"] == message_id)
+
+
+@both
+@pytest.mark.parametrize("channel", ["whatsapp", "twilio_whatsapp"])
+def test_free_text_outside_a_whatsapp_window_is_sent_then_failed(
+    doto_emulator: DotoEmulator, channel: str
+) -> None:
+    emu = frozen(doto_emulator)
+    assert emu.window_failure_delay == 3
+    cid = emu.add_conversation(inbox_id=emu.add_inbox(channel))
+    emu.add_message(cid, "hi", created_at=T0 - 25 * HOUR)
+    assert show(emu, cid)["can_reply"] is False
+    answer = post_reply(emu, cid)
+    assert answer["status"] == "sent"  # answered 200, stored as sent
+    assert listed(emu, cid, answer["id"])["status"] == "sent"
+    emu.clock.advance(2)
+    assert listed(emu, cid, answer["id"])["status"] == "sent"
+    emu.clock.advance(1)
+    failed = listed(emu, cid, answer["id"])
+    assert failed["status"] == "failed"
+    assert failed["content_attributes"]["external_error"] == WINDOW_FAILURE
+    assert emu.message(answer["id"])["status"] == "failed"
+
+
+@both
+def test_window_failure_delay_zero_fails_at_the_next_read(doto_emulator: DotoEmulator) -> None:
+    emu = frozen(doto_emulator)
+    emu.window_failure_delay = 0
+    cid = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))  # no incoming message: closed
+    answer = post_reply(emu, cid, content_attributes={"k": "v"})
+    assert answer["status"] == "sent"
+    failed = listed(emu, cid, answer["id"])
+    assert failed["status"] == "failed"
+    assert failed["content_attributes"] == {"k": "v", "external_error": WINDOW_FAILURE}
+    with pytest.raises(ValueError, match="window_failure_delay"):
+        emu.window_failure_delay = -1
+    emu.reset()
+    assert emu.window_failure_delay == 3
+
+
+@both
+def test_only_public_outgoing_messages_outside_the_window_fail(doto_emulator: DotoEmulator) -> None:
+    emu = frozen(doto_emulator)
+    emu.window_failure_delay = 0
+    closed = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    note = post_reply(emu, closed, private=True)
+    opened = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    emu.add_message(opened, "hi")
+    inside = post_reply(emu, opened)
+    facebook = emu.add_conversation(inbox_id=emu.add_inbox("facebook"))  # a window, no template rule
+    other = post_reply(emu, facebook)
+    assert listed(emu, closed, note["id"])["status"] == "sent"
+    assert listed(emu, opened, inside["id"])["status"] == "sent"  # receipts are off by default
+    assert listed(emu, facebook, other["id"])["status"] == "sent"
+
+
+@both
+def test_delivery_receipts_move_sent_delivered_read(doto_emulator: DotoEmulator) -> None:
+    emu = frozen(doto_emulator)
+    assert emu.delivery_receipts is None
+    emu.delivery_receipts = (1, 5)
+    cid = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    emu.add_message(cid, "hi")
+    api_cid = emu.add_conversation()  # API inbox: the integrator sets statuses, none move here
+    answer, api_answer = post_reply(emu, cid), post_reply(emu, api_cid)
+    assert (answer["status"], listed(emu, cid, answer["id"])["status"]) == ("sent", "sent")
+    emu.clock.advance(1)
+    assert listed(emu, cid, answer["id"])["status"] == "delivered"
+    emu.clock.advance(4)
+    assert listed(emu, cid, answer["id"])["status"] == "read"
+    assert show(emu, cid)["messages"][0]["status"] == "read"
+    assert listed(emu, api_cid, api_answer["id"])["status"] == "sent"
+    with pytest.raises(ValueError, match="delivery_receipts"):
+        emu.delivery_receipts = (-1, 0)
+    emu.reset()
+    assert emu.delivery_receipts is None
