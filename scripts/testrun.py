@@ -264,19 +264,17 @@ def plan(options: argparse.Namespace, user_args: list[str]) -> tuple[list[Part],
     side = "lint" if options.ci or options.matrix or len(chosen) > 1 else "suites"
     if not options.quick and not options.no_lint:
         parts.append(Part("lint", side, lint(newest)))
-    for index, env in enumerate(chosen):
+    for env in chosen:
         needs: tuple[str, ...] = ()
         if env != newest:
             parts.append(Part(f"build {env.name}", side, build(env, newest)))
             needs = (f"build {env.name}",)
         args = [*(user_args or QUICK_PATHS), "-q"] if options.quick else suite_args(env, matrix, user_args)
         junit = ARTIFACTS / "matrix" / f"{env.name}.xml"
-        # Two suite lanes: the second environment of the matrix (3.2.2, whose dag.test() runs cost
-        # about three times the others') alone beside the rest; one lane of all four was CI's longest.
         parts.append(
             Part(
                 f"suite {env.name}",
-                "suites-2" if index == 1 and len(chosen) > 2 else "suites",
+                "suites",
                 pytest_part(env, args, workers),
                 needs,
                 junit,
