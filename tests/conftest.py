@@ -62,29 +62,25 @@ def airflow_db():
     from airflow.utils import db
 
     db.initdb()
+    _one_execution_api_per_process()  # every test that runs dag.test() asks for this DB
     return _HOME / "airflow.db"
 
 
-@pytest.fixture(autouse=True)
-def _one_execution_api_per_test():
-    """Build dag.test()'s in-process Execution API once per test, not once per task run.
+def _one_execution_api_per_process() -> None:
+    """Build dag.test()'s in-process Execution API once per test process, not once per task run.
 
     Before Airflow 3.3 every task that dag.test() runs builds the whole versioned API app again
-    (seconds of CPU each: most of the suite's time on 3.1 and 3.2); 3.3 wraps the same factory in
-    ``functools.lru_cache(maxsize=1)``. Only the harness's speed changes, not what runs. The cache
-    is dropped after each test: building the app also points Airflow's logging at the output
-    pytest captures for the current test, which is closed once the test ends.
+    (about a second of CPU each, most of it Cadwyn generating one router per API version: what made
+    the 3.2 suite three times slower than 3.3's); 3.3 wraps the same factory in
+    ``functools.lru_cache(maxsize=1)``, and this does the same on older versions. Only the harness's
+    speed changes, not what runs. (It used to be dropped after each test because the app's logging
+    kept a closed capture; the uncached structlog loggers above fixed that at its cause.)
     """
-    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
-    if supervisor is None:
-        from airflow.sdk.execution_time import supervisor
+    from airflow.sdk.execution_time import supervisor
+
     factory = supervisor.in_process_api_server
     if not hasattr(factory, "cache_info"):
-        supervisor.in_process_api_server = factory = functools.lru_cache(maxsize=1)(factory)
-        factory.doto_patched = True  # type: ignore[attr-defined]
-    yield
-    if getattr(factory, "doto_patched", False):
-        factory.cache_clear()
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(factory)
 
 
 @pytest.fixture(autouse=True)
