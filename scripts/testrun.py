@@ -35,6 +35,13 @@ ARTIFACTS = REPO / "artifacts"
 LOGS = ARTIFACTS / "test-run"
 MATRIX = REPO / "constraints" / "matrix.tsv"
 TIERS = ("deployment", "distributed")  # markers of the tiers that start real Airflow deployments
+# Where each tier's tests are. The demo's end-to-end runs (from the repository and from the
+# installed wheel) start real Airflow processes too, so they carry the deployment marker and run
+# in that tier, after the tier's own tests (which share one deployment per flavor, in order).
+TIER_PATHS = {
+    "deployment": ("tests/deployment", "tests/testing/stack/test_demo.py", "tests/test_wheel.py"),
+    "distributed": ("tests/distributed",),
+}
 QUICK_PATHS = ("tests/api", "tests/hooks")
 # Run in fewer environments, because what they test cannot differ by Airflow version:
 # tests/api imports no Airflow (the pure core: the standard library and, in tests, pendulum), so
@@ -295,7 +302,7 @@ def plan(options: argparse.Namespace, user_args: list[str]) -> tuple[list[Part],
     for tier in TIERS:
         if getattr(options, tier) or options.ci:
             junit = ARTIFACTS / "matrix" / f"{tier}.xml"
-            args = [f"tests/{tier}", "-m", tier, "-p", "no:randomly", *user_args]
+            args = [*TIER_PATHS[tier], "-m", tier, "-p", "no:randomly", *user_args]
             # One process, in order: each tier's tests share one deployment per server flavor. Each
             # tier in a lane of its own: they mostly wait on Airflow's processes, and one after the
             # other they were CI's longest lane.
