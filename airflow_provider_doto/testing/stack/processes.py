@@ -158,4 +158,10 @@ def stop_groups(
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+    # SIGKILL is delivered when the kernel next schedules each member: on a loaded machine a child
+    # can still show as running for a moment after killpg returns. Return once the groups are gone.
+    killed = [proc.pid for proc in procs if took[proc.pid] is None]
+    kill_deadline = time.monotonic() + 10
+    while any(group_members(pgid) for pgid in killed) and time.monotonic() < kill_deadline:
+        time.sleep(0.05)
     return took
