@@ -219,5 +219,8 @@ class NewMessageSensor(BaseSensorOperator):
         if event.get("status") == "timeout":
             raise AirflowSensorTimeout(event.get("error") or "Sensor has timed out.")
         messages = messages_from_event(event)
-        self.log.info("%d new message(s) in conversation %s", len(messages), event.get("conversation_id"))
+        where = event.get("conversation_id")
+        if where is None:  # the account watch: each message names its own conversation
+            where = ", ".join(sorted({str(m.get("conversation_id")) for m in messages})) or "none"
+        self.log.info("%d new message(s) in conversation(s) %s", len(messages), where)
         return messages

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pendulum
 import pytest
@@ -281,3 +282,21 @@ def test_sensor_run_loses_and_repeats_nothing(airflow_db: Path, doto_emulator: A
         assert cursors[-1] > cursors[0]
     if mode == "reschedule":
         assert task_instances(dr)[("wait", -1)].try_number == 1  # rescheduled, not retried
+
+
+def test_resumed_account_sensor_logs_the_conversations_its_messages_came_from() -> None:
+    """An account watch's event has no conversation of its own: the log names the messages' ones."""
+    sensor = NewMessageSensor(task_id="account")
+    messages = [
+        {"id": 7, "conversation_id": 12},
+        {"id": 9, "conversation_id": 3},
+        {"id": 10, "conversation_id": 12},
+    ]
+    logged: list[str] = []
+    with mock.patch.object(type(sensor), "log", new_callable=mock.PropertyMock) as log:
+        log.return_value.info.side_effect = lambda text, *args: logged.append(text % args)
+        got = sensor.execute_complete(
+            {}, {"status": "success", "conversation_id": None, "messages": messages}
+        )
+    assert got == messages
+    assert logged == ["3 new message(s) in conversation(s) 12, 3"]
