@@ -27,7 +27,7 @@ from airflow_provider_doto.api._http import (
 )
 from airflow_provider_doto.api._messages import Message, parse_message_list, parse_single_message
 from airflow_provider_doto.api._settings import DotoSettings
-from airflow_provider_doto.api._templates import check_template_use
+from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.api._window import needs_reply_window, reply_window_error
 from airflow_provider_doto.exceptions import DotoError, DotoNotFoundError
@@ -80,6 +80,9 @@ def send_message_flow(
     check_template_use(
         template, fallback_template, options.get("message_type", "outgoing"), options.get("private", False)
     )
+    for name, value in (("template", template), ("fallback_template", fallback_template)):
+        if value is not None:
+            check_template(value, name=name)  # a wrong field named by its own argument
     # Both requests are built, so checked, before any request.
     request = send_request(account_id, conversation_id, content, template_params=template, **options)
     fallback = None

@@ -152,6 +152,13 @@ def test_without_a_fallback_a_closed_window_still_sends_nothing():
         )
 
 
+def test_the_error_names_the_argument_that_was_wrong():
+    with pytest.raises(DotoConfigError, match=r"^fallback_template\.category must be one of"):
+        drive(send_message_flow(1, 7, "hi", fallback_template=with_("category", "x")), [])
+    with pytest.raises(DotoConfigError, match=r"^template lacks 'language'"):
+        drive(send_message_flow(1, 7, "hi", template=with_("language", "-")), [])
+
+
 def test_a_bad_template_sends_nothing_not_even_the_window_read():
     for kwargs in ({"template": with_("category", "x")}, {"fallback_template": with_("name", "-")}):
         with pytest.raises(DotoConfigError):

@@ -116,7 +116,10 @@ def test_without_a_fallback_a_closed_window_still_sends_nothing(
     ("options", "match"),
     [
         ({"template": {**TEMPLATE, "category": "PROMO"}}, r"template\.category must be one of"),
-        ({"fallback_template": {**TEMPLATE, "processed_params": {"body": {"1": 5}}}}, r"body\['1'\]"),
+        (
+            {"fallback_template": {**TEMPLATE, "processed_params": {"body": {"1": 5}}}},
+            r"^fallback_template\.processed_params\.body\['1'\]",
+        ),
         ({"template": TEMPLATE, "fallback_template": TEMPLATE}, "not both"),
         ({"template": TEMPLATE, "private": True}, "public outgoing"),
     ],
