@@ -81,8 +81,6 @@ def render_message(message: dict[str, Any], int_message_types: bool) -> dict[str
         rendered["sender"] = {**sender, "type": kind, "thumbnail": ""}
     if message.get("attachments"):
         rendered["attachments"] = message["attachments"]
-    if message.get("additional_attributes"):  # a template message's template_params
-        rendered["additional_attributes"] = message["additional_attributes"]
     return rendered
 
 

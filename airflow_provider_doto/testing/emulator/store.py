@@ -920,6 +920,8 @@ class Store:
         if self.flavor == "chatwoot":
             return chatwoot.render_message(message, self.int_message_types)
         rendered = dict(message)
+        # Chatwoot's message views leave additional_attributes (a template's parameters) out.
+        rendered.pop("additional_attributes", None)
         if self.int_message_types:
             rendered["message_type"] = MESSAGE_TYPES.index(message["message_type"])
         return rendered
