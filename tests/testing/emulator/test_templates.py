@@ -113,6 +113,7 @@ def test_template_params_must_be_an_object(doto_emulator: DotoEmulator) -> None:
     assert emu.messages(cid)[-1]["content"] == "hi" and len(emu.messages(cid)) == 1
 
 
+@both
 def test_the_registry_is_per_inbox_checked_and_reset(doto_emulator: DotoEmulator) -> None:
     emu = doto_emulator
     one, two = emu.add_inbox("whatsapp"), emu.add_inbox("twilio_whatsapp")
@@ -131,10 +132,11 @@ def test_the_registry_is_per_inbox_checked_and_reset(doto_emulator: DotoEmulator
     assert emu.templates(one) == []
 
 
-def test_cli_approves_templates_in_every_whatsapp_inbox() -> None:
+@pytest.mark.parametrize("flavor", ["doto", "chatwoot"])
+def test_cli_approves_templates_in_every_whatsapp_inbox(flavor: str) -> None:
     with serving(
         "--port", "0", "--conversations", "40", "--window-failure-delay", "0", "--delivery-receipts", "0,0",
-        "--template", "order_update:en_US",
+        "--template", "order_update:en_US", "--flavor", flavor,
     ) as process:  # fmt: skip
         values = printed_values(process)
         conn = json.loads(shlex.split(values["AIRFLOW_CONN_DOTO_DEFAULT"])[0])
