@@ -86,6 +86,49 @@ def rendered_query(value: Any, name: str = "conversation_query", *, watch: bool 
     return _build(value, name, watch)
 
 
+def check_templates(template: Any, fallback_template: Any, message_type: Any, private: Any) -> None:
+    """At DAG parse: a send's ``template`` and ``fallback_template`` (where each may go, and their
+    static parts). The core's template module is loaded only when one is given."""
+    if template is None and fallback_template is None:
+        return
+    from airflow_provider_doto.api._templates import check_template_use
+
+    check_template_use(template, fallback_template, message_type, private)
+    check_template_field(template, "template")
+    check_template_field(fallback_template, "fallback_template")
+
+
+def check_template_field(value: Any, name: str = "template") -> None:
+    """At DAG parse: a message template's static parts (``api._templates``). A dict's templated
+    leaves are checked once rendered (:func:`rendered_template`), its keys and the rest now; a
+    whole-template string or an XComArg is left for run time."""
+    if value is None:
+        return
+    if is_static(value):
+        rendered_template(value, name)
+    elif isinstance(value, dict):
+        from airflow_provider_doto.api._templates import check_template
+
+        check_template(value, name=name, pending=lambda leaf: not is_static(leaf))
+
+
+def rendered_template(value: Any, name: str = "template") -> dict[str, Any] | None:
+    """A message template once rendered, checked: a dict, or the text of one (JSON or a Python
+    literal, as a template renders a param). None, ``{}`` or text rendering to nothing: no template
+    (a DAG param left empty)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = _literal(text) if text else None
+        except _LITERAL_ERRORS as exc:
+            raise DotoConfigError(f"{name} is not a template's dict: {_shown(value)}.") from exc
+    if value is None or (isinstance(value, dict) and not value):
+        return None
+    from airflow_provider_doto.api._templates import check_template
+
+    return check_template(value, name=name)
+
+
 def rendered_labels(text: str) -> list[Any]:
     """Labels as a template renders them: a JSON or Python list, or comma-separated names."""
     try:

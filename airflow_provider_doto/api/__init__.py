@@ -28,6 +28,7 @@ concern a module:
   pause for every request after a 429, AIMD, a time budget), driven by the hooks with their clock.
 - ``_watch``: :class:`MessageFilter` and the :class:`MessageWatch` cursor (sensor and trigger).
 - ``_window``: reply windows: whether a public outgoing message may be sent now (``can_reply``).
+- ``_templates``: message templates (Chatwoot's ``template_params``), checked field by field.
 - ``_status``: delivery status: reading a created message back until it is delivered, read or failed.
 - ``_delivery``: duplicate-safe sending: :func:`delivery_key`, ``send_once_flow``.
 - ``_batch``: one message to each of many conversations: :class:`BatchItem`, :class:`BatchResult`,

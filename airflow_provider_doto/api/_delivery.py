@@ -17,6 +17,7 @@ from airflow_provider_doto.api._flows import send_message_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._listing import list_messages_flow
 from airflow_provider_doto.api._messages import Message
+from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp, validate_send
 
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
@@ -63,6 +64,8 @@ def check_send_once(
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
     check_reply_window: bool = False,
+    template: Mapping[str, Any] | None = None,
+    fallback_template: Mapping[str, Any] | None = None,
 ) -> int:
     """What :func:`send_once_flow` checks before its first request; the conversation id, checked.
 
@@ -71,6 +74,10 @@ def check_send_once(
     """
     conversation_id = to_id(conversation_id, name="conversation_id")
     validate_send(content, message_type, private, content_type, content_attributes)
+    check_template_use(template, fallback_template, message_type, private)
+    for name, value in (("template", template), ("fallback_template", fallback_template)):
+        if value is not None:
+            check_template(value, name=name)
     if look_back_since is not None:
         to_timestamp(look_back_since, name="look_back_since")
     return conversation_id
@@ -89,6 +96,8 @@ def send_once_flow(
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
     check_reply_window: bool = False,
+    template: Mapping[str, Any] | None = None,
+    fallback_template: Mapping[str, Any] | None = None,
 ) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
     """Send a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
@@ -98,6 +107,8 @@ def send_once_flow(
     of posting again (:func:`find_delivered`); without it, the message is simply sent. Everything
     is checked before the first request. ``check_reply_window``: a message not delivered yet is
     sent only when its conversation's reply window is open (``send_message_flow``).
+    ``template`` / ``fallback_template``: as for ``send_message_flow``; the key and the content are
+    the same whether the free text or the template was sent, so a retry finds either, never sends twice.
     """
     conversation_id = check_send_once(
         conversation_id,
@@ -107,6 +118,8 @@ def send_once_flow(
         private=private,
         content_type=content_type,
         content_attributes=content_attributes,
+        template=template,
+        fallback_template=fallback_template,
     )
     if look_back_since is not None:
         # ``after`` is strict: a message created in the very second the run started counts too.
@@ -124,5 +137,7 @@ def send_once_flow(
         content_type=content_type,
         content_attributes={**(content_attributes or {}), DELIVERY_KEY_ATTRIBUTE: key},
         check_reply_window=check_reply_window,
+        template=template,
+        fallback_template=fallback_template,
     )
     return message, False

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, TypeAlias
 
+from airflow_provider_doto.api._conversations import get_conversation_flow
 from airflow_provider_doto.api._http import (
     PROFILE_PATH,
     DotoRequest,
@@ -26,8 +27,9 @@ from airflow_provider_doto.api._http import (
 )
 from airflow_provider_doto.api._messages import Message, parse_message_list, parse_single_message
 from airflow_provider_doto.api._settings import DotoSettings
+from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._values import to_id
-from airflow_provider_doto.api._window import reply_window_flow
+from airflow_provider_doto.api._window import needs_reply_window, reply_window_error
 from airflow_provider_doto.exceptions import DotoError, DotoNotFoundError
 
 # An ``after`` no message reaches, read as an id (Chatwoot) or as a timestamp (Doto's reference).
@@ -62,19 +64,41 @@ def send_message_flow(
     content: str,
     *,
     check_reply_window: bool = False,
+    template: Mapping[str, Any] | None = None,
+    fallback_template: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Generator[DotoRequest, DotoResponse, Message]:
     """Post a message. With ``check_reply_window`` a public outgoing message first reads its
-    conversation and is not sent when the channel's window is closed (:mod:`api._window`)."""
+    conversation and is not sent when the channel's window is closed (:mod:`api._window`).
+
+    ``template`` (Chatwoot's ``template_params``, :mod:`api._templates`) is always sent with the
+    message, so no window applies. ``fallback_template`` implies the window check and is sent only
+    when the window is closed: inside it the free text goes, outside it the template (the same
+    ``content`` either way, so a duplicate-safe retry recognises whichever was sent).
+    """
     conversation_id = to_id(conversation_id, name="conversation_id")
-    request = send_request(account_id, conversation_id, content, **options)  # checked before any request
-    if check_reply_window:
-        yield from reply_window_flow(
-            account_id,
-            conversation_id,
-            message_type=options.get("message_type", "outgoing"),
-            private=bool(options.get("private", False)),
+    check_template_use(
+        template, fallback_template, options.get("message_type", "outgoing"), options.get("private", False)
+    )
+    for name, value in (("template", template), ("fallback_template", fallback_template)):
+        if value is not None:
+            check_template(value, name=name)  # a wrong field named by its own argument
+    # Both requests are built, so checked, before any request.
+    request = send_request(account_id, conversation_id, content, template_params=template, **options)
+    fallback = None
+    if fallback_template is not None:
+        fallback = send_request(
+            account_id, conversation_id, content, template_params=fallback_template, **options
         )
+    if template is None and (check_reply_window or fallback is not None):
+        message_type = options.get("message_type", "outgoing")
+        if needs_reply_window(message_type, bool(options.get("private", False))):
+            conversation = yield from get_conversation_flow(account_id, conversation_id)
+            error = reply_window_error(conversation)
+            if error is not None:
+                if fallback is None:
+                    raise error
+                request = fallback
     return parse_single_message(request, (yield request))
 
 

@@ -114,8 +114,16 @@ def send_request(
     private: bool = False,
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
+    template_params: Mapping[str, Any] | None = None,
 ) -> DotoRequest:
+    """The create request; ``template_params`` (a template, :mod:`api._templates`) goes in as given."""
     validate_send(content, message_type, private, content_type, content_attributes)
+    template = None
+    if template_params is not None:
+        from airflow_provider_doto.api._templates import check_template, check_template_use
+
+        check_template_use(template_params, None, message_type, private)
+        template = check_template(template_params)
     body: dict[str, Any] = {
         "content": content,
         "message_type": message_type,
@@ -124,6 +132,8 @@ def send_request(
     }
     if content_attributes:
         body["content_attributes"] = dict(content_attributes)
+    if template is not None:
+        body["template_params"] = template
     return DotoRequest("POST", _messages_path(account_id, conversation_id), json=body)
 
 

@@ -21,7 +21,10 @@ The rule (``follow_up``, a pure function of a conversation, unit-tested)
     template or was deleted is not ours to follow up on: no nudge. Every decision is logged.
 
     A due conversation whose channel no longer lets us write (``can_reply`` false: e.g. WhatsApp 24
-    hours after the customer's last message) is not sent a free text: it is skipped and listed.
+    hours after the customer's last message) is not sent a free text. With the ``template`` param
+    (an approved template) it is due all the same and sent that template instead (the send's
+    ``fallback_template``: the window is read again when sending, so a conversation whose window
+    reopened in between gets the free text); without one it is skipped and listed.
 
 ``doto_follow_up``: one mapped task per due conversation
     1. ``find_due_conversations`` applies the rule. XCom: ``{"due": [ids], "skipped_reply_window":
@@ -53,6 +56,10 @@ Params (both DAGs)
     * ``lookback_days`` (int, default 7): a conversation whose last outgoing message is older than
       this gets no nudge (and a private note's history is read this far back).
     * ``signature``: the nudge's sign-off.
+    * ``template`` (object, default empty): an approved template in Chatwoot's ``template_params``
+      shape (``name``, ``category``, ``language``, ``processed_params``), sent where the reply
+      window has closed. Empty: those conversations are skipped and listed in
+      ``skipped_reply_window``.
 
 Schedule
     ``@daily`` (no catch-up). Trigger by hand with a config to try it, e.g.
@@ -187,10 +194,12 @@ def find_follow_ups(
     conversation_ids: Sequence[int] = (),
     inbox_id: int | None = None,
     labels: Sequence[str] = (),
+    with_template: bool = False,
     log: Any = None,
 ) -> dict[str, list[int]]:
     """``{"due": [...], "skipped_reply_window": [...]}``: the rule over the open conversations (or
-    those of ``conversation_ids``), a page of the list at a time; each decision logged."""
+    those of ``conversation_ids``), a page of the list at a time; each decision logged.
+    ``with_template``: a conversation past its reply window is due too (it will be sent the template)."""
     if conversation_ids:
 
         def given() -> Iterable[Conversation]:
@@ -215,6 +224,8 @@ def find_follow_ups(
         if verdict.outcome == READ_HISTORY:
             history = hook.list_messages(conversation.id, after=now - lookback_days * DAY)
             verdict = follow_up(conversation, now, hours, lookback_days, history=history)
+        if verdict.outcome == REPLY_WINDOW and with_template:
+            verdict = FollowUp(conversation.id, DUE, "nudge due; the reply window has closed: the template")
         if log is not None:
             log.info("Conversation %s: %s (%s)", conversation.id, verdict.outcome, verdict.reason)
         if verdict.outcome in found:
@@ -245,6 +256,7 @@ def find_due_conversations(params: dict[str, Any] | None = None, dag_run: Any = 
         conversation_ids=params["conversation_ids"],
         inbox_id=params["inbox_id"],
         labels=params["labels"],
+        with_template=bool(params.get("template")),
         log=logging.getLogger("airflow.task"),
     )
 
@@ -268,6 +280,12 @@ def nudge_params(hours: float) -> dict[str, Param]:
         "hours": Param(hours, type="number", exclusiveMinimum=0, description="Silence before a nudge."),
         "lookback_days": Param(7, type="integer", minimum=1, description="Older messages get no nudge."),
         "signature": Param("The support team", type="string", description="Sign-off."),
+        "template": Param(
+            {},
+            type="object",
+            description="An approved template (Chatwoot's template_params) for conversations past "
+            "their reply window; empty: they are skipped and listed.",
+        ),
     }
 
 
@@ -284,6 +302,7 @@ with DAG(
         task_id="send_follow_up",
         content="templates/follow_up.md.j2",
         content_attributes={FOLLOW_UP_ATTRIBUTE: True},
+        fallback_template="{{ params.template }}",  # renders {} (none) or the template's dict
     ).expand(conversation_id=due_conversations(find_due_conversations()))  # type: ignore[arg-type]
 
 
@@ -304,6 +323,7 @@ with DAG(
             "Reply here and we'll pick it up.\n\n{{ params.signature }}"
         ),
         content_attributes={NUDGE_ATTRIBUTE: True},
+        fallback_template="{{ params.template }}",
         max_in_flight=10,
         tolerate_failures=0.02,
         retries=2,

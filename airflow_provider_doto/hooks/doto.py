@@ -273,6 +273,8 @@ class DotoHook(BaseHook):
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
         check_reply_window: bool = False,
+        template: dict[str, Any] | None = None,
+        fallback_template: dict[str, Any] | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
     ) -> Message:
@@ -280,6 +282,10 @@ class DotoHook(BaseHook):
 
         ``check_reply_window``: a public outgoing message first reads the conversation (one GET)
         and raises ``DotoReplyWindowError``, sending nothing, when its channel's window is closed.
+        ``template``: Chatwoot's ``template_params`` (``name``, ``category``, ``language``,
+        ``processed_params``), sent with the message, no window check needed. ``fallback_template``:
+        the window is read (one GET) and the template sent only when it is closed; inside it the
+        free text goes. A wrong template field raises ``DotoConfigError`` naming it, sending nothing.
         ``wait_for`` (``"sent"``, ``"delivered"`` or ``"read"``): then the message is read back
         until its status reaches that (:meth:`wait_for_delivery`); it is returned with that status.
         """
@@ -293,6 +299,8 @@ class DotoHook(BaseHook):
             content_type=content_type,
             content_attributes=content_attributes,
             check_reply_window=check_reply_window,
+            template=template,
+            fallback_template=fallback_template,
         )
         message = run_flow(flow, self.send)
         if wait_for is None:
@@ -313,7 +321,8 @@ class DotoHook(BaseHook):
         """Post a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
         With ``look_back_since`` (a retried task: when its run started) it first looks among the
-        messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`.
+        messages since then for the one an earlier try delivered; ``options`` as for :meth:`send_message`
+        (``template``, ``fallback_template`` too: free text or template, the same key finds it).
         With ``wait_for`` the message (sent now or found) is then read back until its status reaches
         it (:meth:`wait_for_delivery`): a retry waits on the message it found, never sends another.
         """

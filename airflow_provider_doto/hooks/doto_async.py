@@ -42,6 +42,7 @@ from airflow_provider_doto.api._flows import (
 )
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
+from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -223,6 +224,8 @@ class DotoAsyncHook:
         return await arun_flow(get_conversation_flow(settings.account_id, conversation_id), self.send)
 
     async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
+        """The async twin of :meth:`DotoHook.send_message` (``template``, ``fallback_template``,
+        ``check_reply_window`` and the other options alike; no ``wait_for``)."""
         settings = await self.get_settings()
         flow = send_message_flow(settings.account_id, conversation_id, content, **options)
         return await arun_flow(flow, self.send)
@@ -265,6 +268,8 @@ class DotoAsyncHook:
         content_type: str = "text",
         content_attributes: Mapping[str, Any] | None = None,
         check_reply_window: bool = False,
+        template: Mapping[str, Any] | None = None,
+        fallback_template: Mapping[str, Any] | None = None,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -278,9 +283,15 @@ class DotoAsyncHook:
         :func:`api.check_batch` to raise whatever failures it tolerates. With ``check_reply_window``
         each public outgoing message not delivered yet first reads its conversation (one GET) and
         is not sent when the window is closed: a failed result with ``DotoReplyWindowError``.
+        ``template`` goes with every message; ``fallback_template`` is sent, per conversation, only
+        where the window is closed (each such conversation read once; :meth:`DotoHook.send_message`).
         Everything is checked before the first request.
         """
         validate_max_in_flight(max_in_flight)
+        check_template_use(template, fallback_template, message_type, private)
+        for name, value in (("template", template), ("fallback_template", fallback_template)):
+            if value is not None:
+                check_template(value, name=name)
         batch = check_items(
             items,
             message_type=message_type,
@@ -299,6 +310,8 @@ class DotoAsyncHook:
             "content_type": content_type,
             "content_attributes": content_attributes,
             "check_reply_window": check_reply_window,
+            "template": template,
+            "fallback_template": fallback_template,
         }
         results: list[api.BatchResult | None] = [None] * len(batch)
         pending = iter(enumerate(batch))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_doto._airflow import is_template
+from airflow_provider_doto._airflow import check_templates, is_template, rendered_template
 from airflow_provider_doto.api._values import to_id, validate_send
 
 if TYPE_CHECKING:
@@ -28,11 +28,15 @@ class DotoNotifier(BaseNotifier):
     :param conversation_id: conversation to post to (templated).
     :param content: the text (templated).
     :param private: private note (default True) or a message the customer sees.
+    :param template: with ``private=False``, an approved message template sent with the message
+        (templated): a dict in Chatwoot's ``template_params`` shape, as for ``SendMessageOperator``.
+    :param fallback_template: with ``private=False``, the same, sent only when the conversation's
+        reply window is closed (one read of the conversation); inside it the free text goes.
     :param doto_conn_id: the ``doto`` connection.
     :param context: set by Airflow when it awaits the notifier (Deadline Alerts); leave it out.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "content")
+    template_fields: Sequence[str] = ("conversation_id", "content", "template", "fallback_template")
 
     def __init__(
         self,
@@ -40,6 +44,8 @@ class DotoNotifier(BaseNotifier):
         conversation_id: int | str,
         content: str = "Airflow task {{ ti.task_id }} in run {{ run_id }} of {{ dag.dag_id }} ended {{ ti.state }}.",
         private: bool = True,
+        template: dict[str, Any] | str | None = None,
+        fallback_template: dict[str, Any] | str | None = None,
         doto_conn_id: str = "doto_default",
         context: Context | None = None,
     ) -> None:
@@ -48,10 +54,13 @@ class DotoNotifier(BaseNotifier):
         self.conversation_id = conversation_id
         self.content = content
         self.private = private
+        self.template = template
+        self.fallback_template = fallback_template
         self.doto_conn_id = doto_conn_id
         if not is_template(conversation_id):
             to_id(conversation_id, name="conversation_id")
         validate_send(content, "outgoing", private, "text", None)
+        check_templates(template, fallback_template, "outgoing", private)
 
     @cached_property
     def hook(self) -> DotoHook:
@@ -66,10 +75,18 @@ class DotoNotifier(BaseNotifier):
         return DotoAsyncHook(self.doto_conn_id)
 
     def notify(self, context: Context) -> None:
-        self.hook.send_message(self.conversation_id, self.content, private=self.private)
+        self.hook.send_message(self.conversation_id, self.content, **self._options())
 
     async def async_notify(self, context: Context) -> None:
-        await self.async_hook.send_message(self.conversation_id, self.content, private=self.private)
+        await self.async_hook.send_message(self.conversation_id, self.content, **self._options())
+
+    def _options(self) -> dict[str, Any]:
+        """The send's options once rendered: privacy and the templates, checked."""
+        return {
+            "private": self.private,
+            "template": rendered_template(self.template, "template"),
+            "fallback_template": rendered_template(self.fallback_template, "fallback_template"),
+        }
 
 
 send_doto_notification = DotoNotifier

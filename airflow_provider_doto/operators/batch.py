@@ -17,10 +17,12 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     check_query,
+    check_templates,
     is_static,
     is_template_file,
     rendered_list,
     rendered_query,
+    rendered_template,
 )
 from airflow_provider_doto._export import write_jsonl
 from airflow_provider_doto._runs import delivery
@@ -67,6 +69,11 @@ class BatchSendMessagesOperator(BaseOperator):
         and send nothing there when its channel's reply window is closed: that conversation's result
         is failed with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, counted by
         ``tolerate_failures``. Default True; private notes are never checked.
+    :param template: an approved message template sent with every message (templated): a dict in
+        Chatwoot's ``template_params`` shape, as for :class:`SendMessageOperator`.
+    :param fallback_template: the same, sent only to the conversations whose reply window is
+        closed (each read once); the others get the free text. A wrong field fails the task before
+        anything is sent.
     :param max_in_flight: how many requests may be in flight at once (default 10).
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
@@ -76,8 +83,21 @@ class BatchSendMessagesOperator(BaseOperator):
     :param doto_conn_id: the ``doto`` connection.
     """
 
-    template_fields: Sequence[str] = ("messages", "conversation_ids", "conversation_query", "results_path")
-    template_fields_renderers = {"messages": "json", "conversation_ids": "json", "conversation_query": "json"}
+    template_fields: Sequence[str] = (
+        "messages",
+        "conversation_ids",
+        "conversation_query",
+        "results_path",
+        "template",
+        "fallback_template",
+    )
+    template_fields_renderers = {
+        "messages": "json",
+        "conversation_ids": "json",
+        "conversation_query": "json",
+        "template": "json",
+        "fallback_template": "json",
+    }
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -91,6 +111,8 @@ class BatchSendMessagesOperator(BaseOperator):
         private: bool = False,
         content_attributes: dict[str, Any] | None = None,
         check_reply_window: bool = True,
+        template: dict[str, Any] | str | None = None,
+        fallback_template: dict[str, Any] | str | None = None,
         max_in_flight: int = 10,
         tolerate_failures: float = 0.0,
         results_path: str | None = None,
@@ -108,6 +130,9 @@ class BatchSendMessagesOperator(BaseOperator):
         if not isinstance(check_reply_window, bool):
             raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
         self.check_reply_window = check_reply_window
+        self.template = template
+        self.fallback_template = fallback_template
+        check_templates(template, fallback_template, message_type, private)
         self.max_in_flight = max_in_flight
         self.tolerate_failures = tolerate_failures
         self.results_path = results_path
@@ -155,6 +180,8 @@ class BatchSendMessagesOperator(BaseOperator):
                 ids = asyncio.run(self.hook.conversation_ids(query=query))
                 self.log.info("The query lists %d conversation(s)", len(ids))
             items = self._build(conversation_ids=ids, content=self._renderer(context))
+        template = rendered_template(self.template, "template")
+        fallback_template = rendered_template(self.fallback_template, "fallback_template")
         send = delivery(context)
         self.log.info(
             "Sending %d message(s), at most %d request(s) in flight%s",
@@ -172,6 +199,8 @@ class BatchSendMessagesOperator(BaseOperator):
                 private=self.private,
                 content_attributes=self.content_attributes,
                 check_reply_window=self.check_reply_window,
+                template=template,
+                fallback_template=fallback_template,
             )
         )
         from airflow_provider_doto.api._batch import batch_output

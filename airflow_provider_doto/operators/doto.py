@@ -12,11 +12,13 @@ from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
     check_query,
+    check_templates,
     is_static,
     is_template,
     is_template_file,
     rendered_list,
     rendered_query,
+    rendered_template,
 )
 from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
 from airflow_provider_doto._runs import delivery
@@ -83,6 +85,14 @@ class SendMessageOperator(_DotoOperator):
         fail with :class:`~airflow_provider_doto.exceptions.DotoReplyWindowError`, sending nothing,
         when its channel's reply window is closed (``can_reply`` false: WhatsApp 24 h after the
         customer's last message, ...). Default True; private notes are never checked.
+    :param template: an approved message template, always sent with the message (templated): a
+        dict in Chatwoot's ``template_params`` shape (``name``, ``category``, ``language``,
+        ``processed_params`` with ``body``, optional ``header`` and ``buttons``). Its static parts
+        are checked when the task is built, the rest once rendered; a wrong field fails the task
+        with :class:`~airflow_provider_doto.exceptions.DotoConfigError` naming it, sending nothing.
+    :param fallback_template: the same, sent only when the conversation's reply window is closed
+        (read as ``check_reply_window`` does, whatever its value): the free text inside the window,
+        the template outside it. Either way a retry finds what an earlier try sent.
     :param wait_for: None (default: the created message is the result), or ``"sent"``,
         ``"delivered"`` or ``"read"``: read the message back until its status reaches that (a later
         status satisfies an earlier one); ``failed`` fails the task with
@@ -93,9 +103,20 @@ class SendMessageOperator(_DotoOperator):
     :param doto_conn_id: the ``doto`` connection.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "content", "content_attributes")
+    template_fields: Sequence[str] = (
+        "conversation_id",
+        "content",
+        "content_attributes",
+        "template",
+        "fallback_template",
+    )
     template_ext: Sequence[str] = TEMPLATE_EXTENSIONS
-    template_fields_renderers = {"content": "md", "content_attributes": "json"}
+    template_fields_renderers = {
+        "content": "md",
+        "content_attributes": "json",
+        "template": "json",
+        "fallback_template": "json",
+    }
 
     def __init__(
         self,
@@ -107,6 +128,8 @@ class SendMessageOperator(_DotoOperator):
         content_type: str = "text",
         content_attributes: dict[str, Any] | None = None,
         check_reply_window: bool = True,
+        template: dict[str, Any] | str | None = None,
+        fallback_template: dict[str, Any] | str | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         doto_conn_id: str = "doto_default",
@@ -114,6 +137,9 @@ class SendMessageOperator(_DotoOperator):
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        self.template = template
+        self.fallback_template = fallback_template
+        check_templates(template, fallback_template, message_type, private)
         check_wait_for(wait_for, delivery_timeout)
         self.wait_for = wait_for
         self.delivery_timeout = delivery_timeout
@@ -147,6 +173,8 @@ class SendMessageOperator(_DotoOperator):
             content_type=self.content_type,
             content_attributes=self.content_attributes,
             check_reply_window=self.check_reply_window,
+            template=rendered_template(self.template, "template"),
+            fallback_template=rendered_template(self.fallback_template, "fallback_template"),
             wait_for=self.wait_for,
             delivery_timeout=self.delivery_timeout,
         )

@@ -197,6 +197,20 @@ def test_finder_reads_only_the_private_note_conversations_history():
     assert read == [("list_messages", (2, NOW - 7 * rule.DAY))]
 
 
+def test_finder_with_a_template_keeps_a_closed_window_due():
+    conversations = [
+        conversation(message("outgoing", 30), cid=1),
+        conversation(message("outgoing", 30), cid=4, can_reply=False),
+        conversation(message("incoming", 30), cid=5, can_reply=False),  # not due anyway
+    ]
+    with_template = find_follow_ups(
+        FakeHook(conversations, {}), NOW, hours=24, lookback_days=7, with_template=True
+    )
+    without = find_follow_ups(FakeHook(conversations, {}), NOW, hours=24, lookback_days=7)
+    assert with_template == {"due": [1, 4], "skipped_reply_window": []}
+    assert without == {"due": [1], "skipped_reply_window": [4]}
+
+
 def test_finder_given_ids_reads_each_and_keeps_the_matching_open_ones_in_their_order():
     conversations = [
         conversation(message("outgoing", 30), cid=1, labels=["vip"]),

@@ -444,6 +444,67 @@ def test_follow_up_with_no_params_looks_after_every_open_conversation(
     assert sum(1 for r in emu.requests if r.method == "POST") == 2
 
 
+FOLLOW_UP_TEMPLATE = {
+    "name": "follow_up",
+    "category": "UTILITY",
+    "language": "en_US",
+    "processed_params": {"body": {"1": "your order"}},
+}
+
+
+def _mixed_account(emu: Any) -> dict[str, int]:
+    """Quiet conversations (our message 30 h ago, no reply): WhatsApp inside its window (the
+    customer wrote 23.5 h ago, before our message), WhatsApp outside it, and a web widget."""
+    now = int(time.time())
+    inbox = emu.add_inbox("whatsapp", "WhatsApp")
+    emu.add_template(inbox, "follow_up", "en_US")
+    ids = {}
+    for name, inbox_id, customer_hours in (("open", inbox, 23.5), ("closed", inbox, 40), ("web", 2, 40)):
+        cid = emu.add_conversation(inbox_id=inbox_id)
+        emu.add_message(cid, "my parcel is late", created_at=now - int(customer_hours * HOUR))
+        emu.add_message(cid, "it ships today", message_type="outgoing", created_at=now - int(23 * HOUR))
+        ids[name] = cid
+    assert [emu.conversation(ids[n])["can_reply"] for n in ("open", "closed", "web")] == [True, False, True]
+    return ids
+
+
+@pytest.mark.parametrize(("dag_id", "finder", "sender"), [
+    ("doto_follow_up", "find_due_conversations", "doto_follow_up"),
+    ("doto_backlog_nudge", "find_backlog", "doto_backlog_nudge"),
+])  # fmt: skip
+@pytest.mark.parametrize("with_template", [True, False], ids=["template", "no-template"])
+def test_follow_ups_send_the_template_where_the_window_closed_or_skip_and_list(
+    airflow_db: Path, doto_emulator: Any, dag_id: str, finder: str, sender: str, with_template: bool
+) -> None:
+    """Free text where the window is open, the template where it closed (or, without one, skipped
+    and listed); nothing reported as sent that the server marked failed."""
+    emu = doto_emulator
+    emu.window_failure_delay = 0
+    ids = _mixed_account(emu)
+    dag = load_dag("example_dags/doto_follow_up.py", dag_id)
+
+    conf: dict[str, Any] = {"hours": 20}
+    if with_template:
+        conf["template"] = FOLLOW_UP_TEMPLATE
+    dr = dag.test(run_conf=conf)
+
+    assert dr.state == "success"
+    found = xcom(dr, finder)
+    if with_template:
+        assert sorted(found["due"]) == sorted(ids.values()) and found["skipped_reply_window"] == []
+    else:
+        assert sorted(found["due"]) == sorted([ids["open"], ids["web"]])
+        assert found["skipped_reply_window"] == [ids["closed"]]
+    sent = {name: _sent_by_dag(emu, cid, sender) for name, cid in ids.items()}
+    assert [len(sent["open"]), len(sent["web"])] == [1, 1]
+    assert len(sent["closed"]) == (1 if with_template else 0)
+    for name, messages in sent.items():
+        for message in messages:
+            templated = (message.get("additional_attributes") or {}).get("template_params")
+            assert templated == (FOLLOW_UP_TEMPLATE if name == "closed" else None)
+            assert emu.message(message["id"])["status"] != "failed"
+
+
 def test_backlog_nudge_narrowed_by_inbox_labels_and_ids(airflow_db: Path, doto_emulator: Any) -> None:
     """``inbox_id``, ``labels`` and ``conversation_ids`` each narrow the open conversations looked
     after; more than a page of them is read page by page."""

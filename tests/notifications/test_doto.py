@@ -129,5 +129,5 @@ def test_bad_static_input_fails_at_construction(kwargs: dict[str, Any]) -> None:
 def test_templated_input_is_checked_when_rendered_not_at_construction() -> None:
     notifier = DotoNotifier(conversation_id="{{ dag_run.conf['cid'] }}", content="{{ ti.task_id }}")
     assert notifier.private is True  # a note for the team unless asked otherwise
-    assert set(notifier.template_fields) == {"conversation_id", "content"}
+    assert set(notifier.template_fields) == {"conversation_id", "content", "template", "fallback_template"}
     assert send_doto_notification is DotoNotifier

@@ -230,8 +230,20 @@ CASES = [
         DELETE=Expect(1),  # the body of a DELETE's JSON answer is not needed
     ),
 ]
-METHODS = ("GET", "POST", "DELETE")
+# TEMPLATE: a POST carrying a template (``template_params``); its row is the POST's, and a message
+# committed with it keeps its template.
+METHODS = ("GET", "POST", "DELETE", "TEMPLATE")
 CLIENTS = ("sync", "async")
+TEMPLATE = {
+    "name": "order_update",
+    "category": "UTILITY",
+    "language": "en_US",
+    "processed_params": {"body": {"1": "#1042"}},
+}
+
+
+def http_method(method: str) -> str:
+    return "POST" if method == "TEMPLATE" else method
 
 
 def timeout_for(case: Case) -> float:
@@ -250,12 +262,14 @@ def make_call(
             "GET": lambda: hook.list_messages(conversation_id),
             "POST": lambda: hook.send_message(conversation_id, content),
             "DELETE": lambda: hook.delete_message(conversation_id, message_id),
+            "TEMPLATE": lambda: hook.send_message(conversation_id, content, template=TEMPLATE),
         }[method]
     ahook = DotoAsyncHook(retry_policy=POLICY)
     coroutine = {
         "GET": lambda: ahook.list_messages(conversation_id),
         "POST": lambda: ahook.send_message(conversation_id, content),
         "DELETE": lambda: ahook.delete_message(conversation_id, message_id),
+        "TEMPLATE": lambda: ahook.send_message(conversation_id, content, template=TEMPLATE),
     }[method]
     return lambda: asyncio.run(coroutine())
 
@@ -282,7 +296,9 @@ def test_fault(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    expect: Expect = getattr(case, method)
+    expect: Expect = getattr(case, http_method(method))
+    template = method == "TEMPLATE"
+    method = http_method(method)  # what the server sees
     timeout = timeout_for(case)
     monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=timeout, **case.extra))
     emu.soft_delete = True  # Chatwoot's behaviour
@@ -292,7 +308,7 @@ def test_fault(
     path = emu.messages_url(cid).split(str(emu.port), 1)[1]
     if method == "DELETE":
         path += f"/{seeded['id']}"
-    call = make_call(client, method, cid, seeded["id"], content, timeout)
+    call = make_call(client, "TEMPLATE" if template else method, cid, seeded["id"], content, timeout)
     if method == "GET":
         # The connection is left at auto: let it find the server's flavor first (once per process),
         # so the fault meets the listing itself.
@@ -354,6 +370,10 @@ def test_fault(
         assert len(stored) == expect.committed, (
             f"{len(stored)} message(s) stored, expected {expect.committed}"
         )
+        for message in stored:
+            assert ("additional_attributes" in message) is template
+            if template:
+                assert message["additional_attributes"]["template_params"] == TEMPLATE
     FIGURES.add("fault_matrix", cases=1)
 
 
@@ -411,6 +431,64 @@ def test_connection_refused_is_retried_even_for_post(
     call = make_call(client, method, 3, 4, "never delivered", TIMEOUT)
     _, error, _ = bounded(call, POLICY.attempts * TIMEOUT + HANG_SLACK, f"{client} {method} to a closed port")
     assert type(error) is DotoConnectError
+    method = http_method(method)
     assert method in str(error) and "/api/v1/accounts/7/conversations/3/messages" in str(error)
     assert len(retry_lines(caplog, method)) == POLICY.attempts - 1
+    FIGURES.add("fault_matrix", cases=1)
+
+
+# A try whose POST hit a fault, then the task's retry (the same delivery key, looking back): with a
+# fallback template the first try sent the free text (window open) or the template (closed); either
+# way exactly one message exists afterwards, the retry's answer is it, and it is what the window chose.
+ONCE_FAULTS = {
+    "connection dropped after commit": {"kind": "drop_after"},
+    "connection dropped before commit": {"kind": "drop_before"},
+    "502": {"kind": "status", "status": 502},
+}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("open_window", [True, False], ids=["free-text", "fallback-template"])
+@pytest.mark.parametrize("fault", list(ONCE_FAULTS))
+def test_a_retried_send_with_a_fallback_template_neither_duplicates_nor_loses(
+    fault: str,
+    open_window: bool,
+    client: str,
+    emu: DotoEmulator,
+    faults: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=PATIENT_TIMEOUT))
+    inbox = emu.add_inbox("whatsapp")
+    emu.add_template(inbox, "order_update", "en_US")
+    cid = emu.add_conversation(inbox_id=inbox)
+    if open_window:
+        emu.add_message(cid, "where is my order?")
+    since = emu.clock.now() - 5
+    content = f"fault matrix template {fault} {client}"
+
+    def send_once() -> Any:
+        kwargs: dict[str, Any] = {"key": "fm-key", "look_back_since": since, "fallback_template": TEMPLATE}
+        if client == "sync":
+            return DotoHook(timeout=PATIENT_TIMEOUT, retry_policy=POLICY).send_message_once(
+                cid, content, **kwargs
+            )
+        return asyncio.run(DotoAsyncHook(retry_policy=POLICY).send_message_once(cid, content, **kwargs))
+
+    limit = POLICY.attempts * PATIENT_TIMEOUT + HANG_SLACK
+    faults.inject(method="POST", **ONCE_FAULTS[fault])
+    _, error, _ = bounded(send_once, limit, f"{client} send_once under {fault!r}")
+    assert isinstance(error, DotoError), f"the first try should fail, got {error!r}"
+    retried, error, _ = bounded(send_once, limit, f"{client} send_once retry after {fault!r}")
+    assert error is None, f"the retry should succeed, got {error!r}"
+    assert retried is not None
+    message, already_delivered = retried
+
+    stored = [m for m in emu.messages(cid) if m["content"] == content]
+    assert len(stored) == 1, f"{len(stored)} message(s) stored, expected exactly 1"
+    assert message.id == stored[0]["id"]
+    assert already_delivered is (fault == "connection dropped after commit")
+    sent_template = (stored[0].get("additional_attributes") or {}).get("template_params")
+    assert sent_template == (None if open_window else TEMPLATE)
+    assert len([r for r in emu.requests if r.method == "POST"]) == (1 if already_delivered else 2)
     FIGURES.add("fault_matrix", cases=1)

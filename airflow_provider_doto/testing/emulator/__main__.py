@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from airflow_provider_doto.testing.emulator.account import TEMPLATE_CHANNELS
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS
 from airflow_provider_doto.testing.emulator.server import DEFAULT_TOKEN, DotoEmulator
 from airflow_provider_doto.testing.emulator.throttle import ThrottleRule
@@ -55,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
         "then read (default: they stay sent)",
     )
     parser.add_argument(
+        "--template",
+        dest="templates",
+        action="append",
+        type=_template,
+        default=[],
+        metavar="NAME[:LANGUAGE]",
+        help="approve a template in every WhatsApp inbox (repeatable; without a language: in any); "
+        "an unknown template fails like free text outside the window, with Meta's error",
+    )
+    parser.add_argument(
         "--first-message-id", type=int, default=1, help="first message id (e.g. 2000000000, above timestamps)"
     )
     parser.add_argument(
@@ -81,7 +92,20 @@ def _receipts(value: str) -> tuple[int, int]:
         ) from None
 
 
-def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
+def _template(value: str) -> tuple[str, str | None]:
+    """``--template order_update:en_US``: that name in that language; ``--template order_update``: any."""
+    name, _, language = value.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME:LANGUAGE, got {value!r}")
+    return name, language or None
+
+
+def serve(
+    emulator: DotoEmulator,
+    seed: int,
+    conversations: int = 1,
+    templates: Sequence[tuple[str, str | None]] = (),
+) -> int:
     """Serve until SIGINT or SIGTERM, after printing how to reach the emulator."""
     stop = threading.Event()
 
@@ -92,6 +116,10 @@ def serve(emulator: DotoEmulator, seed: int, conversations: int = 1) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     with emulator:  # already started by main(); stops on the way out
         ids = emulator.build_account(conversations, seed)
+        for inbox in emulator.inboxes():
+            if inbox.channel in TEMPLATE_CHANNELS:
+                for name, language in templates:
+                    emulator.add_template(inbox.inbox_id, name, language)
         print(f"base_url={emulator.base_url}")
         print(f"account_id={emulator.account_id}")
         print(f"flavor={emulator.flavor}")
@@ -135,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator.start()
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc}\n")
-    return serve(emulator, args.seed, args.conversations)
+    return serve(emulator, args.seed, args.conversations, args.templates)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ HUMAN_AGENT_CHANNELS = frozenset({"facebook", "instagram"})
 # (``app/services/whatsapp/send_on_whatsapp_service.rb``).
 TEMPLATE_CHANNELS = frozenset({"whatsapp", "twilio_whatsapp"})
 WINDOW_FAILURE_ERROR = "Template not found or invalid template name"
+# What Meta answers for a template name (or language) the WhatsApp account does not have; Chatwoot
+# stores it as the failed message's external_error.
+UNKNOWN_TEMPLATE_ERROR = "(#132001) Template name does not exist in the translation"
 
 
 @dataclass

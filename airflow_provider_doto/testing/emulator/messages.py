@@ -56,7 +56,11 @@ def validate_post(body: Any) -> dict[str, Any]:
         attributes = {}
     if not isinstance(attributes, dict):
         raise Invalid("content_attributes must be an object")
+    template_params = body.get("template_params")
+    if template_params is not None and not isinstance(template_params, dict):
+        raise Invalid("template_params must be an object")
     return {
+        "template_params": copy.deepcopy(template_params),
         "content": content,
         "message_type": message_type,
         "private": private,

@@ -271,6 +271,20 @@ class DotoEmulator(EmulatorKnobs):
             human_agent=human_agent,
         )
 
+    def add_template(self, inbox_id: int, name: str, language: str | None = None) -> None:
+        """Approve a template in a WhatsApp inbox (its registry): ``name``, in ``language`` or in any.
+
+        A message with ``template_params`` naming it is sent as a template even outside the window
+        (its status moves like free text inside the window); an unknown name or language fails
+        ``window_failure_delay`` seconds after the 200 with Meta's "(#132001) Template name does not
+        exist in the translation".
+        """
+        self._store.add_template(inbox_id, name, language)
+
+    def templates(self, inbox_id: int) -> list[tuple[str, str | None]]:
+        """The templates approved in an inbox: ``(name, language or None)``, sorted."""
+        return self._store.templates(inbox_id)
+
     def inboxes(self, account_id: int | None = None) -> list[Inbox]:
         """The account's inboxes (copies): ``inbox_id``, ``channel``, ``channel_type``, ``reply_window``..."""
         return self._store.inboxes(account_id)

@@ -21,6 +21,8 @@ from airflow_provider_doto.testing.emulator.account import (
     DEFAULT_STATUS,
     PRIORITIES,
     STATUSES,
+    TEMPLATE_CHANNELS,
+    UNKNOWN_TEMPLATE_ERROR,
     WINDOW_FAILURE_ERROR,
     Inbox,
 )
@@ -53,6 +55,8 @@ class _Record:
     deleted: Literal["soft", "hard"] | None = None
     # Status changes still to come, as the channel's job and receipts make them: (clock time, status).
     schedule: list[tuple[int, str]] = field(default_factory=list)
+    # The external_error a scheduled "failed" sets (free text outside the window, or an unknown template).
+    failure: str = WINDOW_FAILURE_ERROR
 
     @property
     def key(self) -> tuple[int, int]:
@@ -145,6 +149,8 @@ class Store:
             # (delivered after, read after) seconds for public outgoing messages of messaging
             # channels inside their window; None: they stay "sent" (the default).
             self.delivery_receipts: tuple[int, int] | None = None
+            # Each WhatsApp inbox's approved templates: (name, language or None for any language).
+            self._templates: dict[int, set[tuple[str, str | None]]] = {}
             self._scheduled: list[_Record] = []  # records with status changes still to come
             self._accounts = {self.default_account_id}
             self._conversations: dict[tuple[int, int], _Conversation] = {}
@@ -200,6 +206,32 @@ class Store:
             )
             self._by_inbox[iid] = set()
             return iid
+
+    def add_template(self, inbox_id: int, name: str, language: str | None = None) -> None:
+        """Approve a template in a WhatsApp inbox: ``name`` in ``language`` (None: in any language)."""
+        if not isinstance(name, str) or not name or not (language is None or isinstance(language, str)):
+            raise ValueError("a template has a non-empty name and a language string (or None)")
+        with self.lock:
+            inbox = self._inboxes.get(int(inbox_id))
+            if inbox is None:
+                raise ValueError(f"unknown inbox {inbox_id}")
+            if inbox.channel not in TEMPLATE_CHANNELS:
+                raise ValueError(f"inbox {inbox_id} is {inbox.channel}: templates are for WhatsApp inboxes")
+            self._templates.setdefault(inbox.inbox_id, set()).add((name, language))
+
+    def templates(self, inbox_id: int) -> list[tuple[str, str | None]]:
+        """The templates approved in an inbox, sorted."""
+        with self.lock:
+            return sorted(self._templates.get(int(inbox_id), ()), key=lambda t: (t[0], t[1] or ""))
+
+    def _knows_template(self, inbox_id: int, template: Any) -> bool:
+        if not isinstance(template, dict):
+            return False
+        name, language = template.get("name"), template.get("language")
+        return any(
+            name == known and (known_language is None or language == known_language)
+            for known, known_language in self._templates.get(inbox_id, ())
+        )
 
     def inboxes(self, account_id: int | None = None) -> list[Inbox]:
         with self.lock:
@@ -786,6 +818,7 @@ class Store:
         sender_name: str | None,
         content_attributes: dict[str, Any],
         content_type: str,
+        template_params: dict[str, Any] | None = None,
     ) -> _Record:
         message_id = self._next_message_id
         self._next_message_id += self.id_step
@@ -806,6 +839,8 @@ class Store:
             "content_attributes": content_attributes,
             "attachments": [],
         }
+        if template_params is not None:  # where Chatwoot keeps them
+            message["additional_attributes"] = {"template_params": template_params}
         if sender_type is not None:  # Chatwoot's activity messages carry no sender
             defaults = {"Contact": self._names[conversation.contact_id], "AgentBot": DEFAULT_BOT}
             name = sender_name or defaults.get(sender_type, DEFAULT_AGENT)
@@ -838,9 +873,12 @@ class Store:
         """What the channel does with a POSTed public outgoing message, after the 200.
 
         WhatsApp outside its window: the free text is not sent (no template), the message fails
-        ``window_failure_delay`` seconds later with Chatwoot's ``external_error``. Inside a messaging
-        channel's window, with ``delivery_receipts`` on: delivered, then read. API inboxes get no
-        receipts (the integrator sets the status there).
+        ``window_failure_delay`` seconds later with Chatwoot's ``external_error``. A WhatsApp message
+        with ``template_params`` is sent as a template, window or not: one the inbox knows
+        (:meth:`add_template`) goes on like free text inside the window, an unknown one fails the
+        same delay later with Meta's error. Inside a messaging channel's window, with
+        ``delivery_receipts`` on: delivered, then read. API inboxes get no receipts (the integrator
+        sets the status there).
         """
         message = record.message
         if message["message_type"] != "outgoing" or message["private"]:
@@ -848,8 +886,13 @@ class Store:
         inbox = self._inboxes[conversation.inbox_id]
         now = self.clock.now()
         last_incoming_at = None if conversation.last_incoming is None else conversation.last_incoming[1]
-        if not account.can_reply(inbox, last_incoming_at, now):
-            if inbox.channel in account.TEMPLATE_CHANNELS:
+        template = message.get("additional_attributes", {}).get("template_params")
+        templated = template is not None and inbox.channel in TEMPLATE_CHANNELS
+        if templated and not self._knows_template(inbox.inbox_id, template):
+            record.schedule = [(now + self.window_failure_delay, "failed")]
+            record.failure = UNKNOWN_TEMPLATE_ERROR
+        elif not templated and not account.can_reply(inbox, last_incoming_at, now):
+            if inbox.channel in TEMPLATE_CHANNELS:
                 record.schedule = [(now + self.window_failure_delay, "failed")]
         elif self.delivery_receipts is not None and inbox.channel != "api":
             delivered, read = self.delivery_receipts
@@ -869,7 +912,7 @@ class Store:
                 if status == "failed":
                     record.message["content_attributes"] = {
                         **record.message["content_attributes"],
-                        "external_error": WINDOW_FAILURE_ERROR,
+                        "external_error": record.failure,
                     }
         self._scheduled = [r for r in self._scheduled if r.schedule]
 
@@ -877,6 +920,8 @@ class Store:
         if self.flavor == "chatwoot":
             return chatwoot.render_message(message, self.int_message_types)
         rendered = dict(message)
+        # Chatwoot's message views leave additional_attributes (a template's parameters) out.
+        rendered.pop("additional_attributes", None)
         if self.int_message_types:
             rendered["message_type"] = MESSAGE_TYPES.index(message["message_type"])
         return rendered
