@@ -9,13 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._attachments import (
+    CHUNK_SIZE,
+    MAX_REDIRECTS,
+    carries_token,
+    check_downloadable,
+    describe_origin,
+    redirect_target,
+)
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
     ConversationPager,
@@ -44,6 +52,7 @@ from airflow_provider_doto.api._status import (
 )
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
+    DotoAttachmentError,
     DotoConfigError,
     DotoError,
 )
@@ -376,6 +385,65 @@ class DotoHook(BaseHook):
             self.settings.account_id, conversation_id, message_id, missing_ok=missing_ok
         )
         return run_flow(flow, self.send)
+
+    def download_attachment(
+        self, attachment: api.Attachment | str, out: BinaryIO, *, chunk_size: int = CHUNK_SIZE
+    ) -> int:
+        """Write an attachment's bytes (its ``data_url``, or a URL) to ``out``; the byte count.
+
+        Streamed: ``chunk_size`` bytes at a time, never the whole file. The redirects (Active
+        Storage answers one to the storage host) are followed here, one hop at a time, and
+        the API token goes only to the Base URL's origin (scheme, host and port): every other
+        origin is asked through a session that has no token and no cookies of the API's.
+        Anything that goes wrong is a :class:`DotoAttachmentError` naming the host's origin only.
+        """
+        import requests
+
+        url = attachment if isinstance(attachment, str) else check_downloadable(attachment)
+        error: DotoAttachmentError | None = None
+        for _ in range(MAX_REDIRECTS + 1):
+            own = carries_token(url, self.settings.base_url)
+            session = self.session if own else self._storage_session
+            proxies = None if own else requests.utils.get_environ_proxies(url)
+            try:
+                with session.get(
+                    url, stream=True, timeout=self.timeout, allow_redirects=False, proxies=proxies
+                ) as response:
+                    target = redirect_target(url, response.status_code, response.headers.get("location"))
+                    if target is None:
+                        if not 200 <= response.status_code < 300:
+                            raise DotoAttachmentError(
+                                f"the attachment download at {describe_origin(url)} answered HTTP "
+                                f"{response.status_code}",
+                                status=response.status_code,
+                            )
+                        written = 0
+                        for chunk in response.iter_content(chunk_size):
+                            out.write(chunk)
+                            written += len(chunk)
+                        return written
+            except requests.RequestException as exc:  # it holds the request, headers and all
+                error = DotoAttachmentError(
+                    f"the attachment download at {describe_origin(url)} failed ({type(exc).__name__})"
+                )
+            if error is not None:
+                raise error from None  # outside the except block: not even the context is kept
+            assert target is not None  # a non-redirect answer returned or raised above
+            url = target
+        raise DotoAttachmentError(
+            f"the attachment download was redirected more than {MAX_REDIRECTS} times "
+            f"(last to {describe_origin(url)})"
+        )
+
+    @cached_property
+    def _storage_session(self) -> requests.Session:
+        """The session for any origin but the Base URL's: no token header, its own cookies."""
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False  # proxies are read per URL, as the API session's are once
+        session.verify = ca_bundle() or True
+        return session
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""
