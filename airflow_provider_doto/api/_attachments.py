@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -155,6 +155,45 @@ def redirect_target(url: str, status: int, location: str | None) -> str | None:
             f"the attachment download at {describe_origin(url)} redirected to a non-http(s) URL"
         )
     return target
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One GET of a download: the URL, and whether the request may carry the API token."""
+
+    url: str
+    with_token: bool
+
+
+def download_flow(url: str, base_url: str) -> Generator[Hop, tuple[int, str | None], None]:
+    """The hops of a download, for both hooks to drive: yields each :class:`Hop` to request and is
+    sent that answer's ``(status, Location header)``; returns when an answer is the file (2xx), the
+    transport then streams its body. A redirect is the next hop, its token decided again for its
+    own origin (:func:`carries_token`); an error status, more than :data:`MAX_REDIRECTS`
+    redirects or a redirect to no http(s) URL raises :class:`DotoAttachmentError`."""
+    for _ in range(MAX_REDIRECTS + 1):
+        status, location = yield Hop(url, carries_token(url, base_url))
+        target = redirect_target(url, status, location)
+        if target is None:
+            if not 200 <= status < 300:
+                raise DotoAttachmentError(
+                    f"the attachment download at {describe_origin(url)} answered HTTP {status}",
+                    status=status,
+                )
+            return
+        url = target
+    raise DotoAttachmentError(
+        f"the attachment download was redirected more than {MAX_REDIRECTS} times "
+        f"(last to {describe_origin(url)})"
+    )
+
+
+def transport_failure(hop: Hop, exc: BaseException) -> DotoAttachmentError:
+    """A hop that got no answer: the exception's type only (its text and attributes may hold the
+    request's headers, the token among them); raise it ``from None``, outside the ``except``."""
+    return DotoAttachmentError(
+        f"the attachment download at {describe_origin(hop.url)} failed ({type(exc).__name__})"
+    )
 
 
 def check_downloadable(attachment: Attachment) -> str:

@@ -18,11 +18,9 @@ from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
 from airflow_provider_doto.api._attachments import (
     CHUNK_SIZE,
-    MAX_REDIRECTS,
-    carries_token,
     check_downloadable,
-    describe_origin,
-    redirect_target,
+    download_flow,
+    transport_failure,
 )
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
@@ -52,7 +50,6 @@ from airflow_provider_doto.api._status import (
 )
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
-    DotoAttachmentError,
     DotoConfigError,
     DotoError,
 )
@@ -400,40 +397,28 @@ class DotoHook(BaseHook):
         import requests
 
         url = attachment if isinstance(attachment, str) else check_downloadable(attachment)
-        error: DotoAttachmentError | None = None
-        for _ in range(MAX_REDIRECTS + 1):
-            own = carries_token(url, self.settings.base_url)
-            session = self.session if own else self._storage_session
-            proxies = None if own else requests.utils.get_environ_proxies(url)
+        flow = download_flow(url, self.settings.base_url)
+        hop = next(flow)
+        while True:
+            session = self.session if hop.with_token else self._storage_session
+            proxies = None if hop.with_token else requests.utils.get_environ_proxies(hop.url)
             try:
                 with session.get(
-                    url, stream=True, timeout=self.timeout, allow_redirects=False, proxies=proxies
+                    hop.url, stream=True, timeout=self.timeout, allow_redirects=False, proxies=proxies
                 ) as response:
-                    target = redirect_target(url, response.status_code, response.headers.get("location"))
-                    if target is None:
-                        if not 200 <= response.status_code < 300:
-                            raise DotoAttachmentError(
-                                f"the attachment download at {describe_origin(url)} answered HTTP "
-                                f"{response.status_code}",
-                                status=response.status_code,
-                            )
-                        written = 0
-                        for chunk in response.iter_content(chunk_size):
-                            out.write(chunk)
-                            written += len(chunk)
-                        return written
+                    try:
+                        hop = flow.send((response.status_code, response.headers.get("location")))
+                        continue  # a redirect: the next hop
+                    except StopIteration:  # the file: stream it
+                        pass
+                    written = 0
+                    for chunk in response.iter_content(chunk_size):
+                        out.write(chunk)
+                        written += len(chunk)
+                    return written
             except requests.RequestException as exc:  # it holds the request, headers and all
-                error = DotoAttachmentError(
-                    f"the attachment download at {describe_origin(url)} failed ({type(exc).__name__})"
-                )
-            if error is not None:
-                raise error from None  # outside the except block: not even the context is kept
-            assert target is not None  # a non-redirect answer returned or raised above
-            url = target
-        raise DotoAttachmentError(
-            f"the attachment download was redirected more than {MAX_REDIRECTS} times "
-            f"(last to {describe_origin(url)})"
-        )
+                error = transport_failure(hop, exc)
+            raise error from None  # outside the except block: not even the context is kept
 
     @cached_property
     def _storage_session(self) -> requests.Session:

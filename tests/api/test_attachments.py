@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,45 @@ class TestRedirects:
         for url in (None, "ftp://h/x", "/relative"):
             with pytest.raises(DotoAttachmentError, match="no http"):
                 check_downloadable(Attachment(id=1, message_id=2, data_url=url))
+
+
+class TestDownloadFlow:
+    BASE = "https://doto.example"
+
+    def _drive(
+        self, answers: list[tuple[int, str | None]], url: str = "https://doto.example/r/k/a.csv"
+    ) -> list[Any]:
+        from airflow_provider_doto.api._attachments import download_flow
+
+        flow = download_flow(url, self.BASE)
+        hops = [next(flow)]
+        for answer in answers:
+            try:
+                hops.append(flow.send(answer))
+            except StopIteration:
+                return hops
+        raise AssertionError("the flow asked for more hops than answers given")
+
+    def test_the_token_is_decided_per_hop(self):
+        hops = self._drive(
+            [(302, "https://storage.example/b/k?sig=s"), (307, "https://doto.example/back"), (200, None)]
+        )
+        assert [(h.url, h.with_token) for h in hops] == [
+            ("https://doto.example/r/k/a.csv", True),
+            ("https://storage.example/b/k?sig=s", False),
+            ("https://doto.example/back", True),  # the Base URL's origin again: the token may go
+        ]
+
+    def test_a_data_url_on_another_origin_never_gets_the_token(self):
+        hops = self._drive([(200, None)], url="https://cdn.example/a.csv")
+        assert [h.with_token for h in hops] == [False]
+
+    def test_an_error_status_is_typed(self):
+        with pytest.raises(DotoAttachmentError, match=r"storage.example:443 answered HTTP 403") as info:
+            self._drive([(302, "https://storage.example/b/k?sig=s"), (403, None)])
+        assert info.value.status == 403 and "sig" not in str(info.value)
+
+    def test_at_most_five_redirects(self):
+        self._drive([(302, "/again")] * 5 + [(200, None)])
+        with pytest.raises(DotoAttachmentError, match="redirected more than 5 times"):
+            self._drive([(302, "/again")] * 6)

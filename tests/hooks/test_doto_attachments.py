@@ -1,28 +1,46 @@
-"""DotoHook.download_attachment: a data_url's redirect followed by the hook, the bytes streamed, and
-the API token sent to the Base URL's origin only (never to the storage listener, another origin)."""
+"""download_attachment (DotoHook and DotoAsyncHook): a data_url's redirect followed by the hook, the
+bytes streamed, and the API token sent to the Base URL's origin only (never to the storage listener,
+another origin)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import io
 import socket
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_doto import api
+from airflow_provider_doto.api import _attachments as attachments_module
 from airflow_provider_doto.exceptions import DotoAttachmentError
-from airflow_provider_doto.hooks import doto as doto_hook_module
 from airflow_provider_doto.hooks.doto import DotoHook
+from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing.emulator.recorder import MASK
 
 pytestmark = pytest.mark.integration
 
 BIG = bytes(range(256)) * 4096  # 1 MiB, not a multiple of the chunk sizes below
+
+
+Download = Callable[..., int]
+
+
+@pytest.fixture(params=["sync", "async"])
+def download(request: pytest.FixtureRequest) -> Download:
+    """``download_attachment`` of a fresh hook, sync or async (run to completion)."""
+    if request.param == "sync":
+        return lambda attachment, out, **kw: DotoHook().download_attachment(attachment, out, **kw)
+
+    def run(attachment: Any, out: Any, **kw: Any) -> int:
+        return asyncio.run(asyncio.wait_for(DotoAsyncHook().download_attachment(attachment, out, **kw), 30))
+
+    return run
 
 
 def _attachment(emu: Any, files: list[tuple[str, bytes]]) -> list[api.Attachment]:
@@ -36,13 +54,15 @@ def _token_reached(recorded: Any) -> bool:
     return "api_access_token" in recorded.headers or MASK in recorded.headers.values()
 
 
-def test_download_follows_the_redirect_and_keeps_the_token_home(doto_emulator: Any) -> None:
+def test_download_follows_the_redirect_and_keeps_the_token_home(
+    download: Download, doto_emulator: Any
+) -> None:
     (attachment,) = _attachment(doto_emulator, [("report.csv", BIG)])
     doto_emulator.clear_requests()
     doto_emulator.clear_storage_requests()
     out = io.BytesIO()
 
-    assert DotoHook().download_attachment(attachment, out) == len(BIG) == attachment.file_size
+    assert download(attachment, out) == len(BIG) == attachment.file_size
     assert out.getvalue() == BIG
     # The API's own origin got the token (the first hop, the data_url) ...
     (first_hop,) = doto_emulator.requests
@@ -53,13 +73,15 @@ def test_download_follows_the_redirect_and_keeps_the_token_home(doto_emulator: A
     assert not _token_reached(stored) and not stored.authorized
 
 
-def test_the_check_sees_a_forwarded_token(doto_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_check_sees_a_forwarded_token(
+    download: Download, doto_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Control: were the hook to send the token to every origin, the storage record would show it,
     so the test above fails if the origin check goes."""
     (attachment,) = _attachment(doto_emulator, [("a.txt", b"abc")])
-    monkeypatch.setattr(doto_hook_module, "carries_token", lambda url, base_url: True)
+    monkeypatch.setattr(attachments_module, "carries_token", lambda url, base_url: True)
     doto_emulator.clear_storage_requests()
-    DotoHook().download_attachment(attachment, io.BytesIO())
+    download(attachment, io.BytesIO())
     (stored,) = doto_emulator.storage_requests
     assert _token_reached(stored) and stored.authorized
 
@@ -75,7 +97,7 @@ def test_requests_own_redirects_would_leak_the_token(doto_emulator: Any) -> None
     assert _token_reached(stored)
 
 
-def test_streamed_in_chunks(doto_emulator: Any) -> None:
+def test_streamed_in_chunks(download: Download, doto_emulator: Any) -> None:
     (attachment,) = _attachment(doto_emulator, [("big.bin", BIG)])
     sizes: list[int] = []
 
@@ -84,17 +106,16 @@ def test_streamed_in_chunks(doto_emulator: Any) -> None:
             sizes.append(len(data))
             return len(data)
 
-    assert DotoHook().download_attachment(attachment, Sink(), chunk_size=10_000) == len(BIG)
+    assert download(attachment, Sink(), chunk_size=10_000) == len(BIG)
     assert sum(sizes) == len(BIG) and max(sizes) <= 10_000 and len(sizes) > 100
 
 
-def test_several_attachments_each_their_own_bytes(doto_emulator: Any) -> None:
+def test_several_attachments_each_their_own_bytes(download: Download, doto_emulator: Any) -> None:
     files = [("a.txt", b"first"), ("b.txt", b"second"), ("c.png", b"\x89PNG")]
     attachments = _attachment(doto_emulator, files)
-    hook = DotoHook()
     for attachment, (_, data) in zip(attachments, files, strict=True):
         out = io.BytesIO()
-        hook.download_attachment(attachment, out)
+        download(attachment, out)
         assert out.getvalue() == data
     assert not any(_token_reached(r) for r in doto_emulator.storage_requests)
 
@@ -106,29 +127,35 @@ def _assert_clean(error: DotoAttachmentError, *secrets: str) -> None:
         assert secret not in text
 
 
-def test_a_missing_file_is_a_typed_error_naming_the_origin_only(doto_emulator: Any) -> None:
+def test_a_missing_file_is_a_typed_error_naming_the_origin_only(
+    download: Download, doto_emulator: Any
+) -> None:
     (attachment,) = _attachment(doto_emulator, [("secret-name.txt", b"abc")])
     doto_emulator.reset(flavor=doto_emulator.flavor)  # the blob is gone: the redirect answers 404
     with pytest.raises(DotoAttachmentError, match=r"answered HTTP 404") as info:
-        DotoHook().download_attachment(attachment, io.BytesIO())
+        download(attachment, io.BytesIO())
     assert info.value.status == 404
     assert "secret-name" not in str(info.value) and doto_emulator.base_url.split("//")[1] in str(info.value)
 
 
-def test_a_redirect_without_location(doto_emulator: Any) -> None:
+def test_a_redirect_without_location(download: Download, doto_emulator: Any) -> None:
     (attachment,) = _attachment(doto_emulator, [("a.txt", b"abc")])
     doto_emulator.inject("status", status=302, path_contains="/rails/active_storage/")
     with pytest.raises(DotoAttachmentError, match="without a Location"):
-        DotoHook().download_attachment(attachment, io.BytesIO())
+        download(attachment, io.BytesIO())
 
 
-def test_an_unreachable_storage_never_chains_the_transport_error(doto_emulator: Any) -> None:
+def test_an_unreachable_storage_never_chains_the_transport_error(
+    download: Download, doto_emulator: Any
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
     url = f"http://127.0.0.1:{port}/blobs/k/a.txt?sig=very-secret"
-    with pytest.raises(DotoAttachmentError, match=r"failed \(ConnectionError\)") as info:
-        DotoHook().download_attachment(url, io.BytesIO())
+    with pytest.raises(
+        DotoAttachmentError, match=r"failed \((ConnectionError|ClientConnectorError)\)"
+    ) as info:
+        download(url, io.BytesIO())
     _assert_clean(info.value, "very-secret", doto_emulator.token)
 
 
@@ -154,15 +181,15 @@ def redirect_loop() -> Iterator[str]:
     server.server_close()
 
 
-def test_too_many_redirects(doto_emulator: Any, redirect_loop: str) -> None:
+def test_too_many_redirects(download: Download, doto_emulator: Any, redirect_loop: str) -> None:
     with pytest.raises(DotoAttachmentError, match="redirected more than 5 times"):
-        DotoHook().download_attachment(redirect_loop, io.BytesIO())
+        download(redirect_loop, io.BytesIO())
 
 
-def test_no_data_url_nothing_sent(doto_emulator: Any) -> None:
+def test_no_data_url_nothing_sent(download: Download, doto_emulator: Any) -> None:
     doto_emulator.clear_requests()
     with pytest.raises(DotoAttachmentError, match="no http"):
-        DotoHook().download_attachment(api.Attachment(id=1, message_id=2), io.BytesIO())
+        download(api.Attachment(id=1, message_id=2), io.BytesIO())
     assert doto_emulator.requests == []
 
 
