@@ -20,7 +20,6 @@ from airflow_provider_doto.api._attachments import (
     CHUNK_SIZE,
     check_downloadable,
     download_flow,
-    transport_failure,
 )
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
@@ -54,7 +53,13 @@ from airflow_provider_doto.exceptions import (
     DotoError,
 )
 from airflow_provider_doto.hooks._pacing import pacer_for, send_paced
-from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
+from airflow_provider_doto.hooks._transport import (
+    REQUESTS_ERRORS,
+    Exchange,
+    ca_bundle,
+    map_download_errors,
+    map_errors,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -402,23 +407,22 @@ class DotoHook(BaseHook):
         while True:
             session = self.session if hop.with_token else self._storage_session
             proxies = None if hop.with_token else requests.utils.get_environ_proxies(hop.url)
-            try:
-                with session.get(
+            with (
+                map_download_errors(hop, requests.RequestException),
+                session.get(
                     hop.url, stream=True, timeout=self.timeout, allow_redirects=False, proxies=proxies
-                ) as response:
-                    try:
-                        hop = flow.send((response.status_code, response.headers.get("location")))
-                        continue  # a redirect: the next hop
-                    except StopIteration:  # the file: stream it
-                        pass
-                    written = 0
-                    for chunk in response.iter_content(chunk_size):
-                        out.write(chunk)
-                        written += len(chunk)
-                    return written
-            except requests.RequestException as exc:  # it holds the request, headers and all
-                error = transport_failure(hop, exc)
-            raise error from None  # outside the except block: not even the context is kept
+                ) as response,
+            ):
+                try:
+                    hop = flow.send((response.status_code, response.headers.get("location")))
+                    continue  # a redirect: the next hop
+                except StopIteration:  # the file: stream it
+                    pass
+                written = 0
+                for chunk in response.iter_content(chunk_size):
+                    out.write(chunk)
+                    written += len(chunk)
+                return written
 
     @cached_property
     def _storage_session(self) -> requests.Session:

@@ -23,7 +23,6 @@ from airflow_provider_doto.api._attachments import (
     CHUNK_SIZE,
     check_downloadable,
     download_flow,
-    transport_failure,
 )
 from airflow_provider_doto.api._batch import (
     batch_item_flow,
@@ -55,6 +54,7 @@ from airflow_provider_doto.hooks._transport import (
     Exchange,
     amap_errors,
     ca_bundle,
+    map_download_errors,
     ssl_context,
 )
 from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading, listing_now
@@ -387,7 +387,7 @@ class DotoAsyncHook:
         ) as session:
             while True:
                 proxy, proxy_auth = self._proxy if hop.with_token else env_proxy(hop.url)
-                try:
+                with map_download_errors(hop, aiohttp.ClientError, TimeoutError):
                     async with session.get(
                         hop.url,
                         headers=headers(settings.token) if hop.with_token else None,
@@ -406,9 +406,6 @@ class DotoAsyncHook:
                             out.write(chunk)
                             written += len(chunk)
                         return written
-                except (aiohttp.ClientError, TimeoutError) as exc:  # aiohttp's errors hold the headers
-                    error = transport_failure(hop, exc)
-                raise error from None  # outside the except block: not even the context is kept
 
     async def send(self, request: DotoRequest) -> DotoResponse:
         """:meth:`DotoHook.send`: each attempt at the connection's pace (its process-wide pacer)."""
