@@ -16,6 +16,7 @@
     ├── DotoBatchError             more messages of a batch failed than it tolerates (names them)
     ├── DotoReplyWindowError       the channel's reply window is closed: nothing was sent
     ├── DotoDeliveryError          the server marked a sent message failed, or it never reached the wanted status
+    ├── DotoAttachmentError        an attachment could not be downloaded (no URL, error status, too many redirects)
     └── DotoTriggerError           a trigger's error event whose error is none of these (its text)
 
 A trigger reports an error as text in its event (``error_type`` names the class); whoever reads the
@@ -33,6 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "DotoAttachmentError",
     "DotoAuthError",
     "DotoBatchError",
     "DotoConfigError",
@@ -196,6 +198,19 @@ class DotoDeliveryError(DotoError):
         self.external_error = external_error
 
 
+class DotoAttachmentError(DotoError):
+    """An attachment could not be downloaded: it has no ``data_url``, its host answered an error
+    status, redirected too often or the connection failed. Names the host's origin only (a storage
+    URL's path and query may grant access) and never chains an exception that may quote a header.
+
+    ``status`` is the HTTP status when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class DotoTriggerError(DotoError):
     """A trigger's error event named no error of this module (e.g. a failed connection lookup)."""
 
@@ -222,6 +237,7 @@ ERRORS_BY_NAME: Mapping[str, type[DotoError]] = MappingProxyType(
             DotoBatchError,
             DotoReplyWindowError,
             DotoDeliveryError,
+            DotoAttachmentError,
             DotoTriggerError,
         )
     }
@@ -236,6 +252,7 @@ ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
         DotoBatchError: ("failed", "total"),
         DotoReplyWindowError: ("conversation_id", "channel"),
         DotoDeliveryError: ("conversation_id", "message_id", "message_status", "external_error"),
+        DotoAttachmentError: ("status",),
     }
 )
 

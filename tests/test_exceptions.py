@@ -42,6 +42,7 @@ PARENTS = {
     DotoBatchError: DotoError,
     exceptions.DotoReplyWindowError: DotoError,
     exceptions.DotoDeliveryError: DotoError,
+    exceptions.DotoAttachmentError: DotoError,
     DotoTriggerError: DotoError,
 }
 
@@ -173,6 +174,7 @@ SAMPLES: list[DotoError] = [
     exceptions.DotoDeliveryError(
         "failed", conversation_id=4, message_id=9, message_status="failed", external_error="no template"
     ),
+    exceptions.DotoAttachmentError("the download at http://127.0.0.1:9 answered HTTP 404", status=404),
     DotoTriggerError("ended"),
 ]
 

@@ -18,6 +18,8 @@ concern a module:
 - ``_http``: the request and response types, the token header, the mapping of a response (or a
   transport failure) onto the provider's errors.
 - ``_messages``: :class:`Message` and the parsers of Doto's answers.
+- ``_attachments``: :class:`Attachment`, the file name an export gives one, and which origin a
+  download may send the token to (``carries_token``: the Base URL's only).
 - ``_flows``: ``run_flow`` / ``arun_flow``, and the send, delete and connection-check flows.
 - ``_flavors``: :class:`ServerReading`: timestamps (Doto) or ids (Chatwoot); ``resolve_flow``.
 - ``_listing``: ``list_messages_flow`` and the streaming ``MessagePager``.
@@ -45,6 +47,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airflow_provider_doto.api._attachments import Attachment
     from airflow_provider_doto.api._batch import BatchItem, BatchResult, batch_counts, check_batch
     from airflow_provider_doto.api._conversations import Conversation, ConversationQuery
     from airflow_provider_doto.api._delivery import DELIVERY_KEY_ATTRIBUTE, delivery_key
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
 _MODULES: dict[str, tuple[str, ...]] = {
     "_values": ("DEFAULT_OVERLAP", "MESSAGE_TYPES", "Timestamp", "to_timestamp"),
     "_messages": ("Message", "Sender"),
+    "_attachments": ("Attachment",),
     "_conversations": ("Conversation", "ConversationQuery"),
     "_settings": ("DotoSettings",),
     "_flavors": ("FLAVORS", "ServerReading"),
@@ -74,6 +78,7 @@ __all__ = [
     "DELIVERY_KEY_ATTRIBUTE",
     "FLAVORS",
     "MESSAGE_TYPES",
+    "Attachment",
     "BatchItem",
     "BatchResult",
     "Conversation",

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from airflow_provider_doto.api._attachments import Attachment, parse_attachments
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, parse_json
 from airflow_provider_doto.api._values import MESSAGE_TYPES, to_timestamp
 from airflow_provider_doto.exceptions import DotoConfigError, DotoResponseError
@@ -44,7 +45,8 @@ class Message:
     content_type: str = "text"
     content_attributes: Mapping[str, Any] = field(default_factory=dict)
     sender: Sender | None = None
-    attachments: tuple[Mapping[str, Any], ...] = ()
+    # Its files (``api._attachments``): each one's ``data_url`` redirects to where the bytes are.
+    attachments: tuple[Attachment, ...] = ()
     # Why the channel refused it (``content_attributes.external_error``), set with status "failed".
     external_error: str | None = None
     # Set by the account watch, which reports messages of many conversations; None elsewhere.
@@ -80,9 +82,9 @@ class Message:
             "sender": None
             if self.sender is None
             else {"id": self.sender.id, "name": self.sender.name, "type": self.sender.type},
-            "attachments": [dict(a) for a in self.attachments],
         } | (
-            ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
+            ({"attachments": [a.to_dict() for a in self.attachments]} if self.attachments else {})
+            | ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
             | ({} if self.external_error is None else {"external_error": self.external_error})
         )
 
@@ -139,10 +141,6 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
             name=sender_data.get("name") if isinstance(sender_data.get("name"), str) else None,
             type=sender_data.get("type") if isinstance(sender_data.get("type"), str) else None,
         )
-    attachments = data.get("attachments")
-    attachments_t = (
-        tuple(a for a in attachments if isinstance(a, Mapping)) if isinstance(attachments, list) else ()
-    )
     status = data.get("status")
     content_type = data.get("content_type")
     external_error = attributes.get("external_error")
@@ -156,7 +154,7 @@ def parse_message(data: Any, *, where: str = "message") -> Message:
         content_type=content_type if isinstance(content_type, str) and content_type else "text",
         content_attributes=attributes,
         sender=sender,
-        attachments=attachments_t,
+        attachments=parse_attachments(data.get("attachments")),
         external_error=external_error if isinstance(external_error, str) and external_error else None,
         raw=dict(data),
     )

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
+from airflow_provider_doto.api._attachments import Hop, transport_failure
 from airflow_provider_doto.api._http import (
     DotoRequest,
     connect_error,
@@ -243,6 +244,19 @@ def map_errors(
         if probe_tls and _worth_probing(x, error) and speaks_tls(x.base_url, x.timeout):
             error = tls_failure(x, exc, HTTP_TO_TLS)
         raise error from exc
+
+
+@contextlib.contextmanager
+def map_download_errors(hop: Hop, *transport_errors: type[BaseException]) -> Iterator[None]:
+    """An attachment download's transport failure (``transport_errors``: requests' or aiohttp's) as
+    a :class:`DotoAttachmentError` naming the exception's type only, raised ``from None`` like a
+    :class:`Hidden` row: those exceptions hold the request, its headers and so the token."""
+    try:
+        yield
+    except DotoError:
+        raise
+    except transport_errors as exc:
+        raise transport_failure(hop, exc) from None
 
 
 @contextlib.asynccontextmanager

@@ -9,13 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._attachments import (
+    CHUNK_SIZE,
+    check_downloadable,
+    download_flow,
+)
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
     ConversationPager,
@@ -48,7 +53,13 @@ from airflow_provider_doto.exceptions import (
     DotoError,
 )
 from airflow_provider_doto.hooks._pacing import pacer_for, send_paced
-from airflow_provider_doto.hooks._transport import REQUESTS_ERRORS, Exchange, ca_bundle, map_errors
+from airflow_provider_doto.hooks._transport import (
+    REQUESTS_ERRORS,
+    Exchange,
+    ca_bundle,
+    map_download_errors,
+    map_errors,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -385,6 +396,52 @@ class DotoHook(BaseHook):
             self.settings.account_id, conversation_id, message_id, missing_ok=missing_ok
         )
         return run_flow(flow, self.send)
+
+    def download_attachment(
+        self, attachment: api.Attachment | str, out: BinaryIO, *, chunk_size: int = CHUNK_SIZE
+    ) -> int:
+        """Write an attachment's bytes (its ``data_url``, or a URL) to ``out``; the byte count.
+
+        Streamed: ``chunk_size`` bytes at a time, never the whole file. The redirects (Active
+        Storage answers one to the storage host) are followed here, one hop at a time, and
+        the API token goes only to the Base URL's origin (scheme, host and port): every other
+        origin is asked through a session that has no token and no cookies of the API's.
+        Anything that goes wrong is a :class:`DotoAttachmentError` naming the host's origin only.
+        """
+        import requests
+
+        url = attachment if isinstance(attachment, str) else check_downloadable(attachment)
+        flow = download_flow(url, self.settings.base_url)
+        hop = next(flow)
+        while True:
+            session = self.session if hop.with_token else self._storage_session
+            proxies = None if hop.with_token else requests.utils.get_environ_proxies(hop.url)
+            with (
+                map_download_errors(hop, requests.RequestException),
+                session.get(
+                    hop.url, stream=True, timeout=self.timeout, allow_redirects=False, proxies=proxies
+                ) as response,
+            ):
+                try:
+                    hop = flow.send((response.status_code, response.headers.get("location")))
+                    continue  # a redirect: the next hop
+                except StopIteration:  # the file: stream it
+                    pass
+                written = 0
+                for chunk in response.iter_content(chunk_size):
+                    out.write(chunk)
+                    written += len(chunk)
+                return written
+
+    @cached_property
+    def _storage_session(self) -> requests.Session:
+        """The session for any origin but the Base URL's: no token header, its own cookies."""
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False  # proxies are read per URL, as the API session's are once
+        session.verify = ca_bundle() or True
+        return session
 
     def poll(self, watch: api.MessageWatch, conversation_id: int | str) -> list[Message] | None:
         """One poll of a :class:`~api.MessageWatch`: the batch of new messages, or None yet."""

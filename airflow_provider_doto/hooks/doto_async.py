@@ -15,10 +15,15 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 from airflow_provider_doto import api
 from airflow_provider_doto._retry import raise_if_retryable, retry_settings
+from airflow_provider_doto.api._attachments import (
+    CHUNK_SIZE,
+    check_downloadable,
+    download_flow,
+)
 from airflow_provider_doto.api._batch import (
     batch_item_flow,
     check_items,
@@ -50,6 +55,7 @@ from airflow_provider_doto.hooks._transport import (
     Exchange,
     amap_errors,
     ca_bundle,
+    map_download_errors,
     ssl_context,
 )
 from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading, listing_now
@@ -374,6 +380,45 @@ class DotoAsyncHook:
             return await arun_flow(check_connection_flow(settings), self._send_once)
         except DotoError as err:
             return False, str(err)
+
+    async def download_attachment(
+        self, attachment: api.Attachment | str, out: BinaryIO, *, chunk_size: int = CHUNK_SIZE
+    ) -> int:
+        """The async twin of :meth:`DotoHook.download_attachment`: the same hops (``download_flow``),
+        the token only on a hop to the Base URL's origin, the body streamed ``chunk_size`` at a time
+        (``out`` is written synchronously). Cookies are neither kept nor sent."""
+        import aiohttp
+
+        settings = await self.get_settings()
+        timeout = self._timeout if self._timeout is not None else settings.timeout
+        url = attachment if isinstance(attachment, str) else check_downloadable(attachment)
+        flow = download_flow(url, settings.base_url)
+        hop = next(flow)
+        # The loop's pooled connections, without the shared cookie jar (no cookie crosses origins).
+        async with aiohttp.ClientSession(
+            connector=shared_session().connector, connector_owner=False, cookie_jar=aiohttp.DummyCookieJar()
+        ) as session:
+            while True:
+                proxy, proxy_auth = self._proxy if hop.with_token else env_proxy(hop.url)
+                with map_download_errors(hop, aiohttp.ClientError, TimeoutError):
+                    async with session.get(
+                        hop.url,
+                        headers=headers(settings.token) if hop.with_token else None,
+                        proxy=proxy,
+                        proxy_auth=proxy_auth,
+                        timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
+                        allow_redirects=False,
+                    ) as response:
+                        try:
+                            hop = flow.send((response.status, response.headers.get("location")))
+                            continue  # a redirect: the next hop
+                        except StopIteration:  # the file: stream it
+                            pass
+                        written = 0
+                        async for chunk in response.content.iter_chunked(chunk_size):
+                            out.write(chunk)
+                            written += len(chunk)
+                        return written
 
     async def send(self, request: DotoRequest) -> DotoResponse:
         """:meth:`DotoHook.send`: each attempt at the connection's pace (its process-wide pacer)."""

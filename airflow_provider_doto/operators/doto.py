@@ -20,7 +20,12 @@ from airflow_provider_doto._airflow import (
     rendered_query,
     rendered_template,
 )
-from airflow_provider_doto._export import check_compression, check_output_path, write_jsonl
+from airflow_provider_doto._export import (
+    check_compression,
+    check_output_path,
+    write_attachments,
+    write_jsonl,
+)
 from airflow_provider_doto._runs import delivery
 from airflow_provider_doto.api._values import (
     DEFAULT_DELIVERY_TIMEOUT,
@@ -301,9 +306,16 @@ class ExportMessagesOperator(_DotoConnected):
     :param include_deleted: keep soft-deleted messages (default False).
     :param compression: ``"gzip"``, ``None`` (plain) or ``"infer"`` (default: gzip if
         ``output_path`` ends in ``.gz``).
+    :param attachments_to: also copy each exported message's attachments into this directory
+        (templated): a local path or any ``ObjectStoragePath`` URL. One file per attachment, named
+        ``<message id>-<attachment id>-<file name>`` (the name made safe), streamed from the
+        attachment's ``data_url`` (:meth:`DotoHook.download_attachment`: the API token goes only
+        to the Base URL's origin, never to the storage host the URL redirects to). Each such
+        line then lists its files under ``attachments_written``. Default None: not copied.
     :param doto_conn_id: the ``doto`` connection.
 
-    XCom: ``{"path": ..., "count": <lines>, "conversations": {"<id>": <lines>, ...}}``.
+    XCom: ``{"path": ..., "count": <lines>, "conversations": {"<id>": <lines>, ...}}``, plus
+    ``"attachments": <files copied>`` when ``attachments_to`` is set.
     """
 
     template_fields: Sequence[str] = (
@@ -312,6 +324,7 @@ class ExportMessagesOperator(_DotoConnected):
         "output_path",
         "after",
         "before",
+        "attachments_to",
     )
 
     def __init__(
@@ -324,6 +337,7 @@ class ExportMessagesOperator(_DotoConnected):
         before: api.Timestamp | None = None,
         include_deleted: bool = False,
         compression: str | None = "infer",
+        attachments_to: str | None = None,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
@@ -335,12 +349,15 @@ class ExportMessagesOperator(_DotoConnected):
         self.before = before
         self.include_deleted = include_deleted
         self.compression = compression
+        self.attachments_to = attachments_to
         self._exported: list[int] | None = None
         if not isinstance(include_deleted, bool):
             raise DotoConfigError(f"include_deleted must be True or False, got {include_deleted!r}.")
         check_compression(compression)
         if not is_template(output_path):
             check_output_path(output_path)
+        if attachments_to is not None and not is_template(attachments_to):
+            check_output_path(attachments_to, "attachments_to")
         check_one_source(conversation_ids, conversation_query)
         if conversation_query is not None:
             check_query(conversation_query)
@@ -360,7 +377,11 @@ class ExportMessagesOperator(_DotoConnected):
         else:
             ids = self.hook.conversation_ids(query=rendered_query(self.conversation_query))
             self.log.info("The query lists %d conversation(s)", len(ids))
+        attachments_to = self.attachments_to or None  # a template may render empty: not copied
+        if attachments_to is not None:
+            check_output_path(attachments_to, "attachments_to")
         counts: dict[str, int] = {}
+        copied = [0]
 
         def rows() -> Iterator[dict[str, Any]]:
             for cid in ids:
@@ -368,12 +389,19 @@ class ExportMessagesOperator(_DotoConnected):
                 for message in self.hook.iter_messages(cid, **window):
                     if self.include_deleted or not message.is_deleted:
                         counts[str(cid)] += 1
-                        yield {"conversation_id": cid, **message.to_dict()}
+                        row = {"conversation_id": cid, **message.to_dict()}
+                        if attachments_to is not None and message.attachments:
+                            files = write_attachments(attachments_to, message, self.hook.download_attachment)
+                            row["attachments_written"], copied[0] = files, copied[0] + len(files)
+                        yield row
 
         path, count = write_jsonl(self.output_path, rows(), compression=self.compression)
         self._exported = ids
         self.log.info("Exported %d message(s) of %d conversation(s) to %s", count, len(ids), path)
-        result = {"path": str(path), "count": count, "conversations": counts}
+        result: dict[str, Any] = {"path": str(path), "count": count, "conversations": counts}
+        if attachments_to is not None:
+            self.log.info("Copied %d attachment(s) to %s", copied[0], attachments_to)
+            result["attachments"] = copied[0]
         _describe_asset_events(self, context, result)
         return result
 

@@ -68,6 +68,7 @@ def test_a_query_is_checked_at_parse_without_the_flows():
     # Checking a query needs ConversationQuery (and the parsers its module holds), no flow or transport.
     assert loaded["built"] == [
         core,
+        f"{core}._attachments",
         f"{core}._conversations",
         f"{core}._http",
         f"{core}._messages",
@@ -114,6 +115,7 @@ def test_the_public_face_is_what_a_user_of_the_hooks_needs():
         "DELIVERY_KEY_ATTRIBUTE",
         "FLAVORS",
         "MESSAGE_TYPES",
+        "Attachment",
         "BatchItem",
         "BatchResult",
         "Conversation",

@@ -48,7 +48,7 @@ class TestParseMessage:
             content_type="text",
             content_attributes={"k": "v"},
             sender=api.Sender(10, "Jane Doe", "Contact"),
-            attachments=({"id": 1, "file_type": "image"},),
+            attachments=(api.Attachment(id=1, file_type="image"),),
         )
         assert m.raw == payload
         assert m.raw["conversation_id"] == 42  # keys the model does not know stay reachable
@@ -76,7 +76,7 @@ class TestParseMessage:
             }
         )
         assert (m.content, m.private, m.status, m.content_type) == ("5", False, None, "text")
-        assert (m.content_attributes, m.sender, m.attachments) == ({}, None, ({"id": 2},))
+        assert (m.content_attributes, m.sender, m.attachments) == ({}, None, (api.Attachment(id=2),))
 
     def test_partial_sender(self):
         m = parse_message(msg(1, T0, sender={"id": True, "name": 5, "type": "User"}))

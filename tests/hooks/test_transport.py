@@ -275,12 +275,13 @@ def test_every_mapped_error_keeps_its_cause_unless_its_row_is_hidden() -> None:
 
 
 def test_from_none_only_for_the_hidden_rows() -> None:
-    """The hooks cut a chain in one place only: the Hidden rows' raise in ``map_errors``."""
+    """The hooks cut a chain in two places only, both here: the Hidden rows' raise in ``map_errors``
+    and an attachment download's transport failure (``map_download_errors``)."""
     hooks = Path(_transport.__file__).parent
     found = {
         path.name: len(re.findall(r"raise .* from None", path.read_text())) for path in hooks.glob("*.py")
     }
-    assert found == {"__init__.py": 0, "_pacing.py": 0, "_transport.py": 1, "doto.py": 0, "doto_async.py": 0}
+    assert found == {"__init__.py": 0, "_pacing.py": 0, "_transport.py": 2, "doto.py": 0, "doto_async.py": 0}
 
 
 def _request_info() -> Any:

@@ -18,7 +18,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_doto.exceptions import DotoConfigError, DotoConnectError, DotoHTTPError
+from airflow_provider_doto.exceptions import (
+    DotoAttachmentError,
+    DotoConfigError,
+    DotoConnectError,
+    DotoHTTPError,
+)
 from airflow_provider_doto.hooks.doto import DotoHook
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.notifications.doto import DotoNotifier
@@ -213,3 +218,39 @@ def test_the_redirect_check_can_fail() -> None:
             timeout=5,
         )
     assert [r.headers.get("api_access_token") for r in received] == [TOKEN]
+
+
+@pytest.mark.parametrize("client", ["sync", "async"])
+def test_an_attachment_download_keeps_the_token_on_its_origin(
+    client: str, emu: DotoEmulator, tmp_path: Path
+) -> None:
+    """A data_url on the API's host redirects (302) to the storage listener, the same host on
+    another port: another origin. The hook's first hop carries the token, the storage hop does not;
+    a failing download's error carries it nowhere either."""
+    import io
+
+    cid = emu.add_conversation()
+    emu.add_message(cid, "the weekly CSV", attachments=[("weekly.csv", b"day,count\n" * 50_000)])
+    (message,) = DotoHook().list_messages(cid)
+    (attachment,) = message.attachments
+    emu.clear_requests()
+    emu.clear_storage_requests()
+    out = io.BytesIO()
+    if client == "sync":
+        DotoHook().download_attachment(attachment, out)
+    else:
+        asyncio.run(DotoAsyncHook().download_attachment(attachment, out))
+    assert out.getvalue() == b"day,count\n" * 50_000
+    assert [r.authorized for r in emu.requests] == [True]  # the redirect hop, on the Base URL's origin
+    (stored,) = emu.storage_requests
+    assert "api_access_token" not in stored.headers and "***" not in stored.headers.values()
+    assert not stored.authorized
+
+    emu.inject("status", status=403, path_contains="/rails/active_storage/")
+    with pytest.raises(DotoAttachmentError) as info:
+        if client == "sync":
+            DotoHook().download_attachment(attachment, io.BytesIO())
+        else:
+            asyncio.run(DotoAsyncHook().download_attachment(attachment, io.BytesIO()))
+    assert info.value.status == 403
+    assert_no_token(str(info.value), repr(info.value))

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_provider_doto.testing.emulator.attachments import REDIRECT_PREFIX
 from airflow_provider_doto.testing.emulator.messages import Invalid, NotFound
 from airflow_provider_doto.testing.emulator.middleware import BOT_SCOPE_KEY, rails_not_found
 from airflow_provider_doto.testing.emulator.store import Store
@@ -145,5 +146,10 @@ def build_app(store: Store) -> FastAPI:
     async def delete_message(account_id: str, conversation_id: str, message_id: str) -> JSONResponse:
         deleted = store.delete(_path_int(account_id), _path_int(conversation_id), _path_int(message_id))
         return JSONResponse(deleted)
+
+    @app.get(REDIRECT_PREFIX + "{key}/{filename:path}")
+    async def attachment_redirect(key: str, filename: str) -> Response:
+        # Active Storage's redirect controller: a signed id, no token; 302 to the storage service.
+        return RedirectResponse(store.blob_location(key), status_code=302)
 
     return app

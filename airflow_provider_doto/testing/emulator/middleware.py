@@ -64,8 +64,11 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
             "toggle_conversation",
         ),
         ("POST", rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/labels", "set_labels"),
+        ("GET", rf"/rails/active_storage/blobs/redirect/{_SEGMENT}/.+", "attachment_redirect"),
     )
 )
+# Routes Rails serves without a token: Active Storage's redirect (its blob id is signed).
+PUBLIC_ACTIONS = frozenset({"attachment_redirect"})
 
 
 def match_route(method: str, path: str) -> str | None:
@@ -168,6 +171,9 @@ class FrontDoor:
         if action is None:
             body, content_type = rails_not_found(headers.get("accept"))
             await _respond(send, 404, body, content_type)
+            return
+        if action in PUBLIC_ACTIONS:
+            await self.app(scope, receive, send)
             return
         if token is None:
             await _respond(send, 401, json.dumps(NO_TOKEN).encode())

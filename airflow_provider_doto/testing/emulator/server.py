@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from airflow_provider_doto.testing.emulator.account import Inbox
+from airflow_provider_doto.testing.emulator.attachments import StorageApp
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.faults import Fault, FaultBook, FaultKind
 from airflow_provider_doto.testing.emulator.flavors import FLAVORS, EmulatorKnobs, Flavor
@@ -89,6 +90,9 @@ class DotoEmulator(EmulatorKnobs):
         self._front: FrontDoor | None = None
         self._tls_servers: list[tuple[uvicorn.Server, threading.Thread]] = []
         self._throttle: Throttle | None = None
+        # The "storage" listener attachments redirect to; started with the first attachment.
+        self._storage: StorageApp | None = None
+        self._storage_server: tuple[uvicorn.Server, threading.Thread] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -112,6 +116,7 @@ class DotoEmulator(EmulatorKnobs):
             throttle=lambda: self._throttle,
         )
         self._server, self._thread = self._serve(sock)
+        store.api_url = self.base_url
         return self
 
     def serve_tls(self, certfile: str | Path, keyfile: str | Path) -> str:
@@ -136,16 +141,34 @@ class DotoEmulator(EmulatorKnobs):
             raise
         return sock
 
+    def _start_storage(self) -> StorageApp:
+        """The storage listener (another port of the same host: another origin), started once."""
+        if self._storage is None or self._storage_server is None:
+            if self._server is None:
+                raise RuntimeError("the emulator has not been started")
+            storage = StorageApp(self._store.blobs, self.token)
+            sock = self._bind(0)
+            port = sock.getsockname()[1]
+            self._storage_server = self._serve(sock, app=storage)
+            self._storage = storage
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self._store.storage_url = f"http://{host}:{port}"
+        return self._storage
+
     def _serve(
-        self, sock: socket.socket, certfile: str | None = None, keyfile: str | None = None
+        self,
+        sock: socket.socket,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        app: Any = None,
     ) -> tuple[uvicorn.Server, threading.Thread]:
-        """Serve the front door on the bound ``sock`` from a daemon thread (over TLS with
-        ``certfile`` and ``keyfile``); returns once it accepts connections."""
+        """Serve the front door (or ``app``) on the bound ``sock`` from a daemon thread (over TLS
+        with ``certfile`` and ``keyfile``); returns once it accepts connections."""
         import uvicorn  # imported here so importing this module stays cheap
 
         assert self._front is not None
         config = uvicorn.Config(
-            self._front,
+            app or self._front,
             log_config=None,  # leave the host process's logging alone
             log_level="warning",
             access_log=False,
@@ -177,10 +200,14 @@ class DotoEmulator(EmulatorKnobs):
     def stop(self) -> None:
         """Stop serving (the TLS listeners too) and wait for the threads; safe to call twice."""
         servers = self._tls_servers
+        if self._storage_server is not None:
+            servers = [*servers, self._storage_server]
         if self._server is not None and self._thread is not None:
             servers = [(self._server, self._thread), *servers]
         self._server = self._thread = None
         self._tls_servers = []
+        self._storage_server = self._storage = None
+        self._store.storage_url = None
         for server, thread in servers:
             server.should_exit = True
             thread.join(timeout=10)
@@ -385,12 +412,18 @@ class DotoEmulator(EmulatorKnobs):
         visible: bool = True,
         late: int = 0,
         account_id: int | None = None,
+        attachments: Sequence[tuple[str, bytes] | tuple[str, bytes, str | None]] = (),
     ) -> dict[str, Any]:
         """Store a message as if it arrived; returns it (string message_type).
 
         ``created_at`` defaults to ``clock.now()``. ``visible=False`` hides it from lists until
         ``reveal(id)``; ``late=N`` hides it until N more messages land in the same conversation.
+        ``attachments``: files as ``(file name, bytes)`` or ``(file name, bytes, content type)``
+        (guessed from the name when absent); the message lists them as Chatwoot does, each
+        ``data_url`` on this server answering 302 to the storage listener (``storage_url``).
         """
+        if attachments:
+            self._start_storage()
         return self._store.add_message(
             conversation_id,
             content,
@@ -404,6 +437,7 @@ class DotoEmulator(EmulatorKnobs):
             visible=visible,
             late=late,
             account_id=account_id,
+            attachments=attachments,
         )
 
     def reveal(self, message_id: int) -> None:
@@ -428,6 +462,25 @@ class DotoEmulator(EmulatorKnobs):
     def clear_requests(self) -> None:
         self._log.clear()
 
+    # -- attachments' storage -------------------------------------------------------------------------
+
+    @property
+    def storage_url(self) -> str:
+        """The storage listener's base URL (another port: another origin), started if need be."""
+        self._start_storage()
+        assert self._store.storage_url is not None
+        return self._store.storage_url
+
+    @property
+    def storage_requests(self) -> list[RecordedRequest]:
+        """Every request that reached the storage listener, oldest first. Headers are masked like
+        ``requests``' (a token that arrived shows as ``***``, under its header's name)."""
+        return [] if self._storage is None else self._storage.log.snapshot()
+
+    def clear_storage_requests(self) -> None:
+        if self._storage is not None:
+            self._storage.log.clear()
+
     @property
     def in_flight(self) -> int:
         """HTTP requests the server is handling right now, including ones sleeping in a ``delay`` fault
@@ -450,6 +503,7 @@ class DotoEmulator(EmulatorKnobs):
         self._store.reset(flavor)
         self.clock.reset()
         self._log.clear()
+        self.clear_storage_requests()
 
     # -- ids, tokens, other resources -----------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from airflow_provider_doto.testing.emulator.account import (
     WINDOW_FAILURE_ERROR,
     Inbox,
 )
+from airflow_provider_doto.testing.emulator.attachments import BlobStore, attachment_json, storage_location
 from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.flavors import (
@@ -123,6 +124,9 @@ class Store:
         self.id_step = int(id_step)
         self.flavor: Flavor = check_flavor(flavor)
         self.generation = 0  # bumped by reset(), so delayed requests from before it can be discarded
+        self.blobs = BlobStore()  # attachments' bytes (the storage listener serves them)
+        self.api_url: str | None = None  # the API's base URL, in each attachment's data_url
+        self.storage_url: str | None = None  # the storage listener's, where a data_url redirects
         self.reset()
 
     def apply_flavor_defaults(self, flavor: str) -> None:
@@ -163,6 +167,8 @@ class Store:
             self._names: dict[int, str] = {1: DEFAULT_CONTACT, 2: DEFAULT_AGENT}
             self._next_message_id = self.first_message_id
             self._next_conversation_id = 1
+            self._next_attachment_id = 1
+            self.blobs.clear()
             # The account's other records and the indexes the conversation finder filters on.
             self._inboxes: dict[int, Inbox] = {}
             self._teams: dict[tuple[int, int], str] = {}
@@ -345,6 +351,7 @@ class Store:
         visible: bool = True,
         late: int = 0,
         account_id: int | None = None,
+        attachments: Sequence[tuple[str, bytes] | tuple[str, bytes, str | None]] = (),
     ) -> dict[str, Any]:
         if isinstance(message_type, int) and 0 <= message_type < len(MESSAGE_TYPES):
             message_type = MESSAGE_TYPES[message_type]
@@ -368,8 +375,32 @@ class Store:
             )
             record.late = late
             record.visible = visible and late == 0
+            self._attach(record.message, attachments)
             self._append(conversation, record)
             return copy.deepcopy(record.message)
+
+    def _attach(
+        self, message: dict[str, Any], files: Sequence[tuple[str, bytes] | tuple[str, bytes, str | None]]
+    ) -> None:
+        """Store ``files`` (file name, bytes[, content type]) and list them in ``message``."""
+        if files and self.api_url is None:
+            raise RuntimeError("attachments need a running emulator (their data_url names its address)")
+        for file in files:
+            filename, data, *rest = file
+            blob = self.blobs.add(filename, data, rest[0] if rest else None)
+            message["attachments"].append(
+                attachment_json(
+                    self._next_attachment_id, message["id"], message["account_id"], blob, str(self.api_url)
+                )
+            )
+            self._next_attachment_id += 1
+
+    def blob_location(self, key: str) -> str:
+        """Where Active Storage's redirect for blob ``key`` points: the storage listener."""
+        blob = self.blobs.get(key)
+        if blob is None or self.storage_url is None:
+            raise NotFound(key)
+        return storage_location(self.storage_url, blob)
 
     def reveal(self, message_id: int) -> None:
         with self.lock:
