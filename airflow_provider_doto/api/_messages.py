@@ -82,9 +82,9 @@ class Message:
             "sender": None
             if self.sender is None
             else {"id": self.sender.id, "name": self.sender.name, "type": self.sender.type},
+            "attachments": [a.to_dict() for a in self.attachments],  # always there: XComs read it
         } | (
-            ({"attachments": [a.to_dict() for a in self.attachments]} if self.attachments else {})
-            | ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
+            ({} if self.conversation_id is None else {"conversation_id": self.conversation_id})
             | ({} if self.external_error is None else {"external_error": self.external_error})
         )
 

@@ -83,9 +83,9 @@ class TestParse:
 
 
 class TestToDict:
-    def test_attachments_only_when_present(self):
+    def test_attachments_always_listed_empty_when_none(self):
         plain = parse_message({"id": 1, "created_at": T0, "message_type": 1})
-        assert "attachments" not in plain.to_dict()
+        assert plain.to_dict()["attachments"] == []
         with_file = parse_message(
             {"id": 1, "created_at": T0, "message_type": 1, "attachments": [CHATWOOT_ATTACHMENT]}
         )
