@@ -251,10 +251,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         "token-logged-at-debug-async",
         "the token never reaches a log, at any level (async hook)",
         ASYNC_HOOK,
-        "        settings = await self.get_settings()\n        timeout = ",
+        # The request path (the attachment download reads its settings the same way).
+        "        settings = await self.get_settings()\n        timeout = self._timeout if self._timeout is not None"
+        " else settings.timeout\n        exchange = ",
         "        settings = await self.get_settings()\n"
         '        log.debug("Doto request headers %s", headers(settings.token))\n'
-        "        timeout = ",
+        "        timeout = self._timeout if self._timeout is not None else settings.timeout\n        exchange = ",
         ("tests/hooks/test_doto_async.py::test_no_token_in_debug_logs",),
     ),
     Mutation(
@@ -272,6 +274,25 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                allow_redirects=False,  # a redirect",
         "                allow_redirects=True,  # a redirect",
         ("tests/reliability/test_secrets.py::test_a_redirect_is_not_followed_with_the_token",),
+    ),
+    Mutation(
+        "attachment-token-to-any-origin",
+        "an attachment download sends the token only to the Base URL's origin",
+        "airflow_provider_doto/api/_attachments.py",
+        "    return origin(url) == origin(base_url)\n",
+        "    return True\n",
+        (
+            "tests/hooks/test_doto_attachments.py::test_download_follows_the_redirect_and_keeps_the_token_home",
+            "tests/reliability/test_secrets.py::test_an_attachment_download_keeps_the_token_on_its_origin",
+        ),
+    ),
+    Mutation(
+        "fallback-template-always",
+        "a fallback template is sent only where the reply window is closed",
+        "airflow_provider_doto/api/_flows.py",
+        "                if fallback is None:\n                    raise error\n                request = fallback\n",
+        "                if fallback is None:\n                    raise error\n            request = fallback or request\n",
+        ("tests/hooks/test_doto_templates.py::test_the_fallback_is_sent_only_where_the_window_is_closed",),
     ),
     Mutation(
         "plain-http-to-remote-host",
