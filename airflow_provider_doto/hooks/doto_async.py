@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
@@ -47,7 +48,15 @@ from airflow_provider_doto.api._flows import (
 )
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
+from airflow_provider_doto.api._status import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    DeliveryWait,
+    check_wait_for,
+    read_back_flow,
+)
 from airflow_provider_doto.api._templates import check_template, check_template_use
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -229,12 +238,24 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         return await arun_flow(get_conversation_flow(settings.account_id, conversation_id), self.send)
 
-    async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
+    async def send_message(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        **options: Any,
+    ) -> Message:
         """The async twin of :meth:`DotoHook.send_message` (``template``, ``fallback_template``,
-        ``check_reply_window`` and the other options alike; no ``wait_for``)."""
+        ``check_reply_window``, ``wait_for`` and the other options alike)."""
+        check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
         flow = send_message_flow(settings.account_id, conversation_id, content, **options)
-        return await arun_flow(flow, self.send)
+        message = await arun_flow(flow, self.send)
+        if wait_for is None:
+            return message
+        return await self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
 
     async def send_message_once(
         self,
@@ -243,9 +264,12 @@ class DotoAsyncHook:
         *,
         key: str,
         look_back_since: api.Timestamp | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         **options: Any,
     ) -> tuple[Message, bool]:
-        """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
+        """The async twin of :meth:`DotoHook.send_message_once` (the same flow, the same wait)."""
+        check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
         reading = found_reading(settings)
         if look_back_since is not None and reading.known is None:
@@ -260,7 +284,37 @@ class DotoAsyncHook:
             flavor=reading,
             **options,
         )
-        return await arun_flow(flow, self.send)
+        message, already_delivered = await arun_flow(flow, self.send)
+        if wait_for is not None:
+            message = await self.wait_for_delivery(
+                conversation_id, message, wait_for, timeout=delivery_timeout
+            )
+        return message, already_delivered
+
+    async def wait_for_delivery(
+        self,
+        conversation_id: int | str,
+        message: Message,
+        wait_for: str,
+        *,
+        timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Message:
+        """The async twin of :meth:`DotoHook.wait_for_delivery` (the same reads, the same decisions)."""
+        cid = to_id(conversation_id, name="conversation_id")
+        wait = DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval)
+        return await self._wait(wait, message, await self.reading_for(cid))
+
+    async def _wait(self, wait: DeliveryWait, message: Message, reading: api.ServerReading) -> Message:
+        """Read ``message`` back, one request a read, until ``wait`` says it is reached (or raises)."""
+        settings = await self.get_settings()
+        while True:
+            flow = read_back_flow(settings.account_id, wait.conversation_id, message, reading)
+            message = await arun_flow(flow, self.send)
+            pause = wait.after_read(message, time.monotonic())
+            if pause is None:
+                return message
+            await asyncio.sleep(pause)
 
     async def send_messages(
         self,
