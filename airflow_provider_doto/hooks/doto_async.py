@@ -30,6 +30,7 @@ from airflow_provider_doto.api._batch import (
     check_items,
     failed_result,
     validate_max_in_flight,
+    waited_result,
 )
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
@@ -330,6 +331,9 @@ class DotoAsyncHook:
         check_reply_window: bool = False,
         template: Mapping[str, Any] | None = None,
         fallback_template: Mapping[str, Any] | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -345,9 +349,15 @@ class DotoAsyncHook:
         is not sent when the window is closed: a failed result with ``DotoReplyWindowError``.
         ``template`` goes with every message; ``fallback_template`` is sent, per conversation, only
         where the window is closed (each such conversation read once; :meth:`DotoHook.send_message`).
+        ``wait_for``: once every message is sent, each one sent or found is read back
+        (:meth:`_wait_all`) until its status reaches that; one its channel marked ``failed``, or
+        that did not reach it within ``delivery_timeout`` seconds of the sends' end, becomes a
+        failed result with ``DotoDeliveryError`` (the server's ``external_error`` in its text).
+        Every result carries its message's last status read (``message_status``).
         Everything is checked before the first request.
         """
         validate_max_in_flight(max_in_flight)
+        check_wait_for(wait_for, delivery_timeout)
         check_template_use(template, fallback_template, message_type, private)
         for name, value in (("template", template), ("fallback_template", fallback_template)):
             if value is not None:
@@ -395,7 +405,56 @@ class DotoAsyncHook:
                     results[index] = failed_result(item, err)
 
         await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        if wait_for is not None:
+            waits = {
+                index: DeliveryWait(
+                    result.conversation_id, wait_for, delivery_timeout, time.monotonic(), poll_interval
+                )
+                for index, result in enumerate(done)
+                if result.message is not None
+            }
+            await self._wait_all(batch, done, waits, max_in_flight)
+        return done
+
+    async def _wait_all(
+        self,
+        batch: list[api.BatchItem],
+        results: list[api.BatchResult],
+        waits: dict[int, DeliveryWait],
+        max_in_flight: int,
+    ) -> None:
+        """Read the batch's messages back in rounds until each reached its status (or failed): one
+        request per conversation a round, at most ``max_in_flight`` at once, the next round when
+        the soonest of them is due. Each outcome replaces that item's result in ``results``."""
+        settings = await self.get_settings()
+        slots = asyncio.Semaphore(max_in_flight)
+        pauses: dict[int, float] = {}
+
+        async def read(index: int) -> None:
+            result, wait = results[index], waits[index]
+            assert result.message is not None  # only results with a message are waited on
+            async with slots:
+                try:
+                    reading = await self.reading_for(wait.conversation_id)
+                    flow = read_back_flow(settings.account_id, wait.conversation_id, result.message, reading)
+                    message = await arun_flow(flow, self.send)
+                    pause = wait.after_read(message, time.monotonic())
+                except Exception as err:  # as a send's failure: that conversation's result
+                    results[index] = failed_result(batch[index], err)
+                    del waits[index]
+                    return
+            results[index] = waited_result(result, message)
+            if pause is None:
+                del waits[index]
+            else:
+                pauses[index] = pause
+
+        while waits:
+            pauses.clear()
+            await asyncio.gather(*(read(index) for index in list(waits)))
+            if waits:
+                await asyncio.sleep(min(pauses.values()))
 
     async def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False
