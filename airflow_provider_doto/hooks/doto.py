@@ -378,11 +378,19 @@ class DotoHook(BaseHook):
         wait = DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval)
         reading = self.reading_for(cid)
         while True:
-            message = run_flow(read_back_flow(self.settings.account_id, cid, message, reading), self.send)
+            message = self.read_back(cid, message, reading)
             pause = wait.after_read(message, time.monotonic())
             if pause is None:
                 return message
             time.sleep(pause)
+
+    def read_back(
+        self, conversation_id: int | str, message: Message, reading: api.ServerReading | None = None
+    ) -> Message:
+        """``message`` as the server has it now (its status), in one request (``api._status.read_back_flow``)."""
+        cid = to_id(conversation_id, name="conversation_id")
+        reading = self.reading_for(cid) if reading is None else reading
+        return run_flow(read_back_flow(self.settings.account_id, cid, message, reading), self.send)
 
     def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False

@@ -303,16 +303,24 @@ class DotoAsyncHook:
     ) -> Message:
         """The async twin of :meth:`DotoHook.wait_for_delivery` (the same reads, the same decisions)."""
         cid = to_id(conversation_id, name="conversation_id")
-        wait = DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval)
-        return await self._wait(wait, message, await self.reading_for(cid))
+        return await self.await_delivery(
+            DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval), message
+        )
 
-    async def _wait(self, wait: DeliveryWait, message: Message, reading: api.ServerReading) -> Message:
-        """Read ``message`` back, one request a read, until ``wait`` says it is reached (or raises)."""
+    async def await_delivery(
+        self, wait: DeliveryWait, message: Message, *, clock: Callable[[], float] = time.monotonic
+    ) -> Message:
+        """Read ``message`` back, one request a read, until ``wait`` says it is reached (or raises).
+
+        ``clock`` is the one ``wait.started`` was read from: the trigger's wait began in a worker,
+        so it counts in wall-clock seconds (``time.time``).
+        """
         settings = await self.get_settings()
+        reading = await self.reading_for(wait.conversation_id)
         while True:
             flow = read_back_flow(settings.account_id, wait.conversation_id, message, reading)
             message = await arun_flow(flow, self.send)
-            pause = wait.after_read(message, time.monotonic())
+            pause = wait.after_read(message, clock())
             if pause is None:
                 return message
             await asyncio.sleep(pause)

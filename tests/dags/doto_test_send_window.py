@@ -96,3 +96,17 @@ with DAG(
         retries=1,
         retry_delay=timedelta(0),
     )
+
+with DAG(
+    dag_id="doto_test_send_wait_deferred", schedule=None, start_date=START, catchup=False, params=PARAMS
+) as wait_deferred_dag:
+    SendMessageOperator(
+        task_id="send",
+        conversation_id="{{ params.conversation_id }}",
+        content="Your parcel is on its way.",
+        check_reply_window=False,  # the server's own verdict is what is tested
+        wait_for="delivered",
+        delivery_timeout=30,
+        deferrable=True,
+        retries=0,
+    )
