@@ -576,3 +576,20 @@ def test_a_status_reached_before_deferring_needs_no_trigger(
     assert dr.state == "success"
     assert xcom(dr, "send")["status"] == "read"
     assert trigger_events == []  # read back once in the worker: never deferred
+
+
+def test_a_retry_of_a_deferred_wait_waits_again_and_never_sends_twice(
+    airflow_db: Path, doto_emulator: Any, trigger_events: list[dict[str, Any]]
+) -> None:
+    """An API inbox: no receipts, the message stays sent; each try defers and times out in the trigger."""
+    cid = doto_emulator.add_conversation()
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_deferred_retried")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    assert task_instances(dr)[("send", -1)].try_number == 2
+    assert [e["error_type"] for e in trigger_events] == ["DotoDeliveryError"] * 2
+    assert all("timed out after 1 s" in e["error"] for e in trigger_events)
+    assert trigger_events[0]["error_fields"]["message_id"] == trigger_events[1]["error_fields"]["message_id"]
+    assert len(_posts(doto_emulator)) == 1  # the retry found the message sent, and waited on it again
