@@ -162,7 +162,7 @@ def test_a_callback_waits_until_its_message_is_delivered(
     airflow_db: Path, doto_emulator: DotoEmulator
 ) -> None:
     emu = doto_emulator
-    emu.delivery_receipts = (1, 3600)  # delivered a second after the send
+    emu.delivery_receipts = (2, 3600)  # delivered 1 to 2 s after the send (whole seconds)
     cid = whatsapp(emu, open_window=True)
     module = load_module(REPO / "tests/dags/notifier_delivery.py", "notifier_delivery")
 

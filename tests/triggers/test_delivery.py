@@ -86,7 +86,7 @@ def test_bad_kwargs_are_refused_when_built(wait_for: Any, timeout: Any) -> None:
 
 
 def test_fires_with_the_message_once_its_status_is_reached(doto_emulator: DotoEmulator) -> None:
-    doto_emulator.delivery_receipts = (1, 3600)
+    doto_emulator.delivery_receipts = (2, 3600)
     cid = whatsapp(doto_emulator, open_window=True)
     message = DotoHook().send_message(cid, "Your parcel is on its way.")
     [event] = events(trigger_for(cid, message))
