@@ -85,7 +85,15 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.sensors.doto"]}],
         "hooks": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.hooks.doto"]}],
-        "triggers": [{"integration-name": "Doto", "python-modules": ["airflow_provider_doto.triggers.doto"]}],
+        "triggers": [
+            {
+                "integration-name": "Doto",
+                "python-modules": [
+                    "airflow_provider_doto.triggers.doto",
+                    "airflow_provider_doto.triggers.delivery",
+                ],
+            }
+        ],
         "notifications": ["airflow_provider_doto.notifications.doto.DotoNotifier"],
         "extra-links": ["airflow_provider_doto.links.doto.DotoConversationLink"],
         "connection-types": [

@@ -47,6 +47,7 @@ TRANSPORT = "airflow_provider_doto/hooks/_transport.py"
 LINK = "airflow_provider_doto/links/doto.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
 RUNS = "airflow_provider_doto/_runs.py"
+DELIVERY = "airflow_provider_doto/api/_delivery.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 T_TRANSPORT = "tests/hooks/test_transport.py"
@@ -432,6 +433,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         '        raise error_from_event(payload.get("error_type"), str(text), payload.get("error_fields"))\n',
         "        raise DotoTriggerError(str(text))\n",
         (f"{T_TRIGGER}::test_an_error_event_is_raised_again_as_the_error_the_trigger_met",),
+    ),
+    Mutation(
+        "failed-message-counts-as-delivered",
+        "a retry sends again a message its channel marked failed (it was not delivered)",
+        DELIVERY,
+        '    candidates = [m for m in messages if not m.is_deleted and m.status != "failed"]\n',
+        "    candidates = [m for m in messages if not m.is_deleted]\n",
+        (
+            "tests/api/test_delivery.py::TestDelivery::test_a_message_its_channel_failed_is_not_delivered",
+            "tests/hooks/test_doto_delivery_status.py::test_a_retry_sends_a_failed_message_again[sync-server=doto]",
+        ),
+    ),
+    Mutation(
+        "batch-wait-ignores-the-status",
+        "a batch with wait_for never reports as sent a message its channel marked failed",
+        ASYNC_HOOK,
+        "                    pause = wait.after_read(message, time.monotonic())\n",
+        "                    pause = None\n",
+        (
+            "tests/hooks/test_doto_async_send_messages.py::"
+            "test_wait_for_times_out_a_message_that_never_moves_as_its_own_failure[server=doto]",
+            "tests/operators/test_batch.py::"
+            "test_wait_for_fails_the_conversations_the_channel_failed_and_reports_each_final_status[server=doto]",
+        ),
     ),
 )
 

@@ -7,7 +7,7 @@ id's content once the ids are checked) into :class:`BatchItem` objects, refusing
 with the item's index (:func:`check_items` checks ready-made items the same way);
 :func:`validate_batch_options` checks a batch's settings;
 :func:`batch_item_flow` sends one item (duplicate-safe with a delivery key);
-:func:`batch_result` and :func:`failed_result` record each conversation's outcome as a
+:func:`batch_result`, :func:`waited_result` and :func:`failed_result` record each conversation's outcome as a
 :class:`BatchResult`; :func:`batch_counts`, :func:`batch_output` and :func:`check_batch` sum them
 up and decide whether the batch failed. Only the provider's own errors (:class:`DotoError`) are an
 item's failure; anything else is a bug, kept on the item's result and raised by :func:`check_batch`
@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_doto.api._values import Timestamp, to_id, validate_content, validate_options
-from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoError
+from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError, DotoDeliveryError, DotoError
 
 if TYPE_CHECKING:
     from airflow_provider_doto.api._flavors import ServerReading
@@ -54,6 +54,9 @@ class BatchItem:
 class BatchResult:
     """What became of one conversation's message. ``to_dict()`` is the JSON-safe form.
 
+    ``message_status`` is the message's delivery status as last read: the create's answer, or
+    with ``wait_for`` the status the wait ended on (``failed`` with the server's reason in ``error``).
+    ``message`` is the message itself, for a wait to read it back; never in ``to_dict()``.
     ``exception`` is an unexpected error (not a :class:`DotoError`: a bug) that failed the item,
     kept with its traceback for :func:`check_batch` to raise; never in ``to_dict()``.
     """
@@ -63,12 +66,15 @@ class BatchResult:
     message_id: int | None = None
     error: str | None = None
     exception: BaseException | None = field(default=None, compare=False, repr=False)
+    message_status: str | None = None
+    message: Message | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "conversation_id": self.conversation_id,
             "status": self.status,
             "message_id": self.message_id,
+            "message_status": self.message_status,
             "error": self.error,
         }
 
@@ -295,7 +301,14 @@ def batch_item_flow(
 def batch_result(item: BatchItem, message: Message, already_delivered: bool) -> BatchResult:
     """The result of an item whose send (``send_once_flow``) returned ``(message, already_delivered)``."""
     status: BatchStatus = "already_delivered" if already_delivered else "sent"
-    return BatchResult(item.conversation_id, status, message_id=message.id)
+    return BatchResult(
+        item.conversation_id, status, message_id=message.id, message_status=message.status, message=message
+    )
+
+
+def waited_result(result: BatchResult, message: Message) -> BatchResult:
+    """``result`` once its message (as read back) reached the status waited for."""
+    return replace(result, message_status=message.status, message=message)
 
 
 def failed_result(item: BatchItem, error: BaseException) -> BatchResult:
@@ -310,6 +323,14 @@ def failed_result(item: BatchItem, error: BaseException) -> BatchResult:
         text = f"{type(error).__name__}: {error}"
         if len(text) > MAX_ERROR_LENGTH:
             text = text[: MAX_ERROR_LENGTH - 3] + "..."
+        if isinstance(error, DotoDeliveryError):  # created, then failed (or not reached in time)
+            return BatchResult(
+                item.conversation_id,
+                "failed",
+                message_id=error.message_id,
+                error=text,
+                message_status=error.message_status,
+            )
         return BatchResult(item.conversation_id, "failed", error=text)
     return BatchResult(item.conversation_id, "failed", error=type(error).__name__, exception=error)
 

@@ -38,8 +38,9 @@ def find_delivered(
 
     Matched by the delivery key stamped in ``content_attributes``; when the server does not echo
     content attributes back, by identical content, type and privacy (the caller bounds the window).
+    A message its channel marked ``failed`` was not delivered: a retry may send it again.
     """
-    candidates = [m for m in messages if not m.is_deleted]
+    candidates = [m for m in messages if not m.is_deleted and m.status != "failed"]
     for message in candidates:
         if message.content_attributes.get(DELIVERY_KEY_ATTRIBUTE) == key:
             return message

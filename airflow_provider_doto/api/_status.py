@@ -4,24 +4,26 @@ A 200 on create means the server stored the message, not that the customer got i
 channels move its ``status`` later, ``sent`` -> ``delivered`` -> ``read``, or to ``failed`` with
 ``content_attributes.external_error`` (WhatsApp outside its window: seconds after the 200).
 Rule: one request per read (:func:`read_back_flow`: by id on Chatwoot, the message's second on a
-timestamp server) and pure decisions (:func:`delivery_reached`); no I/O, no clock: the hook reads
-its clock, sleeps between reads and decides when time is up.
+timestamp server) and pure decisions (:func:`delivery_reached`, :class:`DeliveryWait`); no I/O,
+no clock: the transport reads its clock, hands the time in and sleeps as long as it is told.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 
 from airflow_provider_doto.api._flavors import ServerReading
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse, list_request
 from airflow_provider_doto.api._messages import Message, parse_message_list
 from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, WAIT_FOR, check_wait_for
-from airflow_provider_doto.exceptions import DotoDeliveryError
+from airflow_provider_doto.exceptions import DotoConfigError, DotoDeliveryError
 
 __all__ = [
     "DEFAULT_DELIVERY_TIMEOUT",
     "DEFAULT_POLL_INTERVAL",
     "WAIT_FOR",
+    "DeliveryWait",
     "check_wait_for",
     "delivery_reached",
     "delivery_timeout_error",
@@ -88,3 +90,34 @@ def read_back_flow(
         if found.id == message.id:
             return found
     return message
+
+
+@dataclass(frozen=True)
+class DeliveryWait:
+    """One message's wait for ``wait_for``: what to do after each read, given the caller's clock.
+
+    ``started`` and every ``now`` are read by the caller from one monotonic clock (seconds); the
+    sync hook, the async hook, the batch and the trigger drive the same decisions:
+    ``read, pause = wait.after_read(message, now)`` until it says stop.
+    """
+
+    conversation_id: int
+    wait_for: str
+    timeout: float
+    started: float
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+
+    def __post_init__(self) -> None:
+        check_wait_for(self.wait_for, self.timeout)
+        if self.wait_for is None:
+            raise DotoConfigError(f"wait_for must be one of {', '.join(WAIT_FOR)} to wait, got None.")
+
+    def after_read(self, message: Message, now: float) -> float | None:
+        """None when ``message`` (as just read) reached ``wait_for``; else how many seconds to wait
+        before the next read. ``failed``, or the time up, raises :class:`DotoDeliveryError`."""
+        if delivery_reached(message, self.wait_for, self.conversation_id):
+            return None
+        left = self.started + self.timeout - now
+        if left <= 0:
+            raise delivery_timeout_error(message, self.wait_for, self.conversation_id, self.timeout)
+        return min(self.poll_interval, left)

@@ -42,9 +42,8 @@ from airflow_provider_doto.api._settings import DEFAULT_TIMEOUT
 from airflow_provider_doto.api._status import (
     DEFAULT_DELIVERY_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
+    DeliveryWait,
     check_wait_for,
-    delivery_reached,
-    delivery_timeout_error,
     read_back_flow,
 )
 from airflow_provider_doto.api._values import to_id
@@ -375,18 +374,23 @@ class DotoHook(BaseHook):
         """
         import time
 
-        check_wait_for(wait_for, timeout)
         cid = to_id(conversation_id, name="conversation_id")
+        wait = DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval)
         reading = self.reading_for(cid)
-        deadline = time.monotonic() + timeout
         while True:
-            message = run_flow(read_back_flow(self.settings.account_id, cid, message, reading), self.send)
-            if delivery_reached(message, wait_for, cid):
+            message = self.read_back(cid, message, reading)
+            pause = wait.after_read(message, time.monotonic())
+            if pause is None:
                 return message
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise delivery_timeout_error(message, wait_for, cid, timeout)
-            time.sleep(min(poll_interval, left))
+            time.sleep(pause)
+
+    def read_back(
+        self, conversation_id: int | str, message: Message, reading: api.ServerReading | None = None
+    ) -> Message:
+        """``message`` as the server has it now (its status), in one request (``api._status.read_back_flow``)."""
+        cid = to_id(conversation_id, name="conversation_id")
+        reading = self.reading_for(cid) if reading is None else reading
+        return run_flow(read_back_flow(self.settings.account_id, cid, message, reading), self.send)
 
     def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False

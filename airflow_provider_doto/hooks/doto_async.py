@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
@@ -29,6 +30,7 @@ from airflow_provider_doto.api._batch import (
     check_items,
     failed_result,
     validate_max_in_flight,
+    waited_result,
 )
 from airflow_provider_doto.api._conversations import (
     ConversationFields,
@@ -47,7 +49,15 @@ from airflow_provider_doto.api._flows import (
 )
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
+from airflow_provider_doto.api._status import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    DeliveryWait,
+    check_wait_for,
+    read_back_flow,
+)
 from airflow_provider_doto.api._templates import check_template, check_template_use
+from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -229,12 +239,24 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         return await arun_flow(get_conversation_flow(settings.account_id, conversation_id), self.send)
 
-    async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
+    async def send_message(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        **options: Any,
+    ) -> Message:
         """The async twin of :meth:`DotoHook.send_message` (``template``, ``fallback_template``,
-        ``check_reply_window`` and the other options alike; no ``wait_for``)."""
+        ``check_reply_window``, ``wait_for`` and the other options alike)."""
+        check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
         flow = send_message_flow(settings.account_id, conversation_id, content, **options)
-        return await arun_flow(flow, self.send)
+        message = await arun_flow(flow, self.send)
+        if wait_for is None:
+            return message
+        return await self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
 
     async def send_message_once(
         self,
@@ -243,9 +265,12 @@ class DotoAsyncHook:
         *,
         key: str,
         look_back_since: api.Timestamp | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         **options: Any,
     ) -> tuple[Message, bool]:
-        """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
+        """The async twin of :meth:`DotoHook.send_message_once` (the same flow, the same wait)."""
+        check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
         reading = found_reading(settings)
         if look_back_since is not None and reading.known is None:
@@ -260,7 +285,45 @@ class DotoAsyncHook:
             flavor=reading,
             **options,
         )
-        return await arun_flow(flow, self.send)
+        message, already_delivered = await arun_flow(flow, self.send)
+        if wait_for is not None:
+            message = await self.wait_for_delivery(
+                conversation_id, message, wait_for, timeout=delivery_timeout
+            )
+        return message, already_delivered
+
+    async def wait_for_delivery(
+        self,
+        conversation_id: int | str,
+        message: Message,
+        wait_for: str,
+        *,
+        timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Message:
+        """The async twin of :meth:`DotoHook.wait_for_delivery` (the same reads, the same decisions)."""
+        cid = to_id(conversation_id, name="conversation_id")
+        return await self.await_delivery(
+            DeliveryWait(cid, wait_for, timeout, time.monotonic(), poll_interval), message
+        )
+
+    async def await_delivery(
+        self, wait: DeliveryWait, message: Message, *, clock: Callable[[], float] = time.monotonic
+    ) -> Message:
+        """Read ``message`` back, one request a read, until ``wait`` says it is reached (or raises).
+
+        ``clock`` is the one ``wait.started`` was read from: the trigger's wait began in a worker,
+        so it counts in wall-clock seconds (``time.time``).
+        """
+        settings = await self.get_settings()
+        reading = await self.reading_for(wait.conversation_id)
+        while True:
+            flow = read_back_flow(settings.account_id, wait.conversation_id, message, reading)
+            message = await arun_flow(flow, self.send)
+            pause = wait.after_read(message, clock())
+            if pause is None:
+                return message
+            await asyncio.sleep(pause)
 
     async def send_messages(
         self,
@@ -276,6 +339,9 @@ class DotoAsyncHook:
         check_reply_window: bool = False,
         template: Mapping[str, Any] | None = None,
         fallback_template: Mapping[str, Any] | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -291,9 +357,15 @@ class DotoAsyncHook:
         is not sent when the window is closed: a failed result with ``DotoReplyWindowError``.
         ``template`` goes with every message; ``fallback_template`` is sent, per conversation, only
         where the window is closed (each such conversation read once; :meth:`DotoHook.send_message`).
+        ``wait_for``: once every message is sent, each one sent or found is read back
+        (:meth:`_wait_all`) until its status reaches that; one its channel marked ``failed``, or
+        that did not reach it within ``delivery_timeout`` seconds of the sends' end, becomes a
+        failed result with ``DotoDeliveryError`` (the server's ``external_error`` in its text).
+        Every result carries its message's last status read (``message_status``).
         Everything is checked before the first request.
         """
         validate_max_in_flight(max_in_flight)
+        check_wait_for(wait_for, delivery_timeout)
         check_template_use(template, fallback_template, message_type, private)
         for name, value in (("template", template), ("fallback_template", fallback_template)):
             if value is not None:
@@ -341,7 +413,56 @@ class DotoAsyncHook:
                     results[index] = failed_result(item, err)
 
         await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(batch)))))
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        if wait_for is not None:
+            waits = {
+                index: DeliveryWait(
+                    result.conversation_id, wait_for, delivery_timeout, time.monotonic(), poll_interval
+                )
+                for index, result in enumerate(done)
+                if result.message is not None
+            }
+            await self._wait_all(batch, done, waits, max_in_flight)
+        return done
+
+    async def _wait_all(
+        self,
+        batch: list[api.BatchItem],
+        results: list[api.BatchResult],
+        waits: dict[int, DeliveryWait],
+        max_in_flight: int,
+    ) -> None:
+        """Read the batch's messages back in rounds until each reached its status (or failed): one
+        request per conversation a round, at most ``max_in_flight`` at once, the next round when
+        the soonest of them is due. Each outcome replaces that item's result in ``results``."""
+        settings = await self.get_settings()
+        slots = asyncio.Semaphore(max_in_flight)
+        pauses: dict[int, float] = {}
+
+        async def read(index: int) -> None:
+            result, wait = results[index], waits[index]
+            assert result.message is not None  # only results with a message are waited on
+            async with slots:
+                try:
+                    reading = await self.reading_for(wait.conversation_id)
+                    flow = read_back_flow(settings.account_id, wait.conversation_id, result.message, reading)
+                    message = await arun_flow(flow, self.send)
+                    pause = wait.after_read(message, time.monotonic())
+                except Exception as err:  # as a send's failure: that conversation's result
+                    results[index] = failed_result(batch[index], err)
+                    del waits[index]
+                    return
+            results[index] = waited_result(result, message)
+            if pause is None:
+                del waits[index]
+            else:
+                pauses[index] = pause
+
+        while waits:
+            pauses.clear()
+            await asyncio.gather(*(read(index) for index in list(waits)))
+            if waits:
+                await asyncio.sleep(min(pauses.values()))
 
     async def delete_message(
         self, conversation_id: int | str, message_id: int | str, *, missing_ok: bool = False

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_doto._airflow import check_templates, is_template, rendered_template
-from airflow_provider_doto.api._values import to_id, validate_send
+from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, check_wait_for, to_id, validate_send
+from airflow_provider_doto.exceptions import DotoConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,6 +33,13 @@ class DotoNotifier(BaseNotifier):
         (templated): a dict in Chatwoot's ``template_params`` shape, as for ``SendMessageOperator``.
     :param fallback_template: with ``private=False``, the same, sent only when the conversation's
         reply window is closed (one read of the conversation); inside it the free text goes.
+    :param wait_for: with ``private=False``, None (default) or ``"sent"``, ``"delivered"`` or
+        ``"read"``: the message is read back until its status reaches that, as for
+        ``SendMessageOperator``; ``failed`` (or ``delivery_timeout`` seconds without reaching it)
+        raises :class:`~airflow_provider_doto.exceptions.DotoDeliveryError` with the server's
+        ``external_error``, which Airflow logs as the callback's failure. A private note reaches no
+        channel: it has nothing to wait for.
+    :param delivery_timeout: seconds to wait for ``wait_for`` (default 60).
     :param doto_conn_id: the ``doto`` connection.
     :param context: set by Airflow when it awaits the notifier (Deadline Alerts); leave it out.
     """
@@ -46,6 +54,8 @@ class DotoNotifier(BaseNotifier):
         private: bool = True,
         template: dict[str, Any] | str | None = None,
         fallback_template: dict[str, Any] | str | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         doto_conn_id: str = "doto_default",
         context: Context | None = None,
     ) -> None:
@@ -56,11 +66,19 @@ class DotoNotifier(BaseNotifier):
         self.private = private
         self.template = template
         self.fallback_template = fallback_template
+        self.wait_for = wait_for
+        self.delivery_timeout = delivery_timeout
         self.doto_conn_id = doto_conn_id
         if not is_template(conversation_id):
             to_id(conversation_id, name="conversation_id")
         validate_send(content, "outgoing", private, "text", None)
         check_templates(template, fallback_template, "outgoing", private)
+        check_wait_for(wait_for, delivery_timeout)
+        if wait_for is not None and private is True:
+            raise DotoConfigError(
+                f"wait_for={wait_for!r} needs private=False: a private note reaches no channel, "
+                "so it has no delivery status to wait for."
+            )
 
     @cached_property
     def hook(self) -> DotoHook:
@@ -81,9 +99,11 @@ class DotoNotifier(BaseNotifier):
         await self.async_hook.send_message(self.conversation_id, self.content, **self._options())
 
     def _options(self) -> dict[str, Any]:
-        """The send's options once rendered: privacy and the templates, checked."""
+        """The send's options once rendered: privacy, the templates (checked) and the wait."""
         return {
             "private": self.private,
+            "wait_for": self.wait_for,
+            "delivery_timeout": self.delivery_timeout,
             "template": rendered_template(self.template, "template"),
             "fallback_template": rendered_template(self.fallback_template, "fallback_template"),
         }

@@ -26,7 +26,7 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import write_jsonl
 from airflow_provider_doto._runs import delivery
-from airflow_provider_doto.api._values import validate_content
+from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, check_wait_for, validate_content
 from airflow_provider_doto.exceptions import DotoConfigError
 
 if TYPE_CHECKING:
@@ -74,6 +74,15 @@ class BatchSendMessagesOperator(BaseOperator):
     :param fallback_template: the same, sent only to the conversations whose reply window is
         closed (each read once); the others get the free text. A wrong field fails the task before
         anything is sent.
+    :param wait_for: None (default: a message counts as sent once created), or ``"sent"``,
+        ``"delivered"`` or ``"read"``: once all are sent, each message is read back (one request
+        per conversation a poll) until its status reaches that; one its channel marked ``failed``
+        fails that conversation's result with
+        :class:`~airflow_provider_doto.exceptions.DotoDeliveryError` and the server's
+        ``external_error``, counted by ``tolerate_failures``. Each result's ``message_status`` is
+        its message's final status.
+    :param delivery_timeout: seconds (from the end of the sends) a message may take to reach
+        ``wait_for`` (default 60); then its result is failed, naming the last status read.
     :param max_in_flight: how many requests may be in flight at once (default 10).
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
@@ -113,6 +122,8 @@ class BatchSendMessagesOperator(BaseOperator):
         check_reply_window: bool = True,
         template: dict[str, Any] | str | None = None,
         fallback_template: dict[str, Any] | str | None = None,
+        wait_for: str | None = None,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         max_in_flight: int = 10,
         tolerate_failures: float = 0.0,
         results_path: str | None = None,
@@ -133,6 +144,9 @@ class BatchSendMessagesOperator(BaseOperator):
         self.template = template
         self.fallback_template = fallback_template
         check_templates(template, fallback_template, message_type, private)
+        check_wait_for(wait_for, delivery_timeout)
+        self.wait_for = wait_for
+        self.delivery_timeout = delivery_timeout
         self.max_in_flight = max_in_flight
         self.tolerate_failures = tolerate_failures
         self.results_path = results_path
@@ -201,6 +215,8 @@ class BatchSendMessagesOperator(BaseOperator):
                 check_reply_window=self.check_reply_window,
                 template=template,
                 fallback_template=fallback_template,
+                wait_for=self.wait_for,
+                delivery_timeout=self.delivery_timeout,
             )
         )
         from airflow_provider_doto.api._batch import batch_output

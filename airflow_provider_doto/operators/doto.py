@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+# conf moved to airflow.sdk in Airflow 3.2; common-compat finds it on 3.1 too.
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_doto import api
@@ -105,8 +107,17 @@ class SendMessageOperator(_DotoOperator):
         ``external_error``. The XCom is the message with its final status.
     :param delivery_timeout: seconds to wait for ``wait_for`` (default 60); then ``DotoDeliveryError``
         naming the last status.
+    :param deferrable: with ``wait_for``, send (and read the message back once) in the worker, then
+        wait in the triggerer (:class:`~airflow_provider_doto.triggers.delivery.DeliveryTrigger`);
+        default ``[operators] default_deferrable``. The trigger's first read comes
+        ``defer_first_read_after`` seconds after the deferral (apache/airflow#66374: a trigger that
+        fires within seconds of its deferral can fail the task; a retry finds the message sent and
+        waits again, never sends it twice).
     :param doto_conn_id: the ``doto`` connection.
     """
+
+    # Seconds from the deferral to the trigger's first read (see ``deferrable``).
+    defer_first_read_after: float = 10.0
 
     template_fields: Sequence[str] = (
         "conversation_id",
@@ -137,11 +148,15 @@ class SendMessageOperator(_DotoOperator):
         fallback_template: dict[str, Any] | str | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        if not isinstance(deferrable, bool):
+            raise DotoConfigError(f"deferrable must be True or False, got {deferrable!r}.")
+        self.deferrable = deferrable
         self.template = template
         self.fallback_template = fallback_template
         check_templates(template, fallback_template, message_type, private)
@@ -180,18 +195,67 @@ class SendMessageOperator(_DotoOperator):
             check_reply_window=self.check_reply_window,
             template=rendered_template(self.template, "template"),
             fallback_template=rendered_template(self.fallback_template, "fallback_template"),
-            wait_for=self.wait_for,
+            wait_for=None if self._defers else self.wait_for,
             delivery_timeout=self.delivery_timeout,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)
         else:
             self.log.info("Sent message %s to conversation %s", message.id, conversation_id)
+        if self._defers:
+            message = self._defer_delivery(conversation_id, message)
         if self.wait_for is not None:
             self.log.info(
                 "Message %s reached status %r (waited for %r)", message.id, message.status, self.wait_for
             )
         return message.to_dict()
+
+    @property
+    def _defers(self) -> bool:
+        return self.deferrable and self.wait_for is not None
+
+    def _defer_delivery(self, conversation_id: int, message: api.Message) -> api.Message:
+        """Read the message back once here (reached: returned, no deferral; failed: raised); else defer."""
+        import time
+
+        from airflow_provider_doto.api._status import delivery_reached
+        from airflow_provider_doto.triggers.delivery import DeliveryTrigger
+
+        deferred_at = time.time()
+        message = self.hook.read_back(conversation_id, message)
+        if delivery_reached(message, str(self.wait_for), conversation_id):
+            return message
+        self.log.info(
+            "Message %s is %r: waiting for %r in the triggerer", message.id, message.status, self.wait_for
+        )
+        self.defer(
+            trigger=DeliveryTrigger(
+                conversation_id=conversation_id,
+                message_id=message.id,
+                created_at=message.created_at,
+                status=message.status,
+                wait_for=str(self.wait_for),
+                delivery_timeout=self.delivery_timeout,
+                deferred_at=deferred_at,
+                first_read_after=self.defer_first_read_after,
+                doto_conn_id=self.doto_conn_id,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger: the message with its final status, or the trigger's error
+        (``DotoDeliveryError`` with the server's ``external_error``)."""
+        from airflow_provider_doto.triggers.delivery import message_from_event
+
+        message = message_from_event(event)
+        self.log.info(
+            "Message %s reached status %r (waited for %r)",
+            message.get("id"),
+            message.get("status"),
+            self.wait_for,
+        )
+        return message
 
 
 class DeleteMessageOperator(_DotoOperator):

@@ -20,6 +20,7 @@ from airflow_provider_doto.api._batch import (
     validate_batch_options,
     validate_max_in_flight,
     validate_tolerance,
+    waited_result,
 )
 from airflow_provider_doto.api._messages import parse_message
 from airflow_provider_doto.api._values import MAX_CONTENT_LENGTH
@@ -27,6 +28,7 @@ from airflow_provider_doto.exceptions import (
     DotoBatchError,
     DotoConfigError,
     DotoConnectionLostError,
+    DotoDeliveryError,
     DotoNotFoundError,
 )
 
@@ -163,6 +165,34 @@ class TestResults:
             4, "failed", error="DotoNotFoundError: Doto POST /m failed with HTTP 404"
         )
 
+    def test_a_wait_keeps_the_status_read_back(self):
+        sent = batch_result(
+            api.BatchItem(4, "hi"), parse_message(msg(91, T0, "outgoing", status="sent")), True
+        )
+        assert (sent.message_status, sent.message.status) == ("sent", "sent")
+        read = parse_message(msg(91, T0, "outgoing", status="read"))
+        waited = waited_result(sent, read)
+        assert waited.to_dict() == {
+            "conversation_id": 4,
+            "status": "already_delivered",
+            "message_id": 91,
+            "message_status": "read",
+            "error": None,
+        }
+        assert waited.message is read
+
+    def test_a_message_failed_by_its_channel_is_a_failed_result_with_its_id_and_status(self):
+        error = DotoDeliveryError(
+            "Doto message 91 in conversation 4 was created, then marked failed by its channel: Template not found",
+            conversation_id=4,
+            message_id=91,
+            message_status="failed",
+            external_error="Template not found",
+        )
+        result = failed_result(api.BatchItem(4, "hi"), error)
+        assert (result.status, result.message_id, result.message_status) == ("failed", 91, "failed")
+        assert result.error == f"DotoDeliveryError: {error}"
+
     def test_failed_result_names_other_exceptions_by_type_only_and_stays_short(self):
         assert failed_result(api.BatchItem(4, "hi"), RuntimeError("token=abc")).error == "RuntimeError"
         long = failed_result(api.BatchItem(4, "hi"), DotoConnectionLostError("x" * 1000)).error
@@ -174,6 +204,7 @@ class TestResults:
             "conversation_id": 4,
             "status": "failed",
             "message_id": None,
+            "message_status": None,
             "error": "DotoServerError: boom",
         }
 
@@ -269,6 +300,7 @@ class TestUnexpectedErrors:
             "conversation_id": 4,
             "status": "failed",
             "message_id": None,
+            "message_status": None,
             "error": "RuntimeError",
         }
         assert result == api.BatchResult(4, "failed", error="RuntimeError")  # not part of equality

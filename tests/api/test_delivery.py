@@ -74,6 +74,15 @@ class TestDelivery:
         assert find_delivered(messages, "k", "bye", "outgoing", False) is None
         assert find_delivered([], "k", "hi", "outgoing", False) is None
 
+    @pytest.mark.parametrize("attributes", [{"airflow_delivery_key": "k"}, {}])
+    def test_a_message_its_channel_failed_is_not_delivered(self, attributes):
+        """By key or by content: a failed one may be sent again, any other status stands."""
+        failed = msg(1, T0, "outgoing", content="hi", status="failed", content_attributes=attributes)
+        assert find_delivered([parse_message(failed)], "k", "hi", "outgoing", False) is None
+        for status in ("sent", "delivered", "read", None):
+            kept = parse_message({**failed, "status": status})
+            assert find_delivered([kept], "k", "hi", "outgoing", False) is kept
+
 
 class TestSendOnceFlow:
     """The flow the hooks drive for a duplicate-safe send: look back (on a retry), then post."""

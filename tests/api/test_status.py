@@ -7,6 +7,7 @@ import pytest
 from airflow_provider_doto.api._flavors import ServerReading
 from airflow_provider_doto.api._messages import parse_message
 from airflow_provider_doto.api._status import (
+    DeliveryWait,
     delivery_reached,
     delivery_timeout_error,
     read_back_flow,
@@ -106,3 +107,25 @@ def test_a_read_back_without_the_message_keeps_the_last_known_status():
     message = sent("delivered")
     found, _ = drive(read_back_flow(1, 7, message, ServerReading("chatwoot")), [answer({"payload": []})])
     assert found is message
+
+
+def test_the_wait_says_how_long_to_pause_until_the_status_is_reached():
+    wait = DeliveryWait(7, "delivered", timeout=10, started=100.0, poll_interval=2)
+    assert wait.after_read(sent("sent"), 100.0) == 2
+    assert wait.after_read(sent("sent"), 109.0) == 1  # never past the deadline
+    assert wait.after_read(sent("delivered"), 109.5) is None
+    assert wait.after_read(sent("read"), 200.0) is None  # reached wins over a time up
+
+
+def test_the_wait_raises_when_the_time_is_up_or_the_channel_failed_it():
+    wait = DeliveryWait(7, "read", timeout=10, started=100.0)
+    with pytest.raises(DotoDeliveryError, match=r"timed out after 10 s .*last status was 'delivered'"):
+        wait.after_read(sent("delivered"), 110.0)
+    with pytest.raises(DotoDeliveryError, match=WHY):
+        wait.after_read(sent("failed", external_error=WHY), 100.0)
+
+
+@pytest.mark.parametrize(("wait_for", "timeout"), [(None, 10), ("delivred", 10), ("sent", -1)])
+def test_a_wait_needs_a_status_and_a_timeout(wait_for, timeout):
+    with pytest.raises(DotoConfigError):
+        DeliveryWait(7, wait_for, timeout, started=0.0)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from airflow_provider_doto import api
-from airflow_provider_doto.exceptions import DotoConfigError
+from airflow_provider_doto.exceptions import DotoBatchError, DotoConfigError
 from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 from airflow_provider_doto.testing.emulator import DotoEmulator
 
@@ -47,7 +47,9 @@ def test_sends_one_message_to_each_conversation_in_order(doto_emulator: DotoEmul
     assert [r.conversation_id for r in results] == [i.conversation_id for i in items]
     for result in results:
         (stored,) = emu.messages(result.conversation_id)
-        assert result == api.BatchResult(result.conversation_id, "sent", message_id=stored["id"])
+        assert result == api.BatchResult(
+            result.conversation_id, "sent", message_id=stored["id"], message_status=stored["status"]
+        )
         assert stored["content"] == f"Hi #{result.conversation_id}" and stored["message_type"] == "outgoing"
         assert api.DELIVERY_KEY_ATTRIBUTE not in (stored["content_attributes"] or {})  # no keys asked
     assert len(posts(emu)) == len(cids)
@@ -217,3 +219,63 @@ def test_bad_input_fails_before_anything_is_sent(
     with pytest.raises(DotoConfigError, match=expected):
         run(DotoAsyncHook().send_messages(items, **kwargs))
     assert doto_emulator.requests == []
+
+
+# ---- delivery status: wait_for ------------------------------------------------------------------
+
+
+def test_wait_for_reads_each_message_back_once_a_poll_until_it_moves(doto_emulator: DotoEmulator) -> None:
+    """Read-back cost: one request per conversation per poll (by id on Chatwoot, by its second on Doto)."""
+    emu = doto_emulator
+    emu.delivery_receipts = (2, 3600)  # delivered 1 to 2 s after the send (whole seconds)
+    whatsapp = emu.add_inbox("whatsapp")
+    cids = [emu.add_conversation(inbox_id=whatsapp) for _ in range(4)]
+    for cid in cids:
+        emu.add_message(cid, "Where is my order?")
+    items = [api.BatchItem(cid, f"Shipped #{cid}") for cid in cids]
+
+    results = run(
+        DotoAsyncHook(retry_policy=FAST).send_messages(
+            items, wait_for="delivered", delivery_timeout=10, poll_interval=0.25, max_in_flight=2
+        )
+    )
+
+    assert [(r.status, r.message_status) for r in results] == [("sent", "delivered")] * 4
+    assert [r.message.status for r in results if r.message is not None] == ["delivered"] * 4
+    for cid in cids:
+        path = f"/api/v1/accounts/1/conversations/{cid}/messages"
+        reads = [r for r in emu.requests if r.method == "GET" and r.path == path and "before" in r.query]
+        assert 2 <= len(reads) <= 12  # 1 to 2 s of polls every 0.25 s: one read per conversation a poll
+        assert len([r for r in posts(emu) if r.path == path]) == 1
+
+
+def test_wait_for_times_out_a_message_that_never_moves_as_its_own_failure(
+    doto_emulator: DotoEmulator,
+) -> None:
+    emu = doto_emulator
+    emu.delivery_receipts = (0, 0)
+    stays_sent = emu.add_conversation()  # an API inbox: no receipts, the integrator sets the status
+    whatsapp = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    emu.add_message(whatsapp, "Where is my order?")
+    items = [api.BatchItem(stays_sent, "Hi"), api.BatchItem(whatsapp, "Hi")]
+
+    results = run(
+        DotoAsyncHook(retry_policy=FAST).send_messages(
+            items, wait_for="delivered", delivery_timeout=0.5, poll_interval=0.1
+        )
+    )
+
+    timed_out, read = results
+    (stored,) = emu.messages(stays_sent)
+    assert (timed_out.status, timed_out.message_id, timed_out.message_status) == (
+        "failed",
+        stored["id"],
+        "sent",
+    )
+    assert (
+        timed_out.error is not None
+        and "timed out after 0.5 s waiting for status 'delivered'" in timed_out.error
+    )
+    assert (read.status, read.message_status) == ("sent", "read")
+    with pytest.raises(DotoBatchError, match=f"conversation {stays_sent}"):
+        api.check_batch(results, 0.0)

@@ -119,6 +119,13 @@ def test_async_notify_reports_doto_errors(doto_emulator: DotoEmulator) -> None:
         {"conversation_id": -3, "content": "hi"},
         {"conversation_id": True, "content": "hi"},
         {"conversation_id": 1, "content": "hi", "private": "yes"},
+        {"conversation_id": 1, "content": "hi", "private": False, "wait_for": "recieved"},
+        {"conversation_id": 1, "content": "hi", "private": False, "wait_for": "read", "delivery_timeout": -1},
+        {
+            "conversation_id": 1,
+            "content": "hi",
+            "wait_for": "delivered",
+        },  # a private note: nothing to wait for
     ],
 )
 def test_bad_static_input_fails_at_construction(kwargs: dict[str, Any]) -> None:
@@ -131,3 +138,55 @@ def test_templated_input_is_checked_when_rendered_not_at_construction() -> None:
     assert notifier.private is True  # a note for the team unless asked otherwise
     assert set(notifier.template_fields) == {"conversation_id", "content", "template", "fallback_template"}
     assert send_doto_notification is DotoNotifier
+
+
+# ---- delivery status: wait_for ------------------------------------------------------------------
+
+WHY = "Template not found or invalid template name"
+
+
+def whatsapp(emu: DotoEmulator, *, open_window: bool) -> int:
+    cid = emu.add_conversation(inbox_id=emu.add_inbox("whatsapp"))
+    if open_window:
+        emu.add_message(cid, "Where is my export?")
+    return cid
+
+
+def read_backs(emu: DotoEmulator, cid: int) -> list[Any]:
+    path = f"/api/v1/accounts/1/conversations/{cid}/messages"
+    return [r for r in emu.requests if r.method == "GET" and r.path == path and "before" in r.query]
+
+
+@pytest.mark.integration
+def test_a_callback_waits_until_its_message_is_delivered(
+    airflow_db: Path, doto_emulator: DotoEmulator
+) -> None:
+    emu = doto_emulator
+    emu.delivery_receipts = (2, 3600)  # delivered 1 to 2 s after the send (whole seconds)
+    cid = whatsapp(emu, open_window=True)
+    module = load_module(REPO / "tests/dags/notifier_delivery.py", "notifier_delivery")
+
+    dag_run = module.dag.test(run_conf={"cid": cid})
+
+    assert dag_run.state == "success"
+    [_, message] = emu.messages(cid)
+    assert message["content"] == "Your export works is ready." and message["status"] == "delivered"
+    assert len(read_backs(emu, cid)) >= 2  # read back (sent, then delivered): the notifier waited
+    assert len(posts(emu)) == 1
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_a_message_the_channel_failed_raises_from_the_notifier(doto_emulator: DotoEmulator, way: str) -> None:
+    from airflow_provider_doto.exceptions import DotoDeliveryError
+
+    emu = doto_emulator
+    emu.window_failure_delay = 0
+    cid = whatsapp(emu, open_window=False)
+    notifier = DotoNotifier(conversation_id=cid, content="Export ready", private=False, wait_for="sent")
+    with pytest.raises(DotoDeliveryError, match=WHY):
+        if way == "sync":
+            notifier.notify({})  # type: ignore[arg-type]
+        else:
+            asyncio.run(notifier.async_notify({}))  # type: ignore[arg-type]
+    assert [m["status"] for m in emu.messages(cid)] == ["failed"]
+    assert len(posts(emu)) == 1

@@ -113,7 +113,13 @@ def test_every_conversation_gets_its_message_once(airflow_db: Path, doto_emulato
         assert stored["message_type"] == "outgoing" and stored["private"] is False
         key = api.delivery_key("doto_test_batch_send", "nudge", dr.run_id, -1, cid)
         assert stored["content_attributes"][api.DELIVERY_KEY_ATTRIBUTE] == key  # SendMessageOperator's key
-        assert result == {"conversation_id": cid, "status": "sent", "message_id": stored["id"], "error": None}
+        assert result == {
+            "conversation_id": cid,
+            "status": "sent",
+            "message_id": stored["id"],
+            "message_status": "sent",  # as created: no wait_for
+            "error": None,
+        }
     assert len(_posts(emu)) == len(cids)
 
 
@@ -324,3 +330,73 @@ def test_closed_reply_windows_fail_their_conversations_and_count_against_the_tol
     dr = dag.test(run_conf={"cids": [closed]})  # 1 of 1: more than half
     assert dr.state == "failed"
     assert xcom(dr, "nudge")["failed"] == 1 and emu.messages(closed) == []
+
+
+# ---- delivery status: wait_for ------------------------------------------------------------------
+
+WHY = "Template not found or invalid template name"
+
+
+def test_wait_for_fails_the_conversations_the_channel_failed_and_reports_each_final_status(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    emu = doto_emulator
+    emu.window_failure_delay = 0
+    emu.delivery_receipts = (0, 0)
+    whatsapp = emu.add_inbox("whatsapp")
+    closed, *opened = (emu.add_conversation(inbox_id=whatsapp) for _ in range(3))
+    for cid in opened:
+        emu.add_message(cid, "Where is my order?")
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_batch_send_wait")
+
+    dr = dag.test(run_conf={"cids": [closed, *opened]})
+
+    assert dr.state == "success"  # 1 of 3 failed: tolerated
+    assert task_instances(dr)[("nudge", -1)].try_number == 1
+    output = xcom(dr, "nudge")
+    assert {k: output[k] for k in ("total", "sent", "failed")} == {"total": 3, "sent": 2, "failed": 1}
+    failed, *delivered = output["results"]
+    (stored,) = emu.messages(closed)
+    assert (failed["status"], failed["message_id"], failed["message_status"]) == (
+        "failed",
+        stored["id"],
+        "failed",
+    )
+    assert failed["error"].startswith("DotoDeliveryError: ") and WHY in failed["error"]
+    assert [(r["status"], r["message_status"]) for r in delivered] == [("sent", "read")] * 2
+    assert len(_posts(emu)) == 3
+
+
+def test_a_retry_sends_again_only_what_the_channel_failed(airflow_db: Path, doto_emulator: Any) -> None:
+    emu = doto_emulator
+    emu.window_failure_delay = 0
+    emu.delivery_receipts = (0, 0)
+    whatsapp = emu.add_inbox("whatsapp")
+    closed = [emu.add_conversation(inbox_id=whatsapp) for _ in range(2)]
+    opened = emu.add_conversation(inbox_id=whatsapp)
+    emu.add_message(opened, "Where is my order?")
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_batch_send_wait")
+
+    dr = dag.test(run_conf={"cids": [*closed, opened]})
+
+    assert dr.state == "failed"  # 2 of 3 failed, on both tries
+    assert task_instances(dr)[("nudge", -1)].try_number == 2
+    output = xcom(dr, "nudge")  # the last try's results
+    assert [(r["status"], r["message_status"]) for r in output["results"]] == [
+        ("failed", "failed"),
+        ("failed", "failed"),
+        ("already_delivered", "read"),
+    ]
+    for cid in closed:  # each try sent one, the channel failed both
+        assert [m["status"] for m in emu.messages(cid)] == ["failed", "failed"]
+        assert len(_posts(emu, cid)) == 2
+    assert len(_posts(emu, opened)) == 1  # delivered by the first try: never sent again
+
+
+def test_bad_wait_for_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(DotoConfigError, match="wait_for must be None or one of sent, delivered, read"):
+        BatchSendMessagesOperator(task_id="b", conversation_ids=[1], content="x", wait_for="recieved")
+    with pytest.raises(DotoConfigError, match="delivery_timeout"):
+        BatchSendMessagesOperator(
+            task_id="b", conversation_ids=[1], content="x", wait_for="read", delivery_timeout=float("nan")
+        )

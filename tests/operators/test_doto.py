@@ -502,3 +502,94 @@ def test_bad_wait_for_is_refused_when_the_dag_is_parsed() -> None:
         SendMessageOperator(
             task_id="s", conversation_id=7, content="hi", wait_for="read", delivery_timeout=-1
         )
+
+
+# ---- delivery status: deferrable wait_for --------------------------------------------------------
+
+
+@pytest.fixture
+def trigger_events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every event a DeliveryTrigger fired in this process (dag.test runs the triggerer's part inline);
+    its first read comes half a second after the deferral instead of ten."""
+    from airflow_provider_doto.triggers.delivery import DeliveryTrigger
+
+    fired: list[dict[str, Any]] = []
+    run = DeliveryTrigger.run
+
+    async def recorded(self: DeliveryTrigger) -> Any:
+        async for event in run(self):
+            fired.append(event.payload)
+            yield event
+
+    monkeypatch.setattr(DeliveryTrigger, "run", recorded)
+    monkeypatch.setattr(SendMessageOperator, "defer_first_read_after", 0.5)
+    return fired
+
+
+def test_deferred_wait_resumes_with_the_message_and_its_final_status(
+    airflow_db: Path, doto_emulator: Any, trigger_events: list[dict[str, Any]]
+) -> None:
+    doto_emulator.delivery_receipts = (2, 3600)  # still sent when the worker reads it back
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_deferred")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    value = xcom(dr, "send")
+    assert (value["status"], value["content"]) == ("delivered", "Your parcel is on its way.")
+    assert [e["status"] for e in trigger_events] == ["success"]  # it waited in the trigger
+    assert trigger_events[0]["message"]["id"] == value["id"]
+    assert len(_posts(doto_emulator)) == 1
+
+
+def test_deferred_wait_fails_the_task_with_the_channels_failure(
+    airflow_db: Path, doto_emulator: Any, trigger_events: list[dict[str, Any]]
+) -> None:
+    doto_emulator.window_failure_delay = 2  # failed two seconds after the 200, as WhatsApp does
+    cid = _whatsapp(doto_emulator, open_window=False)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_deferred")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    [event] = trigger_events
+    assert event["error_type"] == "DotoDeliveryError"
+    assert event["error_fields"]["external_error"] == "Template not found or invalid template name"
+    from sqlalchemy.exc import NoResultFound
+
+    with pytest.raises(NoResultFound):
+        xcom(dr, "send")  # nothing reported as sent
+    (stored,) = doto_emulator.messages(cid)
+    assert stored["status"] == "failed"
+
+
+def test_a_status_reached_before_deferring_needs_no_trigger(
+    airflow_db: Path, doto_emulator: Any, trigger_events: list[dict[str, Any]]
+) -> None:
+    doto_emulator.delivery_receipts = (0, 0)
+    cid = _whatsapp(doto_emulator, open_window=True)
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_deferred")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "success"
+    assert xcom(dr, "send")["status"] == "read"
+    assert trigger_events == []  # read back once in the worker: never deferred
+
+
+def test_a_retry_of_a_deferred_wait_waits_again_and_never_sends_twice(
+    airflow_db: Path, doto_emulator: Any, trigger_events: list[dict[str, Any]]
+) -> None:
+    """An API inbox: no receipts, the message stays sent; each try defers and times out in the trigger."""
+    cid = doto_emulator.add_conversation()
+    dag = load_dag("test_dags/doto_test_send_window.py", "doto_test_send_wait_deferred_retried")
+
+    dr = dag.test(run_conf={"conversation_id": cid})
+
+    assert dr.state == "failed"
+    assert task_instances(dr)[("send", -1)].try_number == 2
+    assert [e["error_type"] for e in trigger_events] == ["DotoDeliveryError"] * 2
+    assert all("timed out after 1 s" in e["error"] for e in trigger_events)
+    assert trigger_events[0]["error_fields"]["message_id"] == trigger_events[1]["error_fields"]["message_id"]
+    assert len(_posts(doto_emulator)) == 1  # the retry found the message sent, and waited on it again
