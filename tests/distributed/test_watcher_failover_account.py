@@ -28,7 +28,7 @@ from airflow_provider_doto.testing.stack import AirflowStack
 from airflow_provider_doto.testing.stack.local_airflow import EXAMPLE_DAGS, wait_until
 
 from .conftest import ESCALATION_INBOX_ID, figure
-from .test_watcher_failover import asset_events, holders, restart_dead_triggerers, watch_state
+from .test_watcher_failover import LaterMessage, asset_events, holders, restart_dead_triggerers, watch_state
 
 pytestmark = pytest.mark.distributed
 
@@ -39,7 +39,6 @@ MESSAGES = 20
 KILL_AT = MESSAGES // 2
 GAP_SECONDS = 1.5
 ACKNOWLEDGEMENT_START = "Thanks for letting us know."
-STRANDED_SECONDS = 15.0  # an event this long without a run waits for a later event
 
 
 def pairs(event: dict[str, Any]) -> list[tuple[int, int]]:
@@ -118,19 +117,12 @@ def run_scenario(stack: AirflowStack, cids: list[int]) -> None:
         time.sleep(GAP_SECONDS)
 
     waiting_for = ["nothing yet"]
-    stranded_since: list[float] = []
-    nudges: list[tuple[int, int]] = []
 
-    def nudge_if_stranded(without_run: list[int]) -> None:
-        # An asset event stored while the scheduler creates a run for an earlier one can be left
-        # without a run until a later event comes (apache/airflow#56050): arrange that later event.
-        if not stranded_since:
-            stranded_since.append(time.monotonic())
-        elif time.monotonic() - stranded_since[0] > STRANDED_SECONDS and len(nudges) < 3:
-            cid = rng.choice(cids)
-            nudges.append((cid, emulator.add_message(cid, "refund please, one more message")["id"]))
-            sent.append(nudges[-1])
-            stranded_since.clear()
+    def one_more() -> tuple[int, int]:
+        cid = rng.choice(cids)
+        return cid, emulator.add_message(cid, "refund please, one more message")["id"]
+
+    later = LaterMessage(one_more, sent)
 
     def settled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         stack.check_alive()
@@ -148,7 +140,7 @@ def run_scenario(stack: AirflowStack, cids: list[int]) -> None:
             waiting_for[0] = f"the stored cursor to settle: pending {sorted(pending_pairs(state))}"
         elif without_run := [e["id"] for e in events if not e["created_dagruns"]]:
             waiting_for[0] = f"runs for asset events {without_run}"
-            nudge_if_stranded(without_run)
+            later(without_run)
         elif unfinished:
             waiting_for[0] = f"runs to finish: {dict(unfinished)}"
         else:
@@ -166,7 +158,7 @@ def run_scenario(stack: AirflowStack, cids: list[int]) -> None:
     figure(
         f"account watcher failover: {len(events)} asset events ({len(redelivered)} redelivered), "
         f"duplicates {duplicates} (pending at the kill: {sorted(pending_at_kill)}); {len(runs)} DAG runs "
-        f"{dict(outcome)}; {len(nudges)} later message(s) sent for events left without a run; "
+        f"{dict(outcome)}; {len(later.nudges)} later message(s) sent for events left without a run; "
         f"{time.time() - t0:.1f} s after the first message"
     )
     assert [p for p in sent if p not in seen] == [], "messages lost"
