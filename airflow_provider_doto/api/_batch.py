@@ -125,26 +125,36 @@ def validate_batch_options(
 def batch_ids(conversation_ids: Any) -> list[int]:
     """The conversation ids of a batch, checked: each a positive integer, each once
     (``conversation_ids[3]: ...`` names a wrong one)."""
+    _check_id_list(conversation_ids)
+    ids: list[int] = []
+    first_index: dict[int, int] = {}
+    for index, raw_id in enumerate(conversation_ids):
+        conversation_id = _unique_id(raw_id, f"conversation_ids[{index}]", first_index, "conversation_ids")
+        first_index[conversation_id] = index
+        ids.append(conversation_id)
+    return ids
+
+
+def _check_id_list(conversation_ids: Any) -> None:
     if isinstance(conversation_ids, str | bytes | Mapping) or not isinstance(conversation_ids, Sequence):
         raise DotoConfigError(
             f"conversation_ids must be a list of conversation ids, got {type(conversation_ids).__name__}."
         )
-    ids: list[int] = []
-    first_index: dict[int, int] = {}
-    for index, raw_id in enumerate(conversation_ids):
-        where = f"conversation_ids[{index}]"
-        try:
-            conversation_id = to_id(raw_id, name="conversation_id")
-        except DotoConfigError as err:
-            raise DotoConfigError(f"{where}: {err}") from err
-        if conversation_id in first_index:
-            raise DotoConfigError(
-                f"{where}: conversation {conversation_id} is already conversation_ids[{first_index[conversation_id]}]; "
-                "a batch sends one message per conversation."
-            )
-        first_index[conversation_id] = index
-        ids.append(conversation_id)
-    return ids
+
+
+def _unique_id(raw_id: Any, where: str, first_index: Mapping[int, int], name: str) -> int:
+    """``raw_id`` checked as a conversation id that no earlier item has (``first_index``: each id
+    seen so far and where); an error names the item (``where``) and the earlier one."""
+    try:
+        conversation_id = to_id(raw_id, name="conversation_id")
+    except DotoConfigError as err:
+        raise DotoConfigError(f"{where}: {err}") from err
+    if conversation_id in first_index:
+        raise DotoConfigError(
+            f"{where}: conversation {conversation_id} is already {name}[{first_index[conversation_id]}]; "
+            "a batch sends one message per conversation."
+        )
+    return conversation_id
 
 
 def build_batch(
@@ -207,16 +217,11 @@ def _checked(
     first_index: dict[int, int] = {}
     for index, (raw_id, text) in enumerate(pairs):
         where = f"{name}[{index}]"
+        conversation_id = _unique_id(raw_id, where, first_index, name)
         try:
-            conversation_id = to_id(raw_id, name="conversation_id")
             validate_content(text)
         except DotoConfigError as err:
             raise DotoConfigError(f"{where}: {err}") from err
-        if conversation_id in first_index:
-            raise DotoConfigError(
-                f"{where}: conversation {conversation_id} is already {name}[{first_index[conversation_id]}]; "
-                "a batch sends one message per conversation."
-            )
         first_index[conversation_id] = index
         items.append(BatchItem(conversation_id, text))
     return items
@@ -246,10 +251,7 @@ def _pairs_from_messages(messages: Any) -> Iterable[tuple[Any, Any]]:
 
 
 def _pairs_from_ids(conversation_ids: Any, content: Any) -> Iterable[tuple[Any, Any]]:
-    if isinstance(conversation_ids, str | bytes | Mapping) or not isinstance(conversation_ids, Sequence):
-        raise DotoConfigError(
-            f"conversation_ids must be a list of conversation ids, got {type(conversation_ids).__name__}."
-        )
+    _check_id_list(conversation_ids)
     if callable(content):
         return ((cid, content(cid)) for cid in batch_ids(conversation_ids))
     if isinstance(content, str):
