@@ -1,7 +1,7 @@
 """Attachments to send, on the I/O side: what each file is (name, size) and its bytes, streamed.
 
 :func:`uploads_of` looks at each file a caller names (a local path, an Airflow ``ObjectStoragePath``
-or a ``(filename, bytes)`` pair) without reading it; the core checks those (``api._uploads``).
+or its URL as text, or a ``(filename, bytes)`` pair) without reading it; the core checks those (``api._uploads``).
 :class:`StreamedBody` is the multipart body requests sends: an iterable with a length, so requests
 sends a ``Content-Length`` and reads one chunk at a time from each file's source, opened anew for
 every attempt (a connect failure is resent from the start).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from airflow_provider_doto.api._attachments import CHUNK_SIZE
@@ -20,6 +21,15 @@ from airflow_provider_doto.exceptions import DotoUploadError
 
 # What ``attachments=`` takes: a path (str or os.PathLike), an ObjectStoragePath, or (name, bytes).
 AttachmentSource = Any
+
+
+@dataclass(frozen=True)
+class GivenFile:
+    """A ``(filename, bytes)`` pair as an operator keeps it: not a tuple, so Airflow's templating
+    leaves it alone (it would read a name ending in ``.txt`` as a template file)."""
+
+    filename: str
+    data: bytes = field(repr=False)
 
 
 def uploads_of(attachments: Sequence[AttachmentSource] | None) -> list[Upload]:
@@ -35,6 +45,10 @@ def uploads_of(attachments: Sequence[AttachmentSource] | None) -> list[Upload]:
 
 
 def _upload(item: AttachmentSource) -> Upload:
+    if isinstance(item, GivenFile):
+        item = (item.filename, item.data)
+    if isinstance(item, str) and "://" in item:
+        item = _storage_path(item)  # a URL (an XCom carries a path as text): any object storage
     if isinstance(item, tuple) and len(item) == 2:
         name, data = item
         if not isinstance(name, str) or not isinstance(data, bytes | bytearray | memoryview):
@@ -46,20 +60,26 @@ def _upload(item: AttachmentSource) -> Upload:
         try:
             size = int(item.stat().st_size)
         except (OSError, ValueError) as err:
-            raise _unreadable(str(item), err) from None
+            raise _unreadable(str(item), err) from err
         return Upload.of(item.name, size, item)
     if isinstance(item, str | os.PathLike):
         path = os.fspath(item)
         try:
             size = os.stat(path).st_size
         except (OSError, ValueError) as err:
-            raise _unreadable(str(path), err) from None
+            raise _unreadable(str(path), err) from err
         return Upload.of(os.path.basename(str(path)), size, path)
     raise DotoUploadError(
         f"an attachment must be a path, an ObjectStoragePath or (file name, bytes), not "
         f"{type(item).__name__}; nothing was sent",
         reason="bad value",
     )
+
+
+def _storage_path(url: str) -> Any:
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url)
 
 
 def _is_object_storage(item: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -35,6 +36,7 @@ from airflow_provider_doto.api._values import (
     validate_options,
 )
 from airflow_provider_doto.exceptions import DotoConfigError
+from airflow_provider_doto.hooks._uploads import GivenFile
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:
@@ -71,6 +73,25 @@ class _DotoOperator(_DotoConnected):
             to_id(conversation_id, name="conversation_id")
 
 
+def untemplated_files(attachments: Any) -> Any:
+    """``attachments`` as templating leaves them intact: a ``str`` path that ends in a template
+    extension as a ``Path`` and a ``(filename, bytes)`` pair as a :class:`GivenFile` (Airflow would
+    read such a name as a template file and put its rendered text in place of the name)."""
+    if isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes):
+        attachments = [attachments]
+    if not isinstance(attachments, list | tuple):
+        return attachments  # None, one path, or an XComArg resolved when the task runs
+    return [_untemplated(a) for a in attachments]
+
+
+def _untemplated(item: Any) -> Any:
+    if isinstance(item, str) and item.endswith(TEMPLATE_EXTENSIONS):
+        return Path(item)
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
+        return GivenFile(str(item[0]), bytes(item[1]))
+    return item
+
+
 class SendMessageOperator(_DotoOperator):
     """Post a message (or a private note) to a conversation; return the created message to XCom.
 
@@ -105,6 +126,14 @@ class SendMessageOperator(_DotoOperator):
         ``external_error``. The XCom is the message with its final status.
     :param delivery_timeout: seconds to wait for ``wait_for`` (default 60); then ``DotoDeliveryError``
         naming the last status.
+    :param attachments: files sent with the message (templated): local paths, ``ObjectStoragePath``s
+        (any object storage) or ``(filename, bytes)`` pairs; uploaded as the web app does, each
+        streamed. Checked before anything is sent (at most 15, each within the connection's
+        ``max_upload_mb``, 40 MB by default, and of a type the server takes); a refused file fails
+        the task with :class:`~airflow_provider_doto.exceptions.DotoUploadError` naming it. A retry
+        finds the attachment message an earlier try sent, as for any message. A ``str`` path ending
+        in ``.txt``, ``.md`` or ``.j2`` is taken as written (Airflow would read it as a template
+        file); template such a path as an ``ObjectStoragePath``.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -114,6 +143,7 @@ class SendMessageOperator(_DotoOperator):
         "content_attributes",
         "template",
         "fallback_template",
+        "attachments",
     )
     template_ext: Sequence[str] = TEMPLATE_EXTENSIONS
     template_fields_renderers = {
@@ -137,11 +167,13 @@ class SendMessageOperator(_DotoOperator):
         fallback_template: dict[str, Any] | str | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        attachments: Sequence[Any] | None = None,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(conversation_id=conversation_id, doto_conn_id=doto_conn_id, **kwargs)
         self.content = content
+        self.attachments = untemplated_files(attachments)
         self.template = template
         self.fallback_template = fallback_template
         check_templates(template, fallback_template, message_type, private)
@@ -182,6 +214,7 @@ class SendMessageOperator(_DotoOperator):
             fallback_template=rendered_template(self.fallback_template, "fallback_template"),
             wait_for=self.wait_for,
             delivery_timeout=self.delivery_timeout,
+            attachments=self.attachments,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)
