@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 from airflow_provider_doto import api
@@ -48,6 +48,7 @@ from airflow_provider_doto.api._flows import (
 from airflow_provider_doto.api._http import DotoResponse, headers
 from airflow_provider_doto.api._listing import MessagePager, read_window_flow
 from airflow_provider_doto.api._templates import check_template, check_template_use
+from airflow_provider_doto.api._uploads import Upload, check_uploads
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -58,6 +59,7 @@ from airflow_provider_doto.hooks._transport import (
     map_download_errors,
     ssl_context,
 )
+from airflow_provider_doto.hooks._uploads import AttachmentSource, aiter_body, uploads_of
 from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading, listing_now
 
 if TYPE_CHECKING:
@@ -229,12 +231,28 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         return await arun_flow(get_conversation_flow(settings.account_id, conversation_id), self.send)
 
-    async def send_message(self, conversation_id: int | str, content: str, **options: Any) -> Message:
+    async def send_message(
+        self,
+        conversation_id: int | str,
+        content: str,
+        *,
+        attachments: Sequence[AttachmentSource] | None = None,
+        **options: Any,
+    ) -> Message:
         """The async twin of :meth:`DotoHook.send_message` (``template``, ``fallback_template``,
-        ``check_reply_window`` and the other options alike; no ``wait_for``)."""
+        ``check_reply_window``, ``attachments`` and the other options alike; no ``wait_for``)."""
         settings = await self.get_settings()
-        flow = send_message_flow(settings.account_id, conversation_id, content, **options)
+        uploads = await self.check_attachments(attachments)
+        flow = send_message_flow(
+            settings.account_id, conversation_id, content, attachments=uploads, **options
+        )
         return await arun_flow(flow, self.send)
+
+    async def check_attachments(self, attachments: Sequence[AttachmentSource] | None) -> tuple[Upload, ...]:
+        """:meth:`DotoHook.check_attachments`; each file looked at in a worker thread."""
+        settings = await self.get_settings()
+        found = await asyncio.to_thread(uploads_of, attachments) if attachments else []
+        return check_uploads(found, settings.max_upload_bytes)
 
     async def send_message_once(
         self,
@@ -243,10 +261,12 @@ class DotoAsyncHook:
         *,
         key: str,
         look_back_since: api.Timestamp | None = None,
+        attachments: Sequence[AttachmentSource] | None = None,
         **options: Any,
     ) -> tuple[Message, bool]:
         """The async twin of :meth:`DotoHook.send_message_once` (the same flow)."""
         settings = await self.get_settings()
+        uploads = await self.check_attachments(attachments)
         reading = found_reading(settings)
         if look_back_since is not None and reading.known is None:
             check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
@@ -258,6 +278,7 @@ class DotoAsyncHook:
             key=key,
             look_back_since=look_back_since,
             flavor=reading,
+            attachments=uploads,
             **options,
         )
         return await arun_flow(flow, self.send)
@@ -447,6 +468,10 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         timeout = self._timeout if self._timeout is not None else settings.timeout
         exchange = Exchange(request, settings.base_url, timeout, proxied=self._proxy[0] is not None)
+        form = request.multipart
+        sent_headers = headers(settings.token)
+        if form is not None:  # attachments: streamed with a Content-Length (hooks/_uploads.py)
+            sent_headers |= {"Content-Type": form.content_type, "Content-Length": str(form.length)}
         async with (
             amap_errors(AIOHTTP_ERRORS, exchange),
             shared_session().request(
@@ -454,7 +479,8 @@ class DotoAsyncHook:
                 request.url(settings.base_url),
                 params=request.query(),
                 json=request.json,
-                headers=headers(settings.token),
+                data=None if form is None else aiter_body(form),
+                headers=sent_headers,
                 proxy=self._proxy[0],
                 proxy_auth=self._proxy[1],
                 # connect covers waiting for a pooled connection too; sock_read is per read, like httpx's.

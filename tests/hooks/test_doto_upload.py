@@ -3,6 +3,7 @@ checked before anything is sent, streamed with bounded memory, and duplicate-saf
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -17,10 +18,23 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_doto.exceptions import DotoUploadError
 from airflow_provider_doto.hooks.doto import DotoHook
+from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 
 pytestmark = pytest.mark.integration
 
 CSV = b"day,orders\n2026-12-05,42\n" * 100
+
+
+@pytest.fixture(params=["sync", "async"])
+def send(request: pytest.FixtureRequest) -> Any:
+    """``send_message`` of a fresh hook (of connection ``conn_id``), sync or async, driven to completion."""
+    if request.param == "sync":
+        return lambda *a, conn_id="doto_default", **kw: DotoHook(conn_id).send_message(*a, **kw)
+
+    def run(*args: Any, conn_id: str = "doto_default", **kwargs: Any) -> Any:
+        return asyncio.run(asyncio.wait_for(DotoAsyncHook(conn_id).send_message(*args, **kwargs), 60))
+
+    return run
 
 
 def _posts(emu: Any) -> list[Any]:
@@ -31,14 +45,16 @@ def _fetch(url: str) -> bytes:
     return requests.get(url, timeout=10).content  # the redirect to the storage listener, followed
 
 
-def test_attachments_go_as_multipart_and_come_back_listed(doto_emulator: Any, tmp_path: Path) -> None:
+def test_attachments_go_as_multipart_and_come_back_listed(
+    send: Any, doto_emulator: Any, tmp_path: Path
+) -> None:
     local = tmp_path / "report.csv"
     local.write_bytes(CSV)
     stored = tmp_path / "invoice.pdf"
     stored.write_bytes(b"%PDF-1.4 invoice")
     cid = doto_emulator.add_conversation()
 
-    message = DotoHook().send_message(
+    message = send(
         cid,
         "Today's report",
         attachments=[str(local), ObjectStoragePath(f"file://{stored}"), ("notes.txt", b"hello")],
@@ -46,6 +62,8 @@ def test_attachments_go_as_multipart_and_come_back_listed(doto_emulator: Any, tm
 
     (post,) = _posts(doto_emulator)
     assert post.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert int(post.headers["content-length"]) == len(post.body)  # announced, not chunked
+    assert "transfer-encoding" not in post.headers
     assert post.body.count(b'name="attachments[]"') == 3
     assert [a.extension for a in message.attachments] == ["csv", "pdf", "txt"]
     assert [a.file_type for a in message.attachments] == ["file", "file", "file"]
@@ -82,7 +100,7 @@ def test_the_form_fields_are_those_the_controller_reads(doto_emulator: Any) -> N
     ],
 )
 def test_a_refused_set_sends_nothing(
-    doto_emulator: Any, attachments: list[tuple[str, bytes]], reason: str, named: str | None
+    send: Any, doto_emulator: Any, attachments: list[tuple[str, bytes]], reason: str, named: str | None
 ) -> None:
     doto_emulator_conn = doto_emulator.connection_uri(max_upload_mb=1)
     with pytest.MonkeyPatch.context() as mp:
@@ -90,7 +108,7 @@ def test_a_refused_set_sends_nothing(
         cid = doto_emulator.add_conversation()
         doto_emulator.clear_requests()
         with pytest.raises(DotoUploadError) as err:
-            DotoHook("doto_upload").send_message(cid, "files", attachments=attachments)
+            send(cid, "files", attachments=attachments, conn_id="doto_upload")
     assert err.value.reason == reason
     assert err.value.filename == named
     if named:

@@ -498,9 +498,11 @@ def test_a_retried_send_with_a_fallback_template_neither_duplicates_nor_loses(
 
 # The same for a message with an attachment (multipart): the delivery key rides in the form's
 # content_attributes, so the retry's look-back finds what the first try committed.
+@pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("fault", list(ONCE_FAULTS))
 def test_a_retried_send_with_attachments_neither_duplicates_nor_loses(
     fault: str,
+    client: str,
     emu: DotoEmulator,
     faults: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -514,10 +516,12 @@ def test_a_retried_send_with_attachments_neither_duplicates_nor_loses(
     content = f"fault matrix multipart {fault}"
 
     def send_once() -> Any:
-        hook = DotoHook(timeout=PATIENT_TIMEOUT, retry_policy=POLICY)
-        return hook.send_message_once(
-            cid, content, key="fm-upload", look_back_since=since, attachments=[str(report)]
-        )
+        kwargs: dict[str, Any] = {"key": "fm-upload", "look_back_since": since, "attachments": [str(report)]}
+        if client == "sync":
+            return DotoHook(timeout=PATIENT_TIMEOUT, retry_policy=POLICY).send_message_once(
+                cid, content, **kwargs
+            )
+        return asyncio.run(DotoAsyncHook(retry_policy=POLICY).send_message_once(cid, content, **kwargs))
 
     limit = POLICY.attempts * PATIENT_TIMEOUT + HANG_SLACK
     faults.inject(method="POST", **ONCE_FAULTS[fault])
