@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -111,7 +111,7 @@ def open_source(upload: Upload) -> AbstractContextManager[IO[bytes]]:
     return open(source, "rb")
 
 
-def iter_upload(upload: Upload, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def iter_upload(upload: Upload, chunk_size: int = CHUNK_SIZE) -> Generator[bytes, None, None]:
     """Exactly ``upload.size`` bytes of its source, ``chunk_size`` at a time. A file that changed
     size since it was looked at raises (the ``Content-Length`` already sent would be a lie)."""
     left = upload.size
