@@ -52,6 +52,7 @@ __all__ = [
     "DotoTimeoutError",
     "DotoTransportError",
     "DotoTriggerError",
+    "DotoUploadError",
     "DotoValidationError",
 ]
 

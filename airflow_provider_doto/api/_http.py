@@ -14,9 +14,8 @@ import email.utils
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_doto.api._uploads import MultipartBody, Upload, multipart_body
 from airflow_provider_doto.api._values import validate_send
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
@@ -31,6 +30,9 @@ from airflow_provider_doto.exceptions import (
     DotoTimeoutError,
     DotoValidationError,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_doto.api._uploads import MultipartBody, Upload
 
 TOKEN_HEADER = "api_access_token"
 # Chatwoot's flood guard counts a conversation's messages of the last minute and answers 422 with no
@@ -149,6 +151,8 @@ def send_request(
         body["template_params"] = template
     path = _messages_path(account_id, conversation_id)
     if attachments:
+        from airflow_provider_doto.api._uploads import multipart_body  # not needed to parse a DAG
+
         return DotoRequest("POST", path, multipart=multipart_body(body, attachments))
     return DotoRequest("POST", path, json=body)
 

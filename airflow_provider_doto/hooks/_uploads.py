@@ -13,24 +13,15 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import IO, Any
 
+from airflow_provider_doto._airflow import GivenFile
 from airflow_provider_doto.api._attachments import CHUNK_SIZE
 from airflow_provider_doto.api._uploads import MultipartBody, Upload
 from airflow_provider_doto.exceptions import DotoUploadError
 
 # What ``attachments=`` takes: a path (str or os.PathLike), an ObjectStoragePath, or (name, bytes).
 AttachmentSource = Any
-
-
-@dataclass(frozen=True)
-class GivenFile:
-    """A ``(filename, bytes)`` pair as an operator keeps it: not a tuple, so Airflow's templating
-    leaves it alone (it would read a name ending in ``.txt`` as a template file)."""
-
-    filename: str
-    data: bytes = field(repr=False)
 
 
 def uploads_of(attachments: Sequence[AttachmentSource] | None) -> list[Upload]:

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
+    GivenFile,
     check_query,
     check_templates,
     is_static,
@@ -36,7 +37,6 @@ from airflow_provider_doto.api._values import (
     validate_options,
 )
 from airflow_provider_doto.exceptions import DotoConfigError
-from airflow_provider_doto.hooks._uploads import GivenFile
 from airflow_provider_doto.links.doto import DotoConversationLink
 
 if TYPE_CHECKING:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_doto._airflow import GivenFile
 from airflow_provider_doto.api._uploads import multipart_body
 from airflow_provider_doto.exceptions import DotoUploadError
-from airflow_provider_doto.hooks._uploads import GivenFile, StreamedBody, uploads_of
+from airflow_provider_doto.hooks._uploads import StreamedBody, uploads_of
 from airflow_provider_doto.operators.doto import SendMessageOperator
 
 
