@@ -136,26 +136,6 @@ def test_a_missing_file_is_named_and_nothing_is_sent(doto_emulator: Any, tmp_pat
     assert doto_emulator.requests == []
 
 
-def test_the_server_checks_type_and_size_for_web_widget_inboxes_only(doto_emulator: Any) -> None:
-    """The emulator's own check (as Chatwoot's Attachment#acceptable_file), reached past the
-    provider's with a raw multipart POST."""
-    web = doto_emulator.add_conversation(api_inbox=False)
-    api = doto_emulator.add_conversation()
-    headers = {"api_access_token": doto_emulator.token}
-    files = {"attachments[]": ("run.exe", b"MZ", "application/x-msdownload")}
-    data = {"content": "x", "message_type": "outgoing"}
-    refused = requests.post(
-        doto_emulator.messages_url(web), data=data, files=files, headers=headers, timeout=10
-    )
-    taken = requests.post(
-        doto_emulator.messages_url(api), data=data, files=files, headers=headers, timeout=10
-    )
-    assert refused.status_code == 422
-    assert "File type not supported" in refused.json()["error"]
-    assert taken.status_code == 200
-    assert len(taken.json()["attachments"]) == 1
-
-
 # ---- streaming: memory bounded by a chunk, not the file -----------------------------------------
 
 FILE_SIZE = 20 * 1024 * 1024
