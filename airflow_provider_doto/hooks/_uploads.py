@@ -29,8 +29,10 @@ def uploads_of(attachments: Sequence[AttachmentSource] | None) -> list[Upload]:
     cannot be looked at raises :class:`DotoUploadError` naming it, before anything is sent."""
     if attachments is None:
         return []
-    if isinstance(attachments, str | bytes | os.PathLike) or (
-        isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes)
+    if (
+        isinstance(attachments, str | bytes | os.PathLike | GivenFile)
+        or _is_object_storage(attachments)
+        or (isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes))
     ):
         attachments = [attachments]  # one file given on its own
     return [_upload(item) for item in attachments]

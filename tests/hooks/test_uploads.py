@@ -34,6 +34,8 @@ def test_each_kind_of_attachment_is_looked_at_not_read(tmp_path: Path) -> None:
         uploads_of(None) == [] and len(uploads_of(str(local))) == 1 and len(uploads_of(("x.csv", b"1"))) == 1
     )
     assert uploads_of([GivenFile("d.json", b"{}")])[0].size == 2
+    one = uploads_of(ObjectStoragePath(f"file://{stored}"))  # one file given on its own
+    assert [(u.filename, u.size) for u in one] == [("b.pdf", 4)]
 
 
 def test_what_is_not_a_file_is_refused(tmp_path: Path) -> None:
