@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_doto.exceptions import DotoConfigError, DotoError
@@ -186,3 +187,12 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, DotoError):
         return f"{type(error).__name__}: {error}"
     return f"{type(error).__name__}"
+
+
+@dataclass(frozen=True)
+class GivenFile:
+    """A ``(filename, bytes)`` pair as an operator keeps it: not a tuple, so Airflow's templating
+    leaves it alone (it would read a name ending in ``.txt`` as a template file)."""
+
+    filename: str
+    data: bytes = field(repr=False)

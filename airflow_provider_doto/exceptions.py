@@ -2,6 +2,7 @@
 
     DotoError
     ├── DotoConfigError            bad connection or argument; raised before anything is sent
+    │   └── DotoUploadError        an attachment to send was refused (count, size, type): nothing was sent
     ├── DotoHTTPError              the server answered with an error status
     │   ├── DotoAuthError          401 / 403: bad or missing API token
     │   ├── DotoNotFoundError      404: account, conversation or message missing, or no Doto API at the URL
@@ -51,6 +52,7 @@ __all__ = [
     "DotoTimeoutError",
     "DotoTransportError",
     "DotoTriggerError",
+    "DotoUploadError",
     "DotoValidationError",
 ]
 
@@ -77,6 +79,18 @@ def _rebuild(cls: type[DotoError], message: str, state: dict) -> DotoError:
 
 class DotoConfigError(DotoError, ValueError):
     """A connection or argument is missing or invalid; nothing was sent."""
+
+
+class DotoUploadError(DotoConfigError):
+    """An attachment to send was refused before anything was sent: too many files, one too large,
+    a type the server does not take, or a file that cannot be read. ``filename`` names the file
+    (None when the whole set was refused), ``reason`` says what was wrong.
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.filename = filename
+        self.reason = reason
 
 
 class DotoHTTPError(DotoError):
@@ -223,6 +237,7 @@ ERRORS_BY_NAME: Mapping[str, type[DotoError]] = MappingProxyType(
         for cls in (
             DotoError,
             DotoConfigError,
+            DotoUploadError,
             DotoHTTPError,
             DotoAuthError,
             DotoNotFoundError,
@@ -253,6 +268,7 @@ ERROR_FIELDS: Mapping[type[DotoError], tuple[str, ...]] = MappingProxyType(
         DotoReplyWindowError: ("conversation_id", "channel"),
         DotoDeliveryError: ("conversation_id", "message_id", "message_status", "external_error"),
         DotoAttachmentError: ("status",),
+        DotoUploadError: ("filename", "reason"),
     }
 )
 

@@ -48,6 +48,8 @@ LINK = "airflow_provider_doto/links/doto.py"
 SENSOR = "airflow_provider_doto/sensors/doto.py"
 RUNS = "airflow_provider_doto/_runs.py"
 DELIVERY = "airflow_provider_doto/api/_delivery.py"
+UPLOADS = "airflow_provider_doto/api/_uploads.py"
+HTTP = "airflow_provider_doto/api/_http.py"
 
 T_TRIGGER = "tests/triggers/test_doto.py"
 T_TRANSPORT = "tests/hooks/test_transport.py"
@@ -456,6 +458,26 @@ MUTATIONS: tuple[Mutation, ...] = (
             "test_wait_for_times_out_a_message_that_never_moves_as_its_own_failure[server=doto]",
             "tests/operators/test_batch.py::"
             "test_wait_for_fails_the_conversations_the_channel_failed_and_reports_each_final_status[server=doto]",
+        ),
+    ),
+    Mutation(
+        "upload-size-unchecked",
+        "an attachment over the server's size limit is refused before anything is sent",
+        UPLOADS,
+        "        if upload.size > max_bytes:\n",
+        "        if upload.size > 2 * max_bytes:\n",
+        ("tests/api/test_uploads.py::test_the_size_limit_is_inclusive_and_forty_megabytes_by_default",),
+    ),
+    Mutation(
+        "multipart-drops-delivery-key",
+        "a retried attachment message finds the one an earlier try committed (its key survives multipart)",
+        HTTP,
+        '        return DotoRequest("POST", path, multipart=multipart_body(body, attachments))\n',
+        '        form = {k: v for k, v in body.items() if k != "content_attributes"}\n'
+        '        return DotoRequest("POST", path, multipart=multipart_body(form, attachments))\n',
+        (
+            "tests/reliability/test_fault_matrix.py::test_a_retried_send_with_attachments_neither_duplicates"
+            "_nor_loses[server=doto-connection dropped after commit-sync]",
         ),
     ),
 )

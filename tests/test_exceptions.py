@@ -43,6 +43,7 @@ PARENTS = {
     exceptions.DotoReplyWindowError: DotoError,
     exceptions.DotoDeliveryError: DotoError,
     exceptions.DotoAttachmentError: DotoError,
+    exceptions.DotoUploadError: exceptions.DotoConfigError,
     DotoTriggerError: DotoError,
 }
 
@@ -175,6 +176,11 @@ SAMPLES: list[DotoError] = [
         "failed", conversation_id=4, message_id=9, message_status="failed", external_error="no template"
     ),
     exceptions.DotoAttachmentError("the download at http://127.0.0.1:9 answered HTTP 404", status=404),
+    exceptions.DotoUploadError(
+        "attachment 'run.exe' is a type the server does not take",
+        filename="run.exe",
+        reason="type not allowed",
+    ),
     DotoTriggerError("ended"),
 ]
 

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "airflow_provider_doto"
 # Each shipped example DAG file and the DAGs it defines.
 EXAMPLE_DAGS = {
+    "doto_daily_report": ("doto_daily_report",),
     "doto_escalation": ("doto_escalation",),
     "doto_escalation_watcher": ("doto_escalation_watcher",),
     "doto_export": ("doto_export",),

@@ -9,7 +9,7 @@ look back from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_doto.api._flavors import ServerReading
@@ -18,6 +18,7 @@ from airflow_provider_doto.api._http import DotoRequest, DotoResponse
 from airflow_provider_doto.api._listing import list_messages_flow
 from airflow_provider_doto.api._messages import Message
 from airflow_provider_doto.api._templates import check_template, check_template_use
+from airflow_provider_doto.api._uploads import Upload
 from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp, validate_send
 
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
@@ -99,6 +100,7 @@ def send_once_flow(
     check_reply_window: bool = False,
     template: Mapping[str, Any] | None = None,
     fallback_template: Mapping[str, Any] | None = None,
+    attachments: Sequence[Upload] = (),
 ) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
     """Send a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
@@ -110,6 +112,8 @@ def send_once_flow(
     sent only when its conversation's reply window is open (``send_message_flow``).
     ``template`` / ``fallback_template``: as for ``send_message_flow``; the key and the content are
     the same whether the free text or the template was sent, so a retry finds either, never sends twice.
+    ``attachments`` (checked :class:`~api._uploads.Upload` values) go as a multipart form whose
+    ``content_attributes`` field carries the key as well, so a retry finds an attachment message too.
     """
     conversation_id = check_send_once(
         conversation_id,
@@ -140,5 +144,6 @@ def send_once_flow(
         check_reply_window=check_reply_window,
         template=template,
         fallback_template=fallback_template,
+        attachments=attachments,
     )
     return message, False

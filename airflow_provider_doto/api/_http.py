@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_doto.api._values import validate_send
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
+    DotoConfigError,
     DotoConnectError,
     DotoConnectionLostError,
     DotoHTTPError,
@@ -29,6 +30,9 @@ from airflow_provider_doto.exceptions import (
     DotoTimeoutError,
     DotoValidationError,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_doto.api._uploads import MultipartBody, Upload
 
 TOKEN_HEADER = "api_access_token"
 # Chatwoot's flood guard counts a conversation's messages of the last minute and answers 422 with no
@@ -49,6 +53,8 @@ class DotoRequest:
     # A tuple value is a repeated parameter (Rails' ``labels[]=a&labels[]=b``).
     params: Mapping[str, int | str | tuple[str, ...]] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
+    # A form with files (attachments), streamed by the transport; never together with ``json``.
+    multipart: MultipartBody | None = None
 
     @property
     def safe_to_resend(self) -> bool:
@@ -115,9 +121,18 @@ def send_request(
     content_type: str = "text",
     content_attributes: Mapping[str, Any] | None = None,
     template_params: Mapping[str, Any] | None = None,
+    attachments: Sequence[Upload] = (),
 ) -> DotoRequest:
-    """The create request; ``template_params`` (a template, :mod:`api._templates`) goes in as given."""
+    """The create request; ``template_params`` (a template, :mod:`api._templates`) goes in as given.
+
+    With ``attachments`` (checked by the caller, :func:`api._uploads.check_uploads`) the same fields
+    go as ``multipart/form-data`` with one ``attachments[]`` part per file, as the web app uploads.
+    """
     validate_send(content, message_type, private, content_type, content_attributes)
+    if attachments and template_params is not None:
+        raise DotoConfigError(
+            "a template message cannot carry attachments; send them in a message of their own"
+        )
     template = None
     if template_params is not None:
         from airflow_provider_doto.api._templates import check_template, check_template_use
@@ -134,7 +149,12 @@ def send_request(
         body["content_attributes"] = dict(content_attributes)
     if template is not None:
         body["template_params"] = template
-    return DotoRequest("POST", _messages_path(account_id, conversation_id), json=body)
+    path = _messages_path(account_id, conversation_id)
+    if attachments:
+        from airflow_provider_doto.api._uploads import multipart_body  # not needed to parse a DAG
+
+        return DotoRequest("POST", path, multipart=multipart_body(body, attachments))
+    return DotoRequest("POST", path, json=body)
 
 
 def delete_request(account_id: int, conversation_id: int, message_id: int) -> DotoRequest:

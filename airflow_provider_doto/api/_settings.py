@@ -21,6 +21,7 @@ from airflow_provider_doto.api._pacing import (
     DEFAULT_RATE_LIMIT_WINDOW,
     PaceSettings,
 )
+from airflow_provider_doto.api._uploads import DEFAULT_MAX_UPLOAD_MB, MEGABYTE, max_upload_bytes
 from airflow_provider_doto.exceptions import DotoConfigError
 
 DEFAULT_BASE_URL = "https://app.usendoto.com"
@@ -39,6 +40,8 @@ class DotoSettings:
     conn_id: str = "doto_default"
     flavor: str = "auto"
     pace: PaceSettings = field(default_factory=PaceSettings)
+    # The largest attachment the server takes, in bytes (extra ``max_upload_mb``, default 40 MB).
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MEGABYTE
 
     @classmethod
     def from_connection_fields(
@@ -96,6 +99,9 @@ class DotoSettings:
             conn_id=conn_id,
             flavor=flavor,
             pace=pace_settings(conn_id, extra),
+            max_upload_bytes=max_upload_bytes(
+                _number(conn_id, extra, "max_upload_mb", DEFAULT_MAX_UPLOAD_MB, 1)
+            ),
         )
 
     @classmethod

@@ -46,6 +46,7 @@ from airflow_provider_doto.api._status import (
     check_wait_for,
     read_back_flow,
 )
+from airflow_provider_doto.api._uploads import Upload, check_uploads
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import (
     DotoConfigError,
@@ -59,9 +60,10 @@ from airflow_provider_doto.hooks._transport import (
     map_download_errors,
     map_errors,
 )
+from airflow_provider_doto.hooks._uploads import AttachmentSource, StreamedBody, uploads_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import requests
 
@@ -287,6 +289,7 @@ class DotoHook(BaseHook):
         fallback_template: dict[str, Any] | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        attachments: Sequence[AttachmentSource] | None = None,
     ) -> Message:
         """Post a message; returns the created message. Never blindly re-sent after an ambiguous failure.
 
@@ -298,8 +301,12 @@ class DotoHook(BaseHook):
         free text goes. A wrong template field raises ``DotoConfigError`` naming it, sending nothing.
         ``wait_for`` (``"sent"``, ``"delivered"`` or ``"read"``): then the message is read back
         until its status reaches that (:meth:`wait_for_delivery`); it is returned with that status.
+        ``attachments``: files sent with the message (local paths, ``ObjectStoragePath``s or
+        ``(filename, bytes)`` pairs), as the web app uploads them (``multipart/form-data``), each
+        streamed a chunk at a time; checked first (:meth:`check_attachments`), nothing sent if refused.
         """
         check_wait_for(wait_for, delivery_timeout)
+        uploads = self.check_attachments(attachments)
         flow = send_message_flow(
             self.settings.account_id,
             conversation_id,
@@ -311,6 +318,7 @@ class DotoHook(BaseHook):
             check_reply_window=check_reply_window,
             template=template,
             fallback_template=fallback_template,
+            attachments=uploads,
         )
         message = run_flow(flow, self.send)
         if wait_for is None:
@@ -326,6 +334,7 @@ class DotoHook(BaseHook):
         look_back_since: Timestamp | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        attachments: Sequence[AttachmentSource] | None = None,
         **options: Any,
     ) -> tuple[Message, bool]:
         """Post a message at most once per delivery ``key``: ``(message, already_delivered)``.
@@ -335,8 +344,11 @@ class DotoHook(BaseHook):
         (``template``, ``fallback_template`` too: free text or template, the same key finds it).
         With ``wait_for`` the message (sent now or found) is then read back until its status reaches
         it (:meth:`wait_for_delivery`): a retry waits on the message it found, never sends another.
+        ``attachments`` as for :meth:`send_message`: the key rides in the form's
+        ``content_attributes``, so a retry finds the attachment message an earlier try sent.
         """
         check_wait_for(wait_for, delivery_timeout)
+        uploads = self.check_attachments(attachments)
         reading = found_reading(self.settings)
         if look_back_since is not None and reading.known is None:
             check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
@@ -348,12 +360,19 @@ class DotoHook(BaseHook):
             key=key,
             look_back_since=look_back_since,
             flavor=reading,
+            attachments=uploads,
             **options,
         )
         message, already_delivered = run_flow(flow, self.send)
         if wait_for is not None:
             message = self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
         return message, already_delivered
+
+    def check_attachments(self, attachments: Sequence[AttachmentSource] | None) -> tuple[Upload, ...]:
+        """Each file's name and size (looked at, not read), checked against the server's limits:
+        at most 15 files, each within the connection's ``max_upload_mb`` (40 MB by default) and of
+        a type the server takes. Raises ``DotoUploadError`` naming the file; nothing is sent."""
+        return check_uploads(uploads_of(attachments), self.settings.max_upload_bytes)
 
     def wait_for_delivery(
         self,
@@ -509,12 +528,16 @@ class DotoHook(BaseHook):
     def _send_once(self, request: DotoRequest) -> DotoResponse:
         """One HTTP exchange; requests' exceptions become typed errors (``REQUESTS_ERRORS``)."""
         exchange = Exchange(request, self.settings.base_url, self.timeout, proxied=bool(self.session.proxies))
+        form = request.multipart
         with map_errors(REQUESTS_ERRORS, exchange):
             response = self.session.request(
                 request.method,
                 request.url(self.settings.base_url),
                 params=request.query(),
                 json=request.json,
+                # Attachments: streamed from their sources with a Content-Length (hooks/_uploads.py).
+                data=None if form is None else StreamedBody(form),
+                headers=None if form is None else {"Content-Type": form.content_type},
                 timeout=self.timeout,
                 allow_redirects=False,
             )

@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 from airflow_provider_doto import api
@@ -57,6 +57,7 @@ from airflow_provider_doto.api._status import (
     read_back_flow,
 )
 from airflow_provider_doto.api._templates import check_template, check_template_use
+from airflow_provider_doto.api._uploads import Upload, check_uploads
 from airflow_provider_doto.api._values import to_id
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
@@ -68,6 +69,7 @@ from airflow_provider_doto.hooks._transport import (
     map_download_errors,
     ssl_context,
 )
+from airflow_provider_doto.hooks._uploads import AttachmentSource, aiter_body, uploads_of
 from airflow_provider_doto.hooks.doto import connection_not_defined, found_reading, keep_reading, listing_now
 
 if TYPE_CHECKING:
@@ -244,19 +246,29 @@ class DotoAsyncHook:
         conversation_id: int | str,
         content: str,
         *,
+        attachments: Sequence[AttachmentSource] | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         **options: Any,
     ) -> Message:
         """The async twin of :meth:`DotoHook.send_message` (``template``, ``fallback_template``,
-        ``check_reply_window``, ``wait_for`` and the other options alike)."""
+        ``check_reply_window``, ``attachments``, ``wait_for`` and the other options alike)."""
         check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
-        flow = send_message_flow(settings.account_id, conversation_id, content, **options)
+        uploads = await self.check_attachments(attachments)
+        flow = send_message_flow(
+            settings.account_id, conversation_id, content, attachments=uploads, **options
+        )
         message = await arun_flow(flow, self.send)
         if wait_for is None:
             return message
         return await self.wait_for_delivery(conversation_id, message, wait_for, timeout=delivery_timeout)
+
+    async def check_attachments(self, attachments: Sequence[AttachmentSource] | None) -> tuple[Upload, ...]:
+        """:meth:`DotoHook.check_attachments`; each file looked at in a worker thread."""
+        settings = await self.get_settings()
+        found = await asyncio.to_thread(uploads_of, attachments) if attachments else []
+        return check_uploads(found, settings.max_upload_bytes)
 
     async def send_message_once(
         self,
@@ -265,6 +277,7 @@ class DotoAsyncHook:
         *,
         key: str,
         look_back_since: api.Timestamp | None = None,
+        attachments: Sequence[AttachmentSource] | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         **options: Any,
@@ -272,6 +285,7 @@ class DotoAsyncHook:
         """The async twin of :meth:`DotoHook.send_message_once` (the same flow, the same wait)."""
         check_wait_for(wait_for, delivery_timeout)
         settings = await self.get_settings()
+        uploads = await self.check_attachments(attachments)
         reading = found_reading(settings)
         if look_back_since is not None and reading.known is None:
             check_send_once(conversation_id, content, look_back_since=look_back_since, **options)
@@ -283,6 +297,7 @@ class DotoAsyncHook:
             key=key,
             look_back_since=look_back_since,
             flavor=reading,
+            attachments=uploads,
             **options,
         )
         message, already_delivered = await arun_flow(flow, self.send)
@@ -568,6 +583,10 @@ class DotoAsyncHook:
         settings = await self.get_settings()
         timeout = self._timeout if self._timeout is not None else settings.timeout
         exchange = Exchange(request, settings.base_url, timeout, proxied=self._proxy[0] is not None)
+        form = request.multipart
+        sent_headers = headers(settings.token)
+        if form is not None:  # attachments: streamed with a Content-Length (hooks/_uploads.py)
+            sent_headers |= {"Content-Type": form.content_type, "Content-Length": str(form.length)}
         async with (
             amap_errors(AIOHTTP_ERRORS, exchange),
             shared_session().request(
@@ -575,7 +594,8 @@ class DotoAsyncHook:
                 request.url(settings.base_url),
                 params=request.query(),
                 json=request.json,
-                headers=headers(settings.token),
+                data=None if form is None else aiter_body(form),
+                headers=sent_headers,
                 proxy=self._proxy[0],
                 proxy_auth=self._proxy[1],
                 # connect covers waiting for a pooled connection too; sock_read is per read, like httpx's.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # conf moved to airflow.sdk in Airflow 3.2; common-compat finds it on 3.1 too.
@@ -13,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
+    GivenFile,
     check_query,
     check_templates,
     is_static,
@@ -73,6 +75,25 @@ class _DotoOperator(_DotoConnected):
             to_id(conversation_id, name="conversation_id")
 
 
+def untemplated_files(attachments: Any) -> Any:
+    """``attachments`` as templating leaves them intact: a ``str`` path that ends in a template
+    extension as a ``Path`` and a ``(filename, bytes)`` pair as a :class:`GivenFile` (Airflow would
+    read such a name as a template file and put its rendered text in place of the name)."""
+    if isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes):
+        attachments = [attachments]
+    if not isinstance(attachments, list | tuple):
+        return attachments  # None, one path, or an XComArg resolved when the task runs
+    return [_untemplated(a) for a in attachments]
+
+
+def _untemplated(item: Any) -> Any:
+    if isinstance(item, str) and item.endswith(TEMPLATE_EXTENSIONS):
+        return Path(item)
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
+        return GivenFile(str(item[0]), bytes(item[1]))
+    return item
+
+
 class SendMessageOperator(_DotoOperator):
     """Post a message (or a private note) to a conversation; return the created message to XCom.
 
@@ -113,6 +134,14 @@ class SendMessageOperator(_DotoOperator):
         ``defer_first_read_after`` seconds after the deferral (apache/airflow#66374: a trigger that
         fires within seconds of its deferral can fail the task; a retry finds the message sent and
         waits again, never sends it twice).
+    :param attachments: files sent with the message (templated): local paths, ``ObjectStoragePath``s
+        (any object storage) or ``(filename, bytes)`` pairs; uploaded as the web app does, each
+        streamed. Checked before anything is sent (at most 15, each within the connection's
+        ``max_upload_mb``, 40 MB by default, and of a type the server takes); a refused file fails
+        the task with :class:`~airflow_provider_doto.exceptions.DotoUploadError` naming it. A retry
+        finds the attachment message an earlier try sent, as for any message. A ``str`` path ending
+        in ``.txt``, ``.md`` or ``.j2`` is taken as written (Airflow would read it as a template
+        file); template such a path as an ``ObjectStoragePath``.
     :param doto_conn_id: the ``doto`` connection.
     """
 
@@ -125,6 +154,7 @@ class SendMessageOperator(_DotoOperator):
         "content_attributes",
         "template",
         "fallback_template",
+        "attachments",
     )
     template_ext: Sequence[str] = TEMPLATE_EXTENSIONS
     template_fields_renderers = {
@@ -149,6 +179,7 @@ class SendMessageOperator(_DotoOperator):
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        attachments: Sequence[Any] | None = None,
         doto_conn_id: str = "doto_default",
         **kwargs: Any,
     ) -> None:
@@ -157,6 +188,7 @@ class SendMessageOperator(_DotoOperator):
         if not isinstance(deferrable, bool):
             raise DotoConfigError(f"deferrable must be True or False, got {deferrable!r}.")
         self.deferrable = deferrable
+        self.attachments = untemplated_files(attachments)
         self.template = template
         self.fallback_template = fallback_template
         check_templates(template, fallback_template, message_type, private)
@@ -197,6 +229,7 @@ class SendMessageOperator(_DotoOperator):
             fallback_template=rendered_template(self.fallback_template, "fallback_template"),
             wait_for=None if self._defers else self.wait_for,
             delivery_timeout=self.delivery_timeout,
+            attachments=self.attachments,
         )
         if already_delivered:
             self.log.info("Message %s was already delivered by an earlier try; not sending again", message.id)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pendulum
 import pytest
+import requests
 from dagrun import Background, has_xcom, load_dag, polls, task_instances, xcom
 
 from airflow_provider_doto.hooks.doto import DotoHook
@@ -661,3 +662,48 @@ def test_export_with_no_ids_on_a_server_older_than_updated_within(
     listed = [r.query for r in emu.requests if r.method == "GET" and r.path.endswith("/conversations")]
     assert [q.get("page") for q in listed] == ["1", "1", "2"]  # the ignored window, then page by page
     assert all(q["status"] == "all" and q["sort_by"] == "last_activity_at_desc" for q in listed)
+
+
+# ---- doto_daily_report -------------------------------------------------------------------------------
+
+
+def test_daily_report_sends_the_day_s_csv_as_an_attachment(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    cid = doto_emulator.add_conversation()
+    run_at = pendulum.now("UTC")
+    dag = load_dag("example_dags/doto_daily_report.py")
+
+    dr = dag.test(logical_date=run_at, run_conf={"conversation_id": cid, "report_dir": str(tmp_path)})
+
+    assert dr.state == "success"
+    day = dr.data_interval_start.strftime("%Y-%m-%d")
+    report = tmp_path / f"orders_{day}.csv"
+    assert report.read_text().splitlines()[0] == "day,region,orders,revenue"
+    (stored,) = doto_emulator.messages(cid)
+    assert stored["content"] == f"Daily orders report for {day} attached."
+    (attachment,) = stored["attachments"]
+    assert attachment["extension"] == "csv" and attachment["file_size"] == report.stat().st_size
+    assert requests.get(attachment["data_url"], timeout=10).content == report.read_bytes()
+    sent = xcom(dr, "send_report")
+    assert [a["id"] for a in sent["attachments"]] == [attachment["id"]]
+
+
+def test_daily_report_sends_the_team_s_own_file_and_refuses_one_the_server_would(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    cid = doto_emulator.add_conversation()
+    run_at = pendulum.now("UTC")
+    dag = load_dag("example_dags/doto_daily_report.py")
+    for back in range(3):  # the run's day (the last complete interval) is one of these
+        day = run_at.subtract(days=back).strftime("%Y-%m-%d")
+        (tmp_path / f"orders_{day}.csv").write_bytes(b"")  # the team's job left an empty file
+
+    dr = dag.test(logical_date=run_at, run_conf={"conversation_id": cid, "report_dir": str(tmp_path)})
+
+    assert dr.state == "failed"
+    tis = task_instances(dr)
+    assert (tis[("write_report", -1)].state, tis[("send_report", -1)].state) == ("success", "failed")
+    assert all(p.read_bytes() == b"" for p in tmp_path.iterdir())  # the team's file, not rewritten
+    assert doto_emulator.messages(cid) == []
+    assert [r for r in doto_emulator.requests if r.method == "POST"] == []

@@ -101,3 +101,28 @@ def test_cleared_send_task_long_after_the_run_still_finds_its_delivery(
     assert timedelta(seconds=emu.messages(cid)[0]["created_at"] - logical_date.int_timestamp) == timedelta(
         minutes=5
     )
+
+
+@pytest.mark.integration
+def test_an_attachment_send_retried_after_commit_posts_once(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    """The first try's multipart POST is committed, then the connection drops; Airflow's retry
+    finds the message by its delivery key (in the form's content_attributes) and posts nothing."""
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    run_at = pendulum.now("UTC").replace(microsecond=0)
+    (tmp_path / f"orders_{run_at.strftime('%Y-%m-%d')}.csv").write_bytes(b"day,orders\n1,2\n")
+    (tmp_path / "invoice.pdf").write_bytes(b"%PDF-1.4")
+    emu.inject("drop_after", method="POST")
+    dag = load_dag("test_dags/doto_test_send_attachment.py")
+
+    dr = dag.test(logical_date=run_at, run_conf={"conversation_id": cid, "dir": str(tmp_path)})
+
+    assert dr.state == "success"
+    assert emu.faults == []  # the fault was spent on the first try
+    assert task_instances(dr)[("send", -1)].try_number == 2
+    (stored,) = emu.messages(cid)
+    assert [(a["extension"], a["file_size"]) for a in stored["attachments"]] == [("csv", 15), ("pdf", 8)]
+    assert len(_posts(emu, cid)) == 1  # the retry found the committed message, posted nothing
+    assert xcom(dr, "send")["id"] == stored["id"]

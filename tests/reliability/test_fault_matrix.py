@@ -24,10 +24,12 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_doto.api._delivery import DELIVERY_KEY_ATTRIBUTE
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConnectError,
@@ -491,4 +493,52 @@ def test_a_retried_send_with_a_fallback_template_neither_duplicates_nor_loses(
     sent_template = (stored[0].get("additional_attributes") or {}).get("template_params")
     assert sent_template == (None if open_window else TEMPLATE)
     assert len([r for r in emu.requests if r.method == "POST"]) == (1 if already_delivered else 2)
+    FIGURES.add("fault_matrix", cases=1)
+
+
+# The same for a message with an attachment (multipart): the delivery key rides in the form's
+# content_attributes, so the retry's look-back finds what the first try committed.
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("fault", list(ONCE_FAULTS))
+def test_a_retried_send_with_attachments_neither_duplicates_nor_loses(
+    fault: str,
+    client: str,
+    emu: DotoEmulator,
+    faults: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=PATIENT_TIMEOUT))
+    cid = emu.add_conversation()
+    report = tmp_path / "report.csv"
+    report.write_bytes(b"day,orders\n2026-12-05,42\n" * 10_000)
+    since = emu.clock.now() - 5
+    content = f"fault matrix multipart {fault}"
+
+    def send_once() -> Any:
+        kwargs: dict[str, Any] = {"key": "fm-upload", "look_back_since": since, "attachments": [str(report)]}
+        if client == "sync":
+            return DotoHook(timeout=PATIENT_TIMEOUT, retry_policy=POLICY).send_message_once(
+                cid, content, **kwargs
+            )
+        return asyncio.run(DotoAsyncHook(retry_policy=POLICY).send_message_once(cid, content, **kwargs))
+
+    limit = POLICY.attempts * PATIENT_TIMEOUT + HANG_SLACK
+    faults.inject(method="POST", **ONCE_FAULTS[fault])
+    _, error, _ = bounded(send_once, limit, f"send_once with a file under {fault!r}")
+    assert isinstance(error, DotoError), f"the first try should fail, got {error!r}"
+    retried, error, _ = bounded(send_once, limit, f"send_once with a file, retry after {fault!r}")
+    assert error is None, f"the retry should succeed, got {error!r}"
+    assert retried is not None
+    message, already_delivered = retried
+
+    stored = [m for m in emu.messages(cid) if m["content"] == content]
+    assert len(stored) == 1, f"{len(stored)} message(s) stored, expected exactly 1"
+    assert message.id == stored[0]["id"]
+    assert stored[0]["content_attributes"][DELIVERY_KEY_ATTRIBUTE] == "fm-upload"
+    assert [a["file_size"] for a in stored[0]["attachments"]] == [report.stat().st_size]
+    assert already_delivered is (fault == "connection dropped after commit")
+    posts = [r for r in emu.requests if r.method == "POST"]
+    assert len(posts) == (1 if already_delivered else 2)
+    assert all(r.headers["content-type"].startswith("multipart/form-data") for r in posts)
     FIGURES.add("fault_matrix", cases=1)

@@ -58,6 +58,31 @@ async def _json_body(request: Request) -> Any:
         return None
 
 
+async def _form_body(request: Request) -> tuple[dict[str, Any], list[tuple[str, bytes, str | None]]]:
+    """A multipart create as Chatwoot's MessageBuilder reads it: text fields (``private`` cast as
+    Rails casts a boolean, ``content_attributes`` parsed from JSON text, {} when it is not JSON)
+    and the ``attachments[]`` files."""
+    form = await request.form(max_files=1000, max_fields=1000)
+    body: dict[str, Any] = {}
+    files: list[tuple[str, bytes, str | None]] = []
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            body[name] = value
+        elif name == "attachments[]":
+            files.append((value.filename or "file", await value.read(), value.content_type))
+    if "private" in body:
+        body["private"] = str(body["private"]).strip().lower() in ("true", "1", "t", "on", "yes")
+    attributes = body.get("content_attributes")
+    if isinstance(attributes, str):
+        try:
+            parsed = json.loads(attributes)
+        except ValueError:
+            parsed = {}
+        body["content_attributes"] = parsed if isinstance(parsed, dict) else {}
+    await form.close()
+    return body, files
+
+
 def build_app(store: Store) -> FastAPI:
     """The Messages API endpoints, profile and the account's conversations; auth and faults live outside.
 
@@ -135,12 +160,17 @@ def build_app(store: Store) -> FastAPI:
 
     @app.post(MESSAGES_PATH)
     async def create_message(account_id: str, conversation_id: str, request: Request) -> JSONResponse:
-        try:
-            body: Any = json.loads(await request.body())
-        except ValueError:
-            body = None  # the store answers 404 for a missing conversation first, else 422
+        files: list[tuple[str, bytes, str | None]] = []
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            body, files = await _form_body(request)
+        else:
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                body = None  # the store answers 404 for a missing conversation first, else 422
         bot = bool(request.scope.get(BOT_SCOPE_KEY))
-        return JSONResponse(store.post(_path_int(account_id), _path_int(conversation_id), body, bot=bot))
+        account, conversation = _path_int(account_id), _path_int(conversation_id)
+        return JSONResponse(store.post(account, conversation, body, bot=bot, files=files))
 
     @app.delete(MESSAGES_PATH + "/{message_id}")
     async def delete_message(account_id: str, conversation_id: str, message_id: str) -> JSONResponse:

@@ -23,6 +23,31 @@ from airflow_provider_doto.testing.emulator.recorder import RecordedRequest, Req
 REDIRECT_PREFIX = "/rails/active_storage/blobs/redirect/"
 STORAGE_PREFIX = "/blobs/"
 CHUNK = 64 * 1024  # the storage listener sends the bytes in pieces, as a real one streams them
+# Chatwoot's upload limits (app/models/attachment.rb), kept here apart from the provider's own copy
+# so the emulator checks the provider, not itself: 40 MB a file (MAXIMUM_FILE_UPLOAD_SIZE) and
+# ACCEPTABLE_FILE_TYPES plus any image, audio or video; enforced for web-widget inboxes only.
+MAX_UPLOAD_BYTES = 40 * 1024 * 1024
+ACCEPTABLE_FILE_TYPES = frozenset(
+    {
+        "text/csv",
+        "text/plain",
+        "text/rtf",
+        "application/json",
+        "application/pdf",
+        "application/zip",
+        "application/x-7z-compressed",
+        "application/vnd.rar",
+        "application/x-tar",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/rtf",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    }
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -43,6 +68,16 @@ def file_type(content_type: str) -> str:
     """Chatwoot's ``file_type`` of an upload's content type (``Attachment#set_file_type``)."""
     major = content_type.split("/", 1)[0].lower()
     return major if major in ("image", "audio", "video") else "file"
+
+
+def upload_refusal(content_type: str | None, size: int, max_bytes: int) -> str | None:
+    """Chatwoot's ``Attachment#acceptable_file`` error for an upload, or None when it is accepted."""
+    if size > max_bytes:
+        return "File size is too big"
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if not (kind.split("/", 1)[0] in ("image", "audio", "video") or kind in ACCEPTABLE_FILE_TYPES):
+        return "File type not supported"
+    return None
 
 
 def extension(filename: str) -> str | None:

@@ -108,6 +108,18 @@ class EmulatorKnobs:
         self._store.max_content_length = value
 
     @property
+    def max_upload_bytes(self) -> int:
+        """A POSTed file larger than this, in a web-widget inbox, answers 422 "File size is too big"
+        (Chatwoot: 40 MB, ``MAXIMUM_FILE_UPLOAD_SIZE``); other inboxes take any size, as Chatwoot does."""
+        return self._store.max_upload_bytes
+
+    @max_upload_bytes.setter
+    def max_upload_bytes(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError("max_upload_bytes must be a positive int")
+        self._store.max_upload_bytes = value
+
+    @property
     def supports_updated_within(self) -> bool:
         """Whether the conversation list honours ``updated_within`` (Chatwoot since February 2024);
         False plays an older server that ignores it and pages as usual."""

@@ -82,6 +82,7 @@ class DotoEmulator(EmulatorKnobs):
         self._requested_port = port
         self.clock = Clock()
         self._store = Store(self.account_id, self.clock, flavor, first_message_id, id_step)
+        self._store.start_storage = self._start_storage  # a POSTed attachment starts it too
         self._faults = FaultBook()
         self._log = RequestLog(max_recorded_requests)
         self._server: uvicorn.Server | None = None

@@ -12,7 +12,7 @@ import copy
 import math
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,7 +26,13 @@ from airflow_provider_doto.testing.emulator.account import (
     WINDOW_FAILURE_ERROR,
     Inbox,
 )
-from airflow_provider_doto.testing.emulator.attachments import BlobStore, attachment_json, storage_location
+from airflow_provider_doto.testing.emulator.attachments import (
+    MAX_UPLOAD_BYTES,
+    BlobStore,
+    attachment_json,
+    storage_location,
+    upload_refusal,
+)
 from airflow_provider_doto.testing.emulator.chatwoot import CONVERSATIONS_PER_PAGE, ruby_to_i
 from airflow_provider_doto.testing.emulator.clock import Clock
 from airflow_provider_doto.testing.emulator.flavors import (
@@ -127,6 +133,8 @@ class Store:
         self.blobs = BlobStore()  # attachments' bytes (the storage listener serves them)
         self.api_url: str | None = None  # the API's base URL, in each attachment's data_url
         self.storage_url: str | None = None  # the storage listener's, where a data_url redirects
+        # Starts the storage listener (the server sets it): called when a POST brings the first files.
+        self.start_storage: Callable[[], object] | None = None
         self.reset()
 
     def apply_flavor_defaults(self, flavor: str) -> None:
@@ -146,6 +154,7 @@ class Store:
             self.page_cap: int | None = None
             self.drop_content_attributes = False
             self.max_content_length: int | None = MAX_CONTENT_LENGTH
+            self.max_upload_bytes = MAX_UPLOAD_BYTES  # per file; checked for web-widget inboxes only
             self.bot_tokens: set[str] = set()
             self.supports_updated_within = True  # False: an older server that ignores the param
             # Seconds after the 200 at which a WhatsApp free-text message outside the window fails.
@@ -469,8 +478,20 @@ class Store:
             payload = [self._render(m) for m in chatwoot.find_messages(shown, params)]
             return {"meta": chatwoot.list_meta(), "payload": payload}
 
-    def post(self, account_id: int, conversation_id: int, body: Any, bot: bool = False) -> dict[str, Any]:
-        """Create a message from a POST body, or raise Invalid with Chatwoot-like wording."""
+    def post(
+        self,
+        account_id: int,
+        conversation_id: int,
+        body: Any,
+        bot: bool = False,
+        files: Sequence[tuple[str, bytes, str | None]] = (),
+    ) -> dict[str, Any]:
+        """Create a message from a POST body, or raise Invalid with Chatwoot-like wording.
+
+        ``files``: a multipart create's ``attachments[]`` (name, bytes, content type), stored and
+        listed in the answer; a web-widget inbox refuses a file over ``max_upload_bytes`` or of a
+        type off Chatwoot's allow-list (other inboxes take anything, as the server does).
+        """
         with self.lock:
             conversation = self._conversation(account_id, conversation_id)
             if self.flavor == "chatwoot" and isinstance(body, dict) and body.get("message_type") is None:
@@ -478,6 +499,11 @@ class Store:
             fields = validate_post(body)
             if self.max_content_length is not None and len(fields["content"]) > self.max_content_length:
                 raise Invalid(f"Content is too long (maximum is {self.max_content_length} characters)")
+            if self._inboxes[conversation.inbox_id].channel == "web_widget":
+                for _, data, kind in files:
+                    refusal = upload_refusal(kind, len(data), self.max_upload_bytes)
+                    if refusal is not None:
+                        raise Invalid(f"Validation failed: {refusal}")
             if self.drop_content_attributes:
                 fields["content_attributes"] = {}
             if fields["message_type"] == "incoming" and not conversation.api_inbox:
@@ -495,6 +521,9 @@ class Store:
                 sender_name=None,
                 **fields,
             )
+            if files and self.storage_url is None and self.start_storage is not None:
+                self.start_storage()
+            self._attach(record.message, files)
             self._append(conversation, record)
             answer = self._render(record.message)  # "sent": what the channel does comes later
             self._schedule_delivery(conversation, record)

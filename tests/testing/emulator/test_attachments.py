@@ -121,3 +121,62 @@ def test_attachments_need_file_names_and_bytes(doto_emulator: Any) -> None:
         emu.add_message(cid, "x", attachments=[("", b"a")])
     with pytest.raises(TypeError, match="bytes"):
         emu.add_message(cid, "x", attachments=[("a.txt", "text")])
+
+
+# ---- uploads: a multipart create, as Chatwoot's web app sends one ------------------------------------
+
+
+def _upload(emu: Any, cid: int, files: list[tuple[str, bytes, str]], **fields: str) -> requests.Response:
+    data = {"content": "files", "message_type": "outgoing", **fields}
+    parts = [("attachments[]", f) for f in files]
+    return requests.post(
+        emu.messages_url(cid), data=data, files=parts, headers={"api_access_token": emu.token}, timeout=10
+    )
+
+
+def test_a_multipart_create_stores_the_files_and_reads_the_fields_as_rails_does(doto_emulator: Any) -> None:
+    cid = doto_emulator.add_conversation()
+    answer = _upload(
+        doto_emulator,
+        cid,
+        [("a.csv", CSV, "text/csv"), ("b.png", b"\x89PNG", "image/png")],
+        private="true",
+        content_attributes='{"ref": "R-1"}',
+    )
+    assert answer.status_code == 200, answer.text
+    message = answer.json()
+    assert message["private"] is True and message["content_attributes"] == {"ref": "R-1"}
+    assert [(a["extension"], a["file_type"], a["file_size"]) for a in message["attachments"]] == [
+        ("csv", "file", len(CSV)),
+        ("png", "image", 4),
+    ]
+    assert requests.get(message["attachments"][0]["data_url"], timeout=10).content == CSV
+    assert [a["id"] for a in _listed(doto_emulator, cid)[0]["attachments"]] == [
+        a["id"] for a in message["attachments"]
+    ]
+    not_json = _upload(doto_emulator, cid, [("c.txt", b"x", "text/plain")], content_attributes="{oops")
+    assert not_json.status_code == 200 and not_json.json()["content_attributes"] == {}
+
+
+def test_a_web_widget_inbox_checks_type_and_size_others_take_anything(doto_emulator: Any) -> None:
+    web = doto_emulator.add_conversation(api_inbox=False)
+    api = doto_emulator.add_conversation()
+    doto_emulator.max_upload_bytes = 1000
+    exe = [("run.exe", b"MZ", "application/x-msdownload")]
+    big = [("big.csv", b"x" * 1001, "text/csv")]
+    edge = [("edge.csv", b"x" * 1000, "text/csv")]
+
+    refused_type, refused_size = _upload(doto_emulator, web, exe), _upload(doto_emulator, web, big)
+    assert (refused_type.status_code, refused_type.json()["error"]) == (
+        422,
+        "Validation failed: File type not supported",
+    )
+    assert (refused_size.status_code, refused_size.json()["error"]) == (
+        422,
+        "Validation failed: File size is too big",
+    )
+    assert _upload(doto_emulator, web, edge).status_code == 200
+    assert len(doto_emulator.messages(web)) == 1  # the refused ones left nothing behind
+    for files in (exe, big):
+        taken = _upload(doto_emulator, api, files)
+        assert taken.status_code == 200 and len(taken.json()["attachments"]) == 1
