@@ -65,3 +65,20 @@ with DAG(
         fallback_template=TEMPLATE,
         retries=0,
     )
+
+with DAG(
+    dag_id="doto_test_batch_template",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={**PARAMS, "cids": Param([], type="array")},
+) as batch_template_dag:
+    BatchSendMessagesOperator(
+        task_id="notify",
+        conversation_ids="{{ params.cids }}",
+        content="Your order #{{ conversation_id }} has shipped.",
+        template=TEMPLATE,
+        wait_for="delivered",
+        delivery_timeout=30,
+        retries=0,
+    )

@@ -201,6 +201,44 @@ def test_the_batch_sends_free_text_or_the_fallback_per_conversation(
     assert len(posts(emu)) == 3
 
 
+def test_the_batch_sends_its_template_to_every_conversation_without_reading_a_window(
+    airflow_db: Path, doto_emulator: Any
+) -> None:
+    emu = doto_emulator
+    emu.delivery_receipts = (0, 0)
+    emu.window_failure_delay = 0
+    inbox = emu.add_inbox("whatsapp")
+    emu.add_template(inbox, "follow_up", "en_US")
+    cids = [whatsapp(emu, open_window=False, inbox=inbox), whatsapp(emu, open_window=True, inbox=inbox)]
+    dag = load_dag(FILE, "doto_test_batch_template")
+
+    dr = dag.test(run_conf={"cids": cids, "name": "Kim"})
+
+    assert dr.state == "success"
+    output = xcom(dr, "notify")
+    assert (output["sent"], output["failed"]) == (2, 0)
+    for cid in cids:
+        sent = templated(emu, cid)
+        assert sent is not None and sent["processed_params"]["body"] == {"1": "Kim"}
+        assert emu.messages(cid)[-1]["status"] in ("delivered", "read")
+    assert len(posts(emu)) == 2
+    # A template goes whatever the window: no conversation is read for it.
+    conversation_reads = [
+        r for r in emu.requests if r.method == "GET" and r.path.rstrip("/").split("/")[-2] == "conversations"
+    ]
+    assert conversation_reads == []
+
+
+def test_the_notifier_sends_its_template_whatever_the_window(doto_emulator: Any) -> None:
+    cid = whatsapp(doto_emulator, open_window=False)
+    notifier = DotoNotifier(
+        conversation_id=cid, content="Your order has shipped.", private=False, template=TEMPLATE
+    )
+    notifier.notify({})
+    assert templated(doto_emulator, cid) == TEMPLATE
+    assert doto_emulator.messages(cid)[-1]["content"] == "Your order has shipped."
+
+
 def test_the_notifier_sends_its_fallback_when_the_window_is_closed(doto_emulator: Any) -> None:
     cid = whatsapp(doto_emulator, open_window=False)
     notifier = DotoNotifier(
