@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_doto.api._conversations import Conversation
 from airflow_provider_doto.api._flavors import ServerReading
 from airflow_provider_doto.api._flows import send_message_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
@@ -20,6 +21,7 @@ from airflow_provider_doto.api._messages import Message
 from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._uploads import Upload
 from airflow_provider_doto.api._values import Timestamp, to_id, to_timestamp, validate_send
+from airflow_provider_doto.api._window import check_listed
 
 DELIVERY_KEY_ATTRIBUTE = "airflow_delivery_key"
 
@@ -68,6 +70,7 @@ def check_send_once(
     check_reply_window: bool = False,
     template: Mapping[str, Any] | None = None,
     fallback_template: Mapping[str, Any] | None = None,
+    conversation: Conversation | None = None,
 ) -> int:
     """What :func:`send_once_flow` checks before its first request; the conversation id, checked.
 
@@ -75,6 +78,7 @@ def check_send_once(
     sends nothing, not even the probe.
     """
     conversation_id = to_id(conversation_id, name="conversation_id")
+    check_listed(conversation, conversation_id)
     validate_send(content, message_type, private, content_type, content_attributes)
     check_template_use(template, fallback_template, message_type, private)
     for name, value in (("template", template), ("fallback_template", fallback_template)):
@@ -101,6 +105,7 @@ def send_once_flow(
     template: Mapping[str, Any] | None = None,
     fallback_template: Mapping[str, Any] | None = None,
     attachments: Sequence[Upload] = (),
+    conversation: Conversation | None = None,
 ) -> Generator[DotoRequest, DotoResponse, tuple[Message, bool]]:
     """Send a message at most once per delivery ``key``: ``(message, already_delivered)``.
 
@@ -109,7 +114,8 @@ def send_once_flow(
     (``flavor`` says how to page them), and the one an earlier try delivered is returned instead
     of posting again (:func:`find_delivered`); without it, the message is simply sent. Everything
     is checked before the first request. ``check_reply_window``: a message not delivered yet is
-    sent only when its conversation's reply window is open (``send_message_flow``).
+    sent only when its conversation's reply window is open (``send_message_flow``; a listed
+    ``conversation`` decides it without a request).
     ``template`` / ``fallback_template``: as for ``send_message_flow``; the key and the content are
     the same whether the free text or the template was sent, so a retry finds either, never sends twice.
     ``attachments`` (checked :class:`~api._uploads.Upload` values) go as a multipart form whose
@@ -125,6 +131,7 @@ def send_once_flow(
         content_attributes=content_attributes,
         template=template,
         fallback_template=fallback_template,
+        conversation=conversation,
     )
     if look_back_since is not None:
         # ``after`` is strict: a message created in the very second the run started counts too.
@@ -145,5 +152,6 @@ def send_once_flow(
         template=template,
         fallback_template=fallback_template,
         attachments=attachments,
+        conversation=conversation,
     )
     return message, False

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, TypeAlias
 
-from airflow_provider_doto.api._conversations import get_conversation_flow
+from airflow_provider_doto.api._conversations import Conversation, get_conversation_flow
 from airflow_provider_doto.api._http import (
     PROFILE_PATH,
     DotoRequest,
@@ -29,7 +29,7 @@ from airflow_provider_doto.api._messages import Message, parse_message_list, par
 from airflow_provider_doto.api._settings import DotoSettings
 from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._values import to_id
-from airflow_provider_doto.api._window import needs_reply_window, reply_window_error
+from airflow_provider_doto.api._window import check_listed, needs_reply_window, reply_window_error
 from airflow_provider_doto.exceptions import DotoError, DotoNotFoundError
 
 # An ``after`` no message reaches, read as an id (Chatwoot) or as a timestamp (Doto's reference).
@@ -66,10 +66,13 @@ def send_message_flow(
     check_reply_window: bool = False,
     template: Mapping[str, Any] | None = None,
     fallback_template: Mapping[str, Any] | None = None,
+    conversation: Conversation | None = None,
     **options: Any,
 ) -> Generator[DotoRequest, DotoResponse, Message]:
     """Post a message. With ``check_reply_window`` a public outgoing message first reads its
     conversation and is not sent when the channel's window is closed (:mod:`api._window`).
+    ``conversation``: the caller already has it (from the list), so its ``can_reply`` decides and
+    the window costs no request; it must be ``conversation_id``'s.
 
     ``template`` (Chatwoot's ``template_params``, :mod:`api._templates`) is always sent with the
     message, so no window applies. ``fallback_template`` implies the window check and is sent only
@@ -77,6 +80,7 @@ def send_message_flow(
     ``content`` either way, so a duplicate-safe retry recognises whichever was sent).
     """
     conversation_id = to_id(conversation_id, name="conversation_id")
+    check_listed(conversation, conversation_id)
     check_template_use(
         template, fallback_template, options.get("message_type", "outgoing"), options.get("private", False)
     )
@@ -93,7 +97,8 @@ def send_message_flow(
     if template is None and (check_reply_window or fallback is not None):
         message_type = options.get("message_type", "outgoing")
         if needs_reply_window(message_type, bool(options.get("private", False))):
-            conversation = yield from get_conversation_flow(account_id, conversation_id)
+            if conversation is None:
+                conversation = yield from get_conversation_flow(account_id, conversation_id)
             error = reply_window_error(conversation)
             if error is not None:
                 if fallback is None:

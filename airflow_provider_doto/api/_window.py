@@ -14,7 +14,7 @@ from collections.abc import Generator
 
 from airflow_provider_doto.api._conversations import Conversation, get_conversation_flow
 from airflow_provider_doto.api._http import DotoRequest, DotoResponse
-from airflow_provider_doto.exceptions import DotoReplyWindowError
+from airflow_provider_doto.exceptions import DotoConfigError, DotoReplyWindowError
 
 # The window of each channel that has one (CHATWOOT-ACCOUNT.md, message_window_service.rb).
 REPLY_WINDOWS: dict[str, str] = {
@@ -62,3 +62,19 @@ def reply_window_flow(
     if error is not None:
         raise error
     return conversation
+
+
+def check_listed(conversation: Conversation | None, conversation_id: int) -> None:
+    """A listed ``conversation`` handed to a send must be the one it sends to (else its window
+    would decide for another conversation)."""
+    if conversation is None:
+        return
+    if not isinstance(conversation, Conversation):
+        raise DotoConfigError(
+            f"conversation must be an api.Conversation (from the list), got {type(conversation).__name__}."
+        )
+    if conversation.id != conversation_id:
+        raise DotoConfigError(
+            f"conversation is conversation {conversation.id}, but the message goes to conversation "
+            f"{conversation_id}; its reply window would decide for the wrong conversation."
+        )

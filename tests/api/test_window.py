@@ -99,3 +99,36 @@ def test_send_once_looks_back_before_the_window():
             send_once_flow(1, 7, "hi", key=key, look_back_since=T0, flavor="doto", check_reply_window=True),
             [answer({"payload": []}), answer(conversation_body(can_reply=False))],
         )
+
+
+def test_a_listed_conversation_decides_the_window_without_a_request():
+    created = answer(msg(11, T0, message_type="outgoing"))
+    listed_open = api.Conversation.from_dict(conversation_body())
+    message, sent = drive(
+        send_message_flow(1, 7, "hi", check_reply_window=True, conversation=listed_open), [created]
+    )
+    assert message.id == 11 and [r.method for r in sent] == ["POST"]
+    listed_closed = api.Conversation.from_dict(conversation_body(can_reply=False))
+    with pytest.raises(DotoReplyWindowError):
+        drive(send_message_flow(1, 7, "hi", check_reply_window=True, conversation=listed_closed), [])
+    template = {
+        "name": "t",
+        "category": "UTILITY",
+        "language": "en_US",
+        "processed_params": {"body": {"1": "x"}},
+    }
+    _message, sent = drive(
+        send_once_flow(1, 7, "hi", key="k", fallback_template=template, conversation=listed_closed), [created]
+    )
+    assert [r.method for r in sent] == ["POST"] and sent[0].json["template_params"] == template
+
+
+def test_a_listed_conversation_must_be_the_one_the_message_goes_to():
+    other = api.Conversation.from_dict(conversation_body(8))
+    for flow in (
+        send_message_flow(1, 7, "hi", check_reply_window=True, conversation=other),
+        send_once_flow(1, 7, "hi", key="k", check_reply_window=True, conversation=other),
+        send_message_flow(1, 7, "hi", conversation={"id": 7, "can_reply": True}),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(DotoConfigError, match="conversation"):
+            drive(flow, [])
