@@ -196,3 +196,16 @@ class GivenFile:
 
     filename: str
     data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A local path as an operator keeps it: not a ``str`` (Airflow would read a name ending in
+    ``.txt`` as a template file) and not a ``pathlib.Path`` (Airflow 3.1's templating calls any
+    value's ``resolve`` with the context, and ``Path.resolve(strict=...)`` then raises for a file
+    that is not there yet). The hooks take it as any ``os.PathLike``."""
+
+    path: str
+
+    def __fspath__(self) -> str:
+        return self.path

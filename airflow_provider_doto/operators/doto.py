@@ -15,6 +15,7 @@ from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
     GivenFile,
+    LocalFile,
     check_query,
     check_templates,
     is_static,
@@ -77,8 +78,9 @@ class _DotoOperator(_DotoConnected):
 
 def untemplated_files(attachments: Any) -> Any:
     """``attachments`` as templating leaves them intact: a ``str`` path that ends in a template
-    extension as a ``Path`` and a ``(filename, bytes)`` pair as a :class:`GivenFile` (Airflow would
-    read such a name as a template file and put its rendered text in place of the name)."""
+    extension, or a local ``Path``, as a :class:`LocalFile` and a ``(filename, bytes)`` pair as a
+    :class:`GivenFile` (Airflow would read such a name as a template file and put its rendered text
+    in place of the name; Airflow 3.1 would resolve a ``Path`` strictly)."""
     if isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes):
         attachments = [attachments]
     if not isinstance(attachments, list | tuple):
@@ -88,7 +90,9 @@ def untemplated_files(attachments: Any) -> Any:
 
 def _untemplated(item: Any) -> Any:
     if isinstance(item, str) and item.endswith(TEMPLATE_EXTENSIONS):
-        return Path(item)
+        return LocalFile(item)
+    if type(item) is type(Path()):  # a plain local Path (an ObjectStoragePath is templated as such)
+        return LocalFile(str(item))
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
         return GivenFile(str(item[0]), bytes(item[1]))
     return item

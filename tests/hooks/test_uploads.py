@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_doto._airflow import GivenFile
+from airflow_provider_doto._airflow import GivenFile, LocalFile
 from airflow_provider_doto.api._uploads import multipart_body
 from airflow_provider_doto.exceptions import DotoUploadError
 from airflow_provider_doto.hooks._uploads import StreamedBody, uploads_of
@@ -76,4 +76,17 @@ def test_the_operator_keeps_file_names_from_template_file_rendering(tmp_path: Pa
         attachments=["/data/{{ ds }}.csv", "/data/notes.txt", ("n.txt", b"hi")],
     )
     op.render_template_fields({"ds": "2026-12-05"})  # type: ignore[arg-type]
-    assert op.attachments == ["/data/2026-12-05.csv", Path("/data/notes.txt"), GivenFile("n.txt", b"hi")]
+    assert op.attachments == ["/data/2026-12-05.csv", LocalFile("/data/notes.txt"), GivenFile("n.txt", b"hi")]
+
+
+def test_a_local_path_is_kept_for_the_hook_whatever_the_airflow_version(tmp_path: Path) -> None:
+    """Airflow 3.1 renders a value with a ``resolve`` method by calling it with the context, and
+    ``Path.resolve(strict=context)`` raises for a file not there yet: the operator keeps a Path as a
+    LocalFile, which the hook reads as any path."""
+    report = tmp_path / "later.csv"
+    op = SendMessageOperator(task_id="t", conversation_id=1, content="x", attachments=[report])
+    op.render_template_fields({"ds": "2026-12-05"})  # type: ignore[arg-type]
+    assert op.attachments == [LocalFile(str(report))]
+    report.write_bytes(b"a,b\n")
+    (upload,) = uploads_of(op.attachments)
+    assert (upload.filename, upload.size) == ("later.csv", 4)
