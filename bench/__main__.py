@@ -640,7 +640,7 @@ def render(
         "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n"
         "bash bench/run.sh --only pacing --merge    # benchmark 9 (about a minute)\n"
         "bash bench/run.sh --only account --merge    # benchmark 10, the account watch (about 10 minutes)\n"
-        "bash bench/run.sh --only upload,attachments,delivery --merge    # benchmarks 11-13 (about 5 minutes)\n```\n"
+        "bash bench/run.sh --only upload,attachments,delivery --merge    # benchmarks 11-13 (about 3 minutes)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
