@@ -303,6 +303,7 @@ def describe(u: dict[str, Any]) -> str:
         f"before it (peak resident memory above the process's baseline); {TIMED - 1} more sends are timed (the time "
         f"is the median of the {TIMED}) and one more runs under tracemalloc (the peak of Python allocations). "
         f"{u['reps']} repetitions, the sides alternating; the time ratio is the median of the per-repetition "
-        "ratios (paired). The emulator (starlette's form parser, spooling to a temporary file) does most of "
-        "the work of an upload; its CPU per upload is given. " + "; ".join(per) + ".\n"
+        "ratios (paired). The emulator does most of the work of an upload (it reads each whole body into "
+        "memory, keeps it in its request log until the log is cleared after each process, and parses the "
+        "form with starlette); its CPU per upload is given. " + "; ".join(per) + ".\n"
     )
