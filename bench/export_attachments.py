@@ -89,7 +89,7 @@ def child(cid: int, warm_cid: int, folder: str) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "rss_start_mb": rss0 / 1024,
-        "maxrss_growth_mb": (maxrss1 - rss0) / 1024,
+        "maxrss_growth_mb": max(0, maxrss1 - rss0) / 1024,  # RSS may fall after the read
         "tracemalloc_peak_mb": peak / 1024 / 1024,
         "written": written,
         "same_twice": written == traced,

@@ -129,8 +129,8 @@ def child(side: str, store: str, cid: int, folder: str, size: int) -> dict[str, 
         "seconds_all": seconds,
         "rss_start_mb": rss0 / 1024,
         "maxrss_after_reset_mb": maxrss0 / 1024,
-        "maxrss_growth_mb": (maxrss1 - rss0) / 1024,
-        "hwm_growth_mb": (hwm1 - rss0) / 1024,
+        "maxrss_growth_mb": max(0, maxrss1 - rss0) / 1024,  # RSS may fall after the read
+        "hwm_growth_mb": max(0, hwm1 - rss0) / 1024,
         "tracemalloc_peak_mb": peak / MB,
         "stored_bytes": stored,
     }
