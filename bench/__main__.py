@@ -20,7 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import account_watch, discovery, export, followups, pacing, tls_link
+from bench import (
+    account_watch,
+    discovery,
+    export,
+    export_attachments,
+    followups,
+    pacing,
+    tls_link,
+    upload,
+    wait_delivery,
+)
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +44,9 @@ _NEWER: dict[str, Any] = {
     "export": export,
     "pacing": pacing,
     "account": account_watch,
+    "upload": upload,
+    "attachments": export_attachments,
+    "delivery": wait_delivery,
 }
 
 
@@ -360,7 +373,7 @@ def build_rows(r: dict[str, Any], interval: float) -> tuple[list[list[str]], lis
                 "vs doto emulator (one answer)"
             )
             rows += _listing_rows(what, cw, nocap)
-    # Benchmarks 6-8 build their own rows (bench/followups.py, bench/discovery.py, bench/tls_link.py, bench/export.py).
+    # Benchmarks 6-13 build their own rows (bench/followups.py, ... bench/upload.py, bench/wait_delivery.py).
     for key, module in _NEWER.items():
         if key in r:
             more, more_missed = module.table_rows(r[key])
@@ -626,7 +639,8 @@ def render(
         "bash bench/run.sh --only followups,tls,export --merge    # benchmarks 6-8 (about 25 minutes)\n"
         "bash bench/run.sh --only discovery --merge    # benchmark 6a (under a minute)\n"
         "bash bench/run.sh --only pacing --merge    # benchmark 9 (about a minute)\n"
-        "bash bench/run.sh --only account --merge    # benchmark 10, the account watch (about 10 minutes)\n```\n"
+        "bash bench/run.sh --only account --merge    # benchmark 10, the account watch (about 10 minutes)\n"
+        "bash bench/run.sh --only upload,attachments,delivery --merge    # benchmarks 11-13 (about 3 minutes)\n```\n"
     )
     out.append(
         f"Per-benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds'].items())}. "
@@ -825,7 +839,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument(
         "--only",
-        default="imports,send,history,transports,triggers,followups,discovery,tls,export,pacing,account",
+        default=(
+            "imports,send,history,transports,triggers,followups,discovery,tls,export,pacing,account,"
+            "upload,attachments,delivery"
+        ),
         help="comma-separated benchmarks to run",
     )
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -900,6 +917,14 @@ def main(argv: list[str] | None = None) -> int:
     if "account" in only:
         small = ["--conversations", "2000", "--n", "200", "--idle", "20", "--burst", "200"]
         r["account"] = run("account_watch", *(small if q else []), label="account", timeout=3600)
+    if "upload" in only:
+        r["upload"] = run("upload", *(["--size-mb", "10", "--reps", "2"] if q else []))
+    if "attachments" in only:
+        scale = ["--sizes", "20,200", "--reps", "1"] if q else []
+        r["attachments"] = run("export_attachments", *scale, label="attachments")
+    if "delivery" in only:
+        scale = ["--n", "10", "--n-slow", "2", "--block", "2"] if q else []
+        r["delivery"] = run("wait_delivery", *scale, label="delivery")
     rows, missed = build_rows(r, interval)
     extra = profiles_for_missed(r, missed, run, interval) if missed and not args.no_write else {}
     meta["load_after"] = _load()
