@@ -52,7 +52,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         flavor=flavor,
         dags=[
             EXAMPLE_DAGS,
-            *(REPO / "tests" / "dags" / f"deployment_{n}.py" for n in ("failing_task", "batch_send")),
+            *(
+                REPO / "tests" / "dags" / f"deployment_{n}.py"
+                for n in ("failing_task", "batch_send", "delivery_wait")
+            ),
         ],
         database=os.environ.get("DOTO_STACK_DB", "sqlite"),
         token=TOKEN,

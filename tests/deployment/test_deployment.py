@@ -36,8 +36,11 @@ def trigger_logs(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) ->
     return {int(p.name.rsplit(".", 2)[-2]): p for p in folder.glob("attempt=*.log.trigger.*.log")}
 
 
-def wait_deferred_in_triggerer(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> int:
-    """Wait until the task is deferred and a triggerer runs its trigger; return that triggerer's job id."""
+def wait_deferred_in_triggerer(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, classpath: str = TRIGGER_CLASSPATH
+) -> int:
+    """Wait until the task is deferred and a triggerer runs its trigger (of ``classpath``); return
+    that triggerer's job id."""
 
     def deferred() -> dict[str, Any] | None:
         stack.check_alive()
@@ -49,7 +52,7 @@ def wait_deferred_in_triggerer(stack: AirflowStack, dag_id: str, run_id: str, ta
         return None
 
     ti = wait_until(deferred, 120, f"{task_id} to be deferred and picked up by a triggerer", interval=0.3)
-    assert ti["trigger"]["classpath"] == TRIGGER_CLASSPATH
+    assert ti["trigger"]["classpath"] == classpath
     job_id = int(ti["triggerer_job"]["id"])
     assert ti["triggerer_job"]["job_type"] == "TriggererJob"
     # The triggerer rebuilt the trigger from serialize() and started it: it writes this log.

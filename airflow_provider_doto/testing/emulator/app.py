@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_doto.testing.emulator.attachments import REDIRECT_PREFIX
-from airflow_provider_doto.testing.emulator.messages import Invalid, NotFound
+from airflow_provider_doto.testing.emulator.messages import Forbidden, Invalid, NotFound
 from airflow_provider_doto.testing.emulator.middleware import BOT_SCOPE_KEY, rails_not_found
 from airflow_provider_doto.testing.emulator.store import Store
 
@@ -98,6 +98,10 @@ def build_app(store: Store) -> FastAPI:
     async def _invalid(request: Request, exc: Invalid) -> JSONResponse:
         return error(422, str(exc))
 
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return error(403, str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (404, 405):  # no route matched: Rails' own 404, never Chatwoot's
@@ -176,6 +180,15 @@ def build_app(store: Store) -> FastAPI:
     async def delete_message(account_id: str, conversation_id: str, message_id: str) -> JSONResponse:
         deleted = store.delete(_path_int(account_id), _path_int(conversation_id), _path_int(message_id))
         return JSONResponse(deleted)
+
+    # Rails routes PUT to ``update`` as well as PATCH.
+    @app.api_route(MESSAGES_PATH + "/{message_id}", methods=["PATCH", "PUT"])
+    async def update_message(
+        account_id: str, conversation_id: str, message_id: str, request: Request
+    ) -> JSONResponse:
+        body = await _json_body(request)
+        account, conversation = _path_int(account_id), _path_int(conversation_id)
+        return JSONResponse(store.update_status(account, conversation, _path_int(message_id), body))
 
     @app.get(REDIRECT_PREFIX + "{key}/{filename:path}")
     async def attachment_redirect(key: str, filename: str) -> Response:

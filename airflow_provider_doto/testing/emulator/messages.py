@@ -1,7 +1,8 @@
 """What the emulator accepts as a message: the type vocabulary, the POST body rules, the errors.
 
-Everything here holds for both flavors. ``Invalid`` becomes a 422 and ``NotFound`` a 404 in the app;
-``validate_post`` is the one place a POST body is judged (with Chatwoot's wording) and
+Everything here holds for both flavors. ``Invalid`` becomes a 422, ``Forbidden`` a 403 and
+``NotFound`` a 404 in the app; ``validate_post`` is the one place a POST body is judged (with
+Chatwoot's wording), ``validate_status_update`` the one place a status PATCH is, and
 ``marked_deleted`` the one place a message is deleted.
 """
 
@@ -31,6 +32,15 @@ class NotFound(LookupError):
 
 class Invalid(ValueError):
     """The request is well-formed HTTP but not an acceptable message (HTTP 422)."""
+
+
+class Forbidden(PermissionError):
+    """The token may not do this to this resource (HTTP 403)."""
+
+
+# ``Message.statuses`` (enum 0-3): what a PATCH may set on an API-inbox message.
+MESSAGE_STATUSES: tuple[str, ...] = ("sent", "delivered", "read", "failed")
+STATUS_UPDATE_FORBIDDEN = "Message status can only be updated on API inboxes"
 
 
 def validate_post(body: Any) -> dict[str, Any]:
@@ -67,6 +77,20 @@ def validate_post(body: Any) -> dict[str, Any]:
         "content_type": content_type,
         "content_attributes": copy.deepcopy(attributes),
     }
+
+
+def validate_status_update(body: Any) -> tuple[str, str | None]:
+    """``status`` and ``external_error`` (None: not given) of a PATCH body, or ``Invalid``: a status
+    off the enum is refused as Rails refuses an enum value it does not know."""
+    if not isinstance(body, dict):
+        raise Invalid("Request body must be a JSON object")
+    status = body.get("status")
+    if status not in MESSAGE_STATUSES:
+        raise Invalid(f"'{status}' is not a valid status")
+    external_error = body.get("external_error")
+    if external_error is not None and not isinstance(external_error, str):
+        raise Invalid("external_error must be a string")
+    return status, external_error
 
 
 def list_meta() -> dict[str, Any]:

@@ -54,6 +54,14 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
             rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/messages/{_SEGMENT}",
             "delete_message",
         ),
+        *(
+            (
+                method,
+                rf"/api/v1/accounts/{_SEGMENT}/conversations/{_SEGMENT}/messages/{_SEGMENT}",
+                "update_message",
+            )
+            for method in ("PATCH", "PUT")
+        ),
         ("GET", r"/api/v1/profile", "profile"),
         ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations", "list_conversations"),
         ("GET", rf"/api/v1/accounts/{_SEGMENT}/conversations/meta", "conversation_meta"),

@@ -46,11 +46,14 @@ from airflow_provider_doto.testing.emulator.messages import (
     DEFAULT_BOT,
     DEFAULT_CONTACT,
     MESSAGE_TYPES,
+    STATUS_UPDATE_FORBIDDEN,
+    Forbidden,
     Invalid,
     NotFound,
     list_meta,
     marked_deleted,
     validate_post,
+    validate_status_update,
 )
 
 
@@ -680,6 +683,39 @@ class Store:
                 record.message = marked_deleted(record.message, soft=self.soft_delete)
                 record.deleted = "soft" if self.soft_delete else "hard"
             return self._render(record.message)
+
+    def update_status(
+        self, account_id: int, conversation_id: int, message_id: int, body: Any
+    ) -> dict[str, Any]:
+        """``PATCH .../messages/:id``: the integrator sets an API-inbox message's ``status`` (and
+        ``content_attributes.external_error`` when given); answers the message.
+
+        Checked in the order Chatwoot's controller would meet them: the conversation (404), its
+        inbox (403 unless an API inbox, a before-action), the message (404), the status (422).
+        """
+        with self.lock:
+            self._settle()
+            conversation = self._conversation(account_id, conversation_id)
+            if self._inboxes[conversation.inbox_id].channel != "api":
+                raise Forbidden(STATUS_UPDATE_FORBIDDEN)
+            record = self._records.get(message_id)
+            if (
+                record is None
+                or record.message["conversation_id"] != conversation.conversation_id
+                or record.message["account_id"] != conversation.account_id
+                or record.deleted == "hard"
+            ):
+                raise NotFound(f"message {message_id}")
+            status, external_error = validate_status_update(body)
+            # Replace, never mutate: rendered copies may still be serialising on another thread.
+            message = {**record.message, "status": status}
+            if external_error is not None:
+                message["content_attributes"] = {
+                    **message["content_attributes"],
+                    "external_error": external_error,
+                }
+            record.message = message
+            return self._render(message)
 
     # -- internals -----------------------------------------------------------------------------
 
