@@ -7,6 +7,7 @@ import ast
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_doto.exceptions import DotoConfigError, DotoError
@@ -209,3 +210,38 @@ class LocalFile:
 
     def __fspath__(self) -> str:
         return self.path
+
+
+def untemplated_files(attachments: Any) -> Any:
+    """``attachments`` as templating leaves them intact: a ``str`` path that ends in a template
+    extension, or a local ``Path``, as a :class:`LocalFile` and a ``(filename, bytes)`` pair as a
+    :class:`GivenFile` (Airflow would read such a name as a template file and put its rendered text
+    in place of the name; Airflow 3.1 would resolve a ``Path`` strictly)."""
+    if isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes):
+        attachments = [attachments]
+    if not isinstance(attachments, list | tuple):
+        return attachments  # None, one path, or an XComArg resolved when the task runs
+    return [_untemplated(a) for a in attachments]
+
+
+def _untemplated(item: Any) -> Any:
+    if isinstance(item, str) and item.endswith(TEMPLATE_EXTENSIONS):
+        return LocalFile(item)
+    if type(item) is type(Path()):  # a plain local Path (an ObjectStoragePath is templated as such)
+        return LocalFile(str(item))
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
+        return GivenFile(str(item[0]), bytes(item[1]))
+    return item
+
+
+def check_attachments_use(attachments: Any, template: Any, fallback_template: Any) -> None:
+    """At DAG parse: a message with attachments carries no template (the create request takes one
+    or the other: ``api._http.send_request``). Only given values are compared: a template string
+    may render to nothing, so it is left for the send's own check."""
+    if attachments is None or (isinstance(attachments, list | tuple) and not attachments):
+        return
+    for value in (template, fallback_template):
+        if isinstance(value, dict) and value:
+            from airflow_provider_doto.api._values import template_with_attachments
+
+            raise template_with_attachments()

@@ -47,6 +47,14 @@ CONN_FIELDS: dict[str, Any] = {
         "schema": {"type": ["integer", "null"], "default": 60, "minimum": 1},
         "description": "The server's throttle window; a 429 without Retry-After is waited out to its end.",
     },
+    "max_upload_mb": {
+        "label": "Max upload (MB)",
+        "schema": {"type": ["integer", "null"], "default": 40, "minimum": 1},
+        "description": (
+            "The largest attachment a message may carry, per file (Chatwoot's default 40); set it to "
+            "your server's limit. Checked before anything is sent."
+        ),
+    },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port", "login", "extra"],

@@ -89,3 +89,25 @@ def test_on_3_2_and_later_the_form_comes_from_conn_fields() -> None:
     assert (
         manager.providers["airflow-provider-doto"].data["connection-types"][0]["conn-fields"] == CONN_FIELDS
     )
+
+
+def test_max_upload_mb_is_in_the_form_with_the_limit_the_checks_use(form: Any) -> None:
+    """The upload limit is a form field (not only a raw extra): its default is the limit the upload
+    checks use when the field is left empty, and whatever the form stores is what they read."""
+    from airflow_provider_doto.api._settings import DotoSettings
+    from airflow_provider_doto.api._uploads import DEFAULT_MAX_UPLOAD_MB, MEGABYTE
+
+    shown = form.extra_fields["max_upload_mb"]
+    assert shown["schema"]["title"] == "Max upload (MB)"
+    assert shown["value"] == DEFAULT_MAX_UPLOAD_MB
+    assert CONN_FIELDS["max_upload_mb"]["schema"]["minimum"] == 1
+
+    def read(value: Any) -> int:
+        extra = {"account_id": 1, "max_upload_mb": value}
+        settings = DotoSettings.from_connection_fields(
+            "doto_form", host="https://app.usendoto.com", password="t0ken", extra=extra
+        )
+        return settings.max_upload_bytes
+
+    assert read(None) == read("") == DEFAULT_MAX_UPLOAD_MB * MEGABYTE  # the field left empty
+    assert read(5) == read("5") == 5 * MEGABYTE  # as 3.2+ (a number) and 3.1 (text) store it

@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_doto.api._values import validate_send
+from airflow_provider_doto.api._values import template_with_attachments, validate_send
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
-    DotoConfigError,
     DotoConnectError,
     DotoConnectionLostError,
     DotoHTTPError,
@@ -130,9 +129,7 @@ def send_request(
     """
     validate_send(content, message_type, private, content_type, content_attributes)
     if attachments and template_params is not None:
-        raise DotoConfigError(
-            "a template message cannot carry attachments; send them in a message of their own"
-        )
+        raise template_with_attachments()
     template = None
     if template_params is not None:
         from airflow_provider_doto.api._templates import check_template, check_template_use

@@ -109,6 +109,11 @@ WAIT_FOR: tuple[str, ...] = ("sent", "delivered", "read")
 DEFAULT_DELIVERY_TIMEOUT = 60.0  # seconds
 
 
+def template_with_attachments() -> DotoConfigError:
+    """The error for a message given both a template and files: the create request takes one or the other."""
+    return DotoConfigError("a template message cannot carry attachments; send them in a message of their own")
+
+
 def check_wait_for(wait_for: Any, delivery_timeout: Any = DEFAULT_DELIVERY_TIMEOUT) -> None:
     """``wait_for`` is None or one of :data:`WAIT_FOR`; ``delivery_timeout`` seconds, finite and >= 0."""
     if wait_for is not None and wait_for not in WAIT_FOR:

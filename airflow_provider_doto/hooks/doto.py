@@ -595,6 +595,7 @@ class DotoHook(BaseHook):
                     "max_requests_per_minute",
                     "rate_limit_wait_seconds",
                     "rate_limit_window_seconds",
+                    "max_upload_mb",
                 )
             },
         }

@@ -58,7 +58,7 @@ from airflow_provider_doto.api._status import (
 )
 from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._uploads import Upload, check_uploads
-from airflow_provider_doto.api._values import to_id
+from airflow_provider_doto.api._values import template_with_attachments, to_id
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -357,6 +357,7 @@ class DotoAsyncHook:
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        attachments: Sequence[AttachmentSource] | None = None,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -377,6 +378,10 @@ class DotoAsyncHook:
         that did not reach it within ``delivery_timeout`` seconds of the sends' end, becomes a
         failed result with ``DotoDeliveryError`` (the server's ``external_error`` in its text).
         Every result carries its message's last status read (``message_status``).
+        ``attachments`` (as for :meth:`send_message`) go with every message: checked once
+        (:meth:`check_attachments`), so a refused file raises :class:`DotoUploadError` and nothing is
+        sent to any conversation; each message's upload is streamed from the sources again, and its
+        delivery key rides in the form, so a retry finds an attachment message too.
         Everything is checked before the first request.
         """
         validate_max_in_flight(max_in_flight)
@@ -394,6 +399,10 @@ class DotoAsyncHook:
         )
         if look_back_since is not None:
             api.to_timestamp(look_back_since, name="look_back_since")
+        if attachments and (template is not None or fallback_template is not None):
+            raise template_with_attachments()
+        # Once for the whole batch, before any request (an empty batch's files are checked too).
+        uploads = await self.check_attachments(attachments) if attachments else ()
         if not batch:
             return []
         settings = await self.get_settings()
@@ -405,6 +414,7 @@ class DotoAsyncHook:
             "check_reply_window": check_reply_window,
             "template": template,
             "fallback_template": fallback_template,
+            "attachments": uploads,
         }
         results: list[api.BatchResult | None] = [None] * len(batch)
         pending = iter(enumerate(batch))

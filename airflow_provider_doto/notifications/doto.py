@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_doto._airflow import check_templates, is_template, rendered_template
+from airflow_provider_doto._airflow import (
+    check_attachments_use,
+    check_templates,
+    is_template,
+    rendered_template,
+    untemplated_files,
+)
 from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, check_wait_for, to_id, validate_send
 from airflow_provider_doto.exceptions import DotoConfigError
 
@@ -40,11 +46,23 @@ class DotoNotifier(BaseNotifier):
         ``external_error``, which Airflow logs as the callback's failure. A private note reaches no
         channel: it has nothing to wait for.
     :param delivery_timeout: seconds to wait for ``wait_for`` (default 60).
+    :param attachments: files sent with the message (templated), as for ``SendMessageOperator``:
+        local paths, ``ObjectStoragePath``s or ``(filename, bytes)`` pairs, checked before anything
+        is sent (at most 15, each within the connection's ``max_upload_mb`` and of a type the server
+        takes); a refused file raises :class:`~airflow_provider_doto.exceptions.DotoUploadError`
+        naming it, which Airflow logs as the callback's failure, and nothing is posted. Not with
+        ``template`` or ``fallback_template``.
     :param doto_conn_id: the ``doto`` connection.
     :param context: set by Airflow when it awaits the notifier (Deadline Alerts); leave it out.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "content", "template", "fallback_template")
+    template_fields: Sequence[str] = (
+        "conversation_id",
+        "content",
+        "template",
+        "fallback_template",
+        "attachments",
+    )
 
     def __init__(
         self,
@@ -56,6 +74,7 @@ class DotoNotifier(BaseNotifier):
         fallback_template: dict[str, Any] | str | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        attachments: Sequence[Any] | None = None,
         doto_conn_id: str = "doto_default",
         context: Context | None = None,
     ) -> None:
@@ -68,12 +87,14 @@ class DotoNotifier(BaseNotifier):
         self.fallback_template = fallback_template
         self.wait_for = wait_for
         self.delivery_timeout = delivery_timeout
+        self.attachments = untemplated_files(attachments)
         self.doto_conn_id = doto_conn_id
         if not is_template(conversation_id):
             to_id(conversation_id, name="conversation_id")
         validate_send(content, "outgoing", private, "text", None)
         check_templates(template, fallback_template, "outgoing", private)
         check_wait_for(wait_for, delivery_timeout)
+        check_attachments_use(attachments, template, fallback_template)
         if wait_for is not None and private is True:
             raise DotoConfigError(
                 f"wait_for={wait_for!r} needs private=False: a private note reaches no channel, "
@@ -99,8 +120,10 @@ class DotoNotifier(BaseNotifier):
         await self.async_hook.send_message(self.conversation_id, self.content, **self._options())
 
     def _options(self) -> dict[str, Any]:
-        """The send's options once rendered: privacy, the templates (checked) and the wait."""
+        """The send's options once rendered: privacy, the templates (checked), the wait and the
+        files (checked by the hook before anything is sent)."""
         return {
+            "attachments": self.attachments,
             "private": self.private,
             "wait_for": self.wait_for,
             "delivery_timeout": self.delivery_timeout,

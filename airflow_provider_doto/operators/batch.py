@@ -17,7 +17,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     check_query,
-    check_templates,
     is_static,
     is_template_file,
     rendered_list,
@@ -26,8 +25,9 @@ from airflow_provider_doto._airflow import (
 )
 from airflow_provider_doto._export import write_jsonl
 from airflow_provider_doto._runs import delivery
-from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, check_wait_for, validate_content
+from airflow_provider_doto.api._values import DEFAULT_DELIVERY_TIMEOUT, validate_content
 from airflow_provider_doto.exceptions import DotoConfigError
+from airflow_provider_doto.operators.doto import _SendOptions
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from airflow_provider_doto.hooks.doto_async import DotoAsyncHook
 
 
-class BatchSendMessagesOperator(BaseOperator):
+class BatchSendMessagesOperator(_SendOptions, BaseOperator):
     """Send one message to each of many conversations; push the counts (and results) to XCom.
 
     Give either ``messages`` (a list of ``{"conversation_id": ..., "content": ...}``, e.g. an
@@ -83,6 +83,13 @@ class BatchSendMessagesOperator(BaseOperator):
         its message's final status.
     :param delivery_timeout: seconds (from the end of the sends) a message may take to reach
         ``wait_for`` (default 60); then its result is failed, naming the last status read.
+    :param attachments: files sent with every conversation's message (templated), as for
+        :class:`SendMessageOperator`: local paths, ``ObjectStoragePath``s or ``(filename, bytes)``
+        pairs. Checked once, before anything is sent (at most 15, each within the connection's
+        ``max_upload_mb`` and of a type the server takes): a refused file fails the task with
+        :class:`~airflow_provider_doto.exceptions.DotoUploadError` naming it, no conversation sent
+        anything. Each conversation's upload is streamed from the source again; a retry finds the
+        attachment messages an earlier try sent by their delivery keys. No ``template`` with them.
     :param max_in_flight: how many requests may be in flight at once (default 10).
     :param tolerate_failures: the share of messages (0.0 to 1.0) that may fail without failing the
         task (default 0.0: any failure fails it).
@@ -99,6 +106,7 @@ class BatchSendMessagesOperator(BaseOperator):
         "results_path",
         "template",
         "fallback_template",
+        "attachments",
     )
     template_fields_renderers = {
         "messages": "json",
@@ -124,6 +132,7 @@ class BatchSendMessagesOperator(BaseOperator):
         fallback_template: dict[str, Any] | str | None = None,
         wait_for: str | None = None,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        attachments: Sequence[Any] | None = None,
         max_in_flight: int = 10,
         tolerate_failures: float = 0.0,
         results_path: str | None = None,
@@ -138,15 +147,16 @@ class BatchSendMessagesOperator(BaseOperator):
         self.message_type = message_type
         self.private = private
         self.content_attributes = content_attributes
-        if not isinstance(check_reply_window, bool):
-            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
-        self.check_reply_window = check_reply_window
-        self.template = template
-        self.fallback_template = fallback_template
-        check_templates(template, fallback_template, message_type, private)
-        check_wait_for(wait_for, delivery_timeout)
-        self.wait_for = wait_for
-        self.delivery_timeout = delivery_timeout
+        self._take_send_options(
+            message_type=message_type,
+            private=private,
+            check_reply_window=check_reply_window,
+            template=template,
+            fallback_template=fallback_template,
+            wait_for=wait_for,
+            delivery_timeout=delivery_timeout,
+            attachments=attachments,
+        )
         self.max_in_flight = max_in_flight
         self.tolerate_failures = tolerate_failures
         self.results_path = results_path
@@ -217,6 +227,7 @@ class BatchSendMessagesOperator(BaseOperator):
                 fallback_template=fallback_template,
                 wait_for=self.wait_for,
                 delivery_timeout=self.delivery_timeout,
+                attachments=self.attachments,
             )
         )
         from airflow_provider_doto.api._batch import batch_output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # conf moved to airflow.sdk in Airflow 3.2; common-compat finds it on 3.1 too.
@@ -14,8 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_doto import api
 from airflow_provider_doto._airflow import (
     TEMPLATE_EXTENSIONS,
-    GivenFile,
-    LocalFile,
+    check_attachments_use,
     check_query,
     check_templates,
     is_static,
@@ -24,6 +22,7 @@ from airflow_provider_doto._airflow import (
     rendered_list,
     rendered_query,
     rendered_template,
+    untemplated_files,
 )
 from airflow_provider_doto._export import (
     check_compression,
@@ -76,29 +75,45 @@ class _DotoOperator(_DotoConnected):
             to_id(conversation_id, name="conversation_id")
 
 
-def untemplated_files(attachments: Any) -> Any:
-    """``attachments`` as templating leaves them intact: a ``str`` path that ends in a template
-    extension, or a local ``Path``, as a :class:`LocalFile` and a ``(filename, bytes)`` pair as a
-    :class:`GivenFile` (Airflow would read such a name as a template file and put its rendered text
-    in place of the name; Airflow 3.1 would resolve a ``Path`` strictly)."""
-    if isinstance(attachments, tuple) and len(attachments) == 2 and isinstance(attachments[1], bytes):
-        attachments = [attachments]
-    if not isinstance(attachments, list | tuple):
-        return attachments  # None, one path, or an XComArg resolved when the task runs
-    return [_untemplated(a) for a in attachments]
+class _SendOptions:
+    """The options every send operator shares, checked where static (DAG parse) and kept on the
+    task: the reply-window switch, the templates, the delivery wait and the attachments (kept as
+    templating leaves them intact, :func:`untemplated_files`). The one place these are decided for
+    :class:`SendMessageOperator` and :class:`~airflow_provider_doto.operators.batch.BatchSendMessagesOperator`."""
+
+    check_reply_window: bool
+    template: Any
+    fallback_template: Any
+    wait_for: str | None
+    delivery_timeout: float
+    attachments: Any
+
+    def _take_send_options(
+        self,
+        *,
+        message_type: Any,
+        private: Any,
+        check_reply_window: Any,
+        template: Any,
+        fallback_template: Any,
+        wait_for: Any,
+        delivery_timeout: Any,
+        attachments: Any,
+    ) -> None:
+        if not isinstance(check_reply_window, bool):
+            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
+        check_templates(template, fallback_template, message_type, private)
+        check_wait_for(wait_for, delivery_timeout)
+        check_attachments_use(attachments, template, fallback_template)
+        self.check_reply_window = check_reply_window
+        self.template = template
+        self.fallback_template = fallback_template
+        self.wait_for = wait_for
+        self.delivery_timeout = delivery_timeout
+        self.attachments = untemplated_files(attachments)
 
 
-def _untemplated(item: Any) -> Any:
-    if isinstance(item, str) and item.endswith(TEMPLATE_EXTENSIONS):
-        return LocalFile(item)
-    if type(item) is type(Path()):  # a plain local Path (an ObjectStoragePath is templated as such)
-        return LocalFile(str(item))
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
-        return GivenFile(str(item[0]), bytes(item[1]))
-    return item
-
-
-class SendMessageOperator(_DotoOperator):
+class SendMessageOperator(_SendOptions, _DotoOperator):
     """Post a message (or a private note) to a conversation; return the created message to XCom.
 
     Duplicate-safe across task retries: the message carries a delivery key derived from
@@ -192,16 +207,16 @@ class SendMessageOperator(_DotoOperator):
         if not isinstance(deferrable, bool):
             raise DotoConfigError(f"deferrable must be True or False, got {deferrable!r}.")
         self.deferrable = deferrable
-        self.attachments = untemplated_files(attachments)
-        self.template = template
-        self.fallback_template = fallback_template
-        check_templates(template, fallback_template, message_type, private)
-        check_wait_for(wait_for, delivery_timeout)
-        self.wait_for = wait_for
-        self.delivery_timeout = delivery_timeout
-        if not isinstance(check_reply_window, bool):
-            raise DotoConfigError(f"check_reply_window must be True or False, got {check_reply_window!r}.")
-        self.check_reply_window = check_reply_window
+        self._take_send_options(
+            message_type=message_type,
+            private=private,
+            check_reply_window=check_reply_window,
+            template=template,
+            fallback_template=fallback_template,
+            wait_for=wait_for,
+            delivery_timeout=delivery_timeout,
+            attachments=attachments,
+        )
         self.message_type = message_type
         self.private = private
         self.content_type = content_type

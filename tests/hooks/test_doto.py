@@ -991,6 +991,7 @@ def test_get_connection_form_widgets_shape():
     widgets = DotoHook.get_connection_form_widgets()
     assert set(widgets) == set(CONN_FIELDS)
     assert widgets["timeout"].kwargs["default"] == 30
+    assert widgets["max_upload_mb"].kwargs["default"] == 40  # api._uploads.DEFAULT_MAX_UPLOAD_MB
 
 
 # --------------------------------------------------------------------------------------------

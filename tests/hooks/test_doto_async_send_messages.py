@@ -279,3 +279,71 @@ def test_wait_for_times_out_a_message_that_never_moves_as_its_own_failure(
     assert (read.status, read.message_status) == ("sent", "read")
     with pytest.raises(DotoBatchError, match=f"conversation {stays_sent}"):
         api.check_batch(results, 0.0)
+
+
+# ---- attachments: the same files with every message -------------------------------------------
+
+
+def test_attachments_go_with_every_message_each_upload_read_from_its_source(
+    doto_emulator: DotoEmulator, tmp_path: Any
+) -> None:
+    emu = doto_emulator
+    report = tmp_path / "report.csv"
+    report.write_bytes(b"day,orders\n1,2\n")
+    cids = [emu.add_conversation() for _ in range(5)]
+    items = [api.BatchItem(cid, f"Report for #{cid}") for cid in cids]
+
+    results = run(
+        DotoAsyncHook(retry_policy=FAST).send_messages(
+            items,
+            max_in_flight=2,
+            delivery_keys=keys_for("run-files"),
+            attachments=[str(report), ("notes.txt", b"see you")],
+        )
+    )
+
+    assert [r.status for r in results] == ["sent"] * len(cids)
+    for cid, result in zip(cids, results, strict=True):
+        (stored,) = emu.messages(cid)
+        assert [(a["extension"], a["file_size"]) for a in stored["attachments"]] == [("csv", 15), ("txt", 7)]
+        assert stored["content_attributes"][api.DELIVERY_KEY_ATTRIBUTE] == keys_for("run-files")(cid)
+        assert result.message is not None and len(result.message.attachments) == 2
+    assert len(posts(emu)) == len(cids)
+
+
+@pytest.mark.parametrize(
+    ("attachments", "reason", "named"),
+    [
+        ([("ok.txt", b"x"), ("big.csv", b"x" * (1024 * 1024 + 1))], "too large", "big.csv"),
+        ([("ok.txt", b"x"), ("run.exe", b"MZ")], "type not allowed", "run.exe"),
+        ([("f.txt", b"x")] * 16, "too many", None),
+    ],
+)
+def test_a_refused_file_stops_the_whole_batch_before_any_request(
+    doto_emulator: DotoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    attachments: list[Any],
+    reason: str,
+    named: str | None,
+) -> None:
+    from airflow_provider_doto.exceptions import DotoUploadError
+
+    emu = doto_emulator
+    monkeypatch.setenv("AIRFLOW_CONN_DOTO_UPLOAD", emu.connection_uri(max_upload_mb=1))
+    items = [api.BatchItem(emu.add_conversation(), "files") for _ in range(3)]
+    emu.clear_requests()
+
+    with pytest.raises(DotoUploadError) as err:
+        run(DotoAsyncHook("doto_upload").send_messages(items, attachments=attachments))
+
+    assert (err.value.reason, err.value.filename) == (reason, named)
+    assert emu.requests == []  # not one request, to any conversation
+
+
+def test_attachments_with_a_template_fail_before_any_request(doto_emulator: DotoEmulator) -> None:
+    template = {"name": "t", "category": "UTILITY", "language": "en_US", "processed_params": {}}
+    items = [api.BatchItem(doto_emulator.add_conversation(), "files")]
+    doto_emulator.clear_requests()
+    with pytest.raises(DotoConfigError, match="a template message cannot carry attachments"):
+        run(DotoAsyncHook().send_messages(items, template=template, attachments=[("a.txt", b"x")]))
+    assert doto_emulator.requests == []

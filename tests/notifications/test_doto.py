@@ -136,7 +136,13 @@ def test_bad_static_input_fails_at_construction(kwargs: dict[str, Any]) -> None:
 def test_templated_input_is_checked_when_rendered_not_at_construction() -> None:
     notifier = DotoNotifier(conversation_id="{{ dag_run.conf['cid'] }}", content="{{ ti.task_id }}")
     assert notifier.private is True  # a note for the team unless asked otherwise
-    assert set(notifier.template_fields) == {"conversation_id", "content", "template", "fallback_template"}
+    assert set(notifier.template_fields) == {
+        "conversation_id",
+        "content",
+        "template",
+        "fallback_template",
+        "attachments",
+    }
     assert send_doto_notification is DotoNotifier
 
 
@@ -190,3 +196,71 @@ def test_a_message_the_channel_failed_raises_from_the_notifier(doto_emulator: Do
             asyncio.run(notifier.async_notify({}))  # type: ignore[arg-type]
     assert [m["status"] for m in emu.messages(cid)] == ["failed"]
     assert len(posts(emu)) == 1
+
+
+# ---- attachments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_the_notifier_sends_its_files_rendered_with_the_context(
+    doto_emulator: DotoEmulator, tmp_path: Path, way: str
+) -> None:
+    """As Airflow calls a notifier: ``notifier(context)`` (DotoHook) or ``await notifier`` (DotoAsyncHook),
+    the templated path rendered with the callback's context first."""
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    (tmp_path / "orders_2026-12-05.csv").write_bytes(b"day,orders\n1,2\n")
+    context: Any = {"ds": "2026-12-05", "params": {"dir": str(tmp_path)}}
+    notifier = DotoNotifier(
+        conversation_id=cid,
+        content="Export for {{ ds }} attached.",
+        private=False,
+        attachments=["{{ params.dir }}/orders_{{ ds }}.csv", ("notes.txt", b"see you")],
+        context=context if way == "async" else None,
+    )
+
+    if way == "sync":
+        notifier(context)
+    else:
+
+        async def notify() -> None:
+            await notifier
+
+        asyncio.run(notify())
+
+    (stored,) = emu.messages(cid)
+    assert stored["content"] == "Export for 2026-12-05 attached."
+    assert [(a["extension"], a["file_size"]) for a in stored["attachments"]] == [("csv", 15), ("txt", 7)]
+    (post,) = posts(emu)
+    assert post.headers["content-type"].startswith("multipart/form-data; boundary=")
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_a_refused_file_raises_from_the_notifier_and_posts_nothing(
+    doto_emulator: DotoEmulator, tmp_path: Path, way: str
+) -> None:
+    from airflow_provider_doto.exceptions import DotoUploadError
+
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    (tmp_path / "report.csv").write_bytes(b"a,b\n")
+    (tmp_path / "run.exe").write_bytes(b"MZ")
+    notifier = DotoNotifier(
+        conversation_id=cid,
+        content="files",
+        attachments=[str(tmp_path / "report.csv"), str(tmp_path / "run.exe")],
+    )
+    emu.clear_requests()
+    with pytest.raises(DotoUploadError, match=r"attachment 'run\.exe' is application/"):
+        if way == "sync":
+            notifier.notify({})  # type: ignore[arg-type]
+        else:
+            asyncio.run(notifier.async_notify({}))  # type: ignore[arg-type]
+    assert emu.requests == []
+    assert emu.messages(cid) == []
+
+
+def test_attachments_with_a_template_fail_at_construction() -> None:
+    template = {"name": "t", "category": "UTILITY", "language": "en_US", "processed_params": {}}
+    with pytest.raises(DotoConfigError, match="a template message cannot carry attachments"):
+        DotoNotifier(conversation_id=1, content="x", private=False, template=template, attachments=["/r.csv"])
