@@ -78,3 +78,16 @@ def check_listed(conversation: Conversation | None, conversation_id: int) -> Non
             f"conversation is conversation {conversation.id}, but the message goes to conversation "
             f"{conversation_id}; its reply window would decide for the wrong conversation."
         )
+
+
+def window_view(conversation: Conversation) -> Conversation:
+    """What a send's window check reads of a listed conversation, and no more: a batch keeps one
+    per conversation it lists, and a listing's payload (the last message, the contact) is not
+    needed for the decision."""
+    return Conversation(
+        id=conversation.id,
+        last_activity_at=conversation.last_activity_at,
+        inbox_id=conversation.inbox_id,
+        channel=conversation.channel,
+        can_reply=conversation.can_reply,
+    )

@@ -358,6 +358,7 @@ class DotoAsyncHook:
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         attachments: Sequence[AttachmentSource] | None = None,
+        conversations: Mapping[int, Conversation] | None = None,
     ) -> list[api.BatchResult]:
         """Send each item's message, at most ``max_in_flight`` at a time; one result per item, in order.
 
@@ -370,7 +371,9 @@ class DotoAsyncHook:
         text; an error that is not a :class:`DotoError` (a bug) is kept on it too, for
         :func:`api.check_batch` to raise whatever failures it tolerates. With ``check_reply_window``
         each public outgoing message not delivered yet first reads its conversation (one GET) and
-        is not sent when the window is closed: a failed result with ``DotoReplyWindowError``.
+        is not sent when the window is closed: a failed result with ``DotoReplyWindowError``;
+        ``conversations`` (id to the :class:`Conversation` a listing gave) decide it without that
+        GET for the conversations they hold.
         ``template`` goes with every message; ``fallback_template`` is sent, per conversation, only
         where the window is closed (each such conversation read once; :meth:`DotoHook.send_message`).
         ``wait_for``: once every message is sent, each one sent or found is read back
@@ -431,6 +434,7 @@ class DotoAsyncHook:
                         key=key,
                         look_back_since=look_back_since if looks_back else None,
                         flavor=await self.reading_for(item.conversation_id) if looks_back else "auto",
+                        conversation=(conversations or {}).get(item.conversation_id),
                         **options,
                     )
                     results[index] = await arun_flow(flow, self.send)

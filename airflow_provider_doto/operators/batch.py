@@ -194,6 +194,7 @@ class BatchSendMessagesOperator(_SendOptions, BaseOperator):
         return DotoAsyncHook(self.doto_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        listed: dict[int, api.Conversation] | None = None
         if self.messages is not None:
             items = self._build(messages=rendered_list(self.messages, "messages"))
         else:
@@ -201,7 +202,8 @@ class BatchSendMessagesOperator(_SendOptions, BaseOperator):
                 ids = rendered_list(self.conversation_ids, "conversation_ids")
             else:
                 query = rendered_query(self.conversation_query)  # checked before anything is sent
-                ids = asyncio.run(self.hook.conversation_ids(query=query))
+                listed = asyncio.run(self._listed(query))
+                ids = list(listed)
                 self.log.info("The query lists %d conversation(s)", len(ids))
             items = self._build(conversation_ids=ids, content=self._renderer(context))
         template = rendered_template(self.template, "template")
@@ -228,6 +230,7 @@ class BatchSendMessagesOperator(_SendOptions, BaseOperator):
                 wait_for=self.wait_for,
                 delivery_timeout=self.delivery_timeout,
                 attachments=self.attachments,
+                conversations=listed,  # the listing says each window: no read per conversation
             )
         )
         from airflow_provider_doto.api._batch import batch_output
@@ -248,6 +251,11 @@ class BatchSendMessagesOperator(_SendOptions, BaseOperator):
             context["ti"].xcom_push(key="return_value", value=output)
             raise
         return output
+
+    async def _listed(self, query: api.ConversationQuery) -> dict[int, api.Conversation]:
+        from airflow_provider_doto.api._window import window_view
+
+        return {c.id: window_view(c) async for c in self.hook.aiter_conversations(query=query)}
 
     def _build(self, **given: Any) -> list[api.BatchItem]:
         from airflow_provider_doto.api._batch import build_batch

@@ -347,3 +347,31 @@ def test_attachments_with_a_template_fail_before_any_request(doto_emulator: Doto
     with pytest.raises(DotoConfigError, match="a template message cannot carry attachments"):
         run(DotoAsyncHook().send_messages(items, template=template, attachments=[("a.txt", b"x")]))
     assert doto_emulator.requests == []
+
+
+def test_listed_conversations_decide_the_window_without_a_read_each(doto_emulator: DotoEmulator) -> None:
+    """The conversations a listing gave (``conversations=``) say each window: no GET per conversation;
+    a closed one fails alone with DotoReplyWindowError, nothing sent to it."""
+    emu = doto_emulator
+    inbox = emu.add_inbox("whatsapp")
+    opened, closed = emu.add_conversation(inbox_id=inbox), emu.add_conversation(inbox_id=inbox)
+    emu.add_message(opened, "Where is my order?")
+    hook = DotoAsyncHook(retry_policy=FAST)
+
+    async def listed() -> dict[int, api.Conversation]:
+        return {c.id: c async for c in hook.aiter_conversations(inbox_id=inbox)}
+
+    conversations = run(listed())
+    assert {cid: c.can_reply for cid, c in conversations.items()} == {opened: True, closed: False}
+    emu.clear_requests()
+    items = [api.BatchItem(opened, "Hi"), api.BatchItem(closed, "Hi")]
+
+    results = run(hook.send_messages(items, check_reply_window=True, conversations=conversations))
+
+    assert [r.status for r in results] == ["sent", "failed"]
+    assert "DotoReplyWindowError" in (results[1].error or "")
+    assert [(r.method, r.path.split("?")[0].rsplit("/", 1)[-1]) for r in emu.requests] == [
+        ("POST", "messages")
+    ]
+    assert [m["content"] for m in emu.messages(opened) if m["message_type"] == "outgoing"] == ["Hi"]
+    assert emu.messages(closed) == []

@@ -277,6 +277,13 @@ def test_batch_with_a_query_sends_each_listed_conversation_one_message(
         assert [m["content"] for m in nudges] == [f"Hi! Still need help with #{cid}?"]
         assert len(_posts(emu, cid)) == 1
     assert _posts(emu, old) == [] and len(emu.messages(old)) == 1
+    # The window check (on by default) reads each window from the listing, never one conversation.
+    single_reads = [
+        r
+        for r in emu.requests
+        if r.method == "GET" and r.path.split("?")[0].split("/")[-2] == "conversations"
+    ]
+    assert single_reads == []
 
 
 def test_batch_with_a_bad_rendered_query_sends_nothing(airflow_db: Path, doto_emulator: Any) -> None:
