@@ -233,8 +233,9 @@ CASES = [
     ),
 ]
 # TEMPLATE: a POST carrying a template (``template_params``); its row is the POST's, and a message
-# committed with it keeps its template.
-METHODS = ("GET", "POST", "DELETE", "TEMPLATE")
+# committed with it keeps its template. ATTACHMENT: a multipart POST carrying a file (streamed, so a
+# retry streams it again); its row is the POST's, and a message committed with it keeps its file.
+METHODS = ("GET", "POST", "DELETE", "TEMPLATE", "ATTACHMENT")
 CLIENTS = ("sync", "async")
 TEMPLATE = {
     "name": "order_update",
@@ -244,8 +245,11 @@ TEMPLATE = {
 }
 
 
+ATTACHMENT = ("report.csv", b"conversation,messages\n1042,3\n")
+
+
 def http_method(method: str) -> str:
-    return "POST" if method == "TEMPLATE" else method
+    return "POST" if method in ("TEMPLATE", "ATTACHMENT") else method
 
 
 def timeout_for(case: Case) -> float:
@@ -265,6 +269,7 @@ def make_call(
             "POST": lambda: hook.send_message(conversation_id, content),
             "DELETE": lambda: hook.delete_message(conversation_id, message_id),
             "TEMPLATE": lambda: hook.send_message(conversation_id, content, template=TEMPLATE),
+            "ATTACHMENT": lambda: hook.send_message(conversation_id, content, attachments=[ATTACHMENT]),
         }[method]
     ahook = DotoAsyncHook(retry_policy=POLICY)
     coroutine = {
@@ -272,6 +277,7 @@ def make_call(
         "POST": lambda: ahook.send_message(conversation_id, content),
         "DELETE": lambda: ahook.delete_message(conversation_id, message_id),
         "TEMPLATE": lambda: ahook.send_message(conversation_id, content, template=TEMPLATE),
+        "ATTACHMENT": lambda: ahook.send_message(conversation_id, content, attachments=[ATTACHMENT]),
     }[method]
     return lambda: asyncio.run(coroutine())
 
@@ -299,7 +305,8 @@ def test_fault(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     expect: Expect = getattr(case, http_method(method))
-    template = method == "TEMPLATE"
+    template, attachment = method == "TEMPLATE", method == "ATTACHMENT"
+    sent_as = method
     method = http_method(method)  # what the server sees
     timeout = timeout_for(case)
     monkeypatch.setenv("AIRFLOW_CONN_DOTO_DEFAULT", emu.connection_json(timeout=timeout, **case.extra))
@@ -310,7 +317,7 @@ def test_fault(
     path = emu.messages_url(cid).split(str(emu.port), 1)[1]
     if method == "DELETE":
         path += f"/{seeded['id']}"
-    call = make_call(client, "TEMPLATE" if template else method, cid, seeded["id"], content, timeout)
+    call = make_call(client, sent_as, cid, seeded["id"], content, timeout)
     if method == "GET":
         # The connection is left at auto: let it find the server's flavor first (once per process),
         # so the fault meets the listing itself.
@@ -326,6 +333,11 @@ def test_fault(
     assert len(recorded) == expect.requests, (
         f"expected {expect.requests} {method} request(s), server saw {len(recorded)}"
     )
+    if attachment:  # every try, the retries too, sent the whole form again
+        assert all(
+            r.headers.get("content-type", "").startswith("multipart/form-data") and ATTACHMENT[1] in r.body
+            for r in recorded
+        )
     # aiohttp itself re-sends an idempotent request once when the server drops the connection
     # (RFC 9112 9.3.1.1), below the provider's retry policy: that retry is not in the provider's log.
     transport_retry = client == "async" and method != "POST" and case.fault["kind"].startswith("drop")
@@ -376,6 +388,9 @@ def test_fault(
             assert ("additional_attributes" in message) is template
             if template:
                 assert message["additional_attributes"]["template_params"] == TEMPLATE
+            if attachment:
+                (stored_file,) = message["attachments"]
+                assert stored_file["file_size"] == len(ATTACHMENT[1])
     FIGURES.add("fault_matrix", cases=1)
 
 
