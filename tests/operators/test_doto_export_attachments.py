@@ -68,6 +68,34 @@ def test_attachments_are_copied_one_file_each(airflow_db: Path, doto_emulator: A
     assert not any("api_access_token" in r.headers or MASK in r.headers.values() for r in stored)
 
 
+def test_attachments_go_to_an_object_storage_url(
+    airflow_db: Path, doto_emulator: Any, tmp_path: Path
+) -> None:
+    """``attachments_to`` as an object-storage URL (fsspec's in-memory store, as an s3:// URL would
+    go): the real download from the emulator, streamed into ObjectStoragePath files."""
+    import fsspec
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+
+    attach("memory", fs=fsspec.filesystem("memory"))  # an object store fsspec keeps in this process
+    emu = doto_emulator
+    cid = emu.add_conversation()
+    report = emu.add_message(cid, "the report", attachments=[("report.csv", CSV), ("dump.bin", BIG)])
+    target = f"memory://doto-export/{tmp_path.name}"
+    out = tmp_path / "messages.jsonl"
+    dag = load_dag(DAG_FILE, "doto_test_export_attachments")
+
+    dr = dag.test(run_conf={"conversation_ids": [cid], "output_path": str(out), "attachments_to": target})
+
+    assert dr.state == "success"
+    (day,) = ObjectStoragePath(target).iterdir()
+    ids = [a["id"] for a in emu.message(report["id"])["attachments"]]
+    names = [f"{report['id']}-{ids[0]}-report.csv", f"{report['id']}-{ids[1]}-dump.bin"]
+    assert {p.name: p.read_bytes() for p in day.iterdir()} == dict(zip(names, (CSV, BIG), strict=True))
+    (row,) = [r for r in _read(out) if r["id"] == report["id"]]
+    assert row["attachments_written"] == [str(day / name) for name in sorted(names)]
+
+
 def test_a_failed_download_fails_the_task_and_leaves_no_export(
     airflow_db: Path, doto_emulator: Any, tmp_path: Path
 ) -> None:
