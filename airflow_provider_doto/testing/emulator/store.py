@@ -670,19 +670,24 @@ class Store:
         """Soft or hard delete; deleting a soft-deleted message again answers 200, like Chatwoot."""
         with self.lock:
             conversation = self._conversation(account_id, conversation_id)
-            record = self._records.get(message_id)
-            if (
-                record is None
-                or record.message["conversation_id"] != conversation.conversation_id
-                or record.message["account_id"] != conversation.account_id
-                or record.deleted == "hard"
-            ):
-                raise NotFound(f"message {message_id}")
+            record = self._message_of(conversation, message_id)
             if record.deleted is None:
                 # Replace, never mutate: rendered copies may still be serialising on another thread.
                 record.message = marked_deleted(record.message, soft=self.soft_delete)
                 record.deleted = "soft" if self.soft_delete else "hard"
             return self._render(record.message)
+
+    def _message_of(self, conversation: _Conversation, message_id: int) -> _Record:
+        """The message's record, when it is this conversation's and not hard-deleted (else 404)."""
+        record = self._records.get(message_id)
+        if (
+            record is None
+            or record.message["conversation_id"] != conversation.conversation_id
+            or record.message["account_id"] != conversation.account_id
+            or record.deleted == "hard"
+        ):
+            raise NotFound(f"message {message_id}")
+        return record
 
     def update_status(
         self, account_id: int, conversation_id: int, message_id: int, body: Any
@@ -698,14 +703,7 @@ class Store:
             conversation = self._conversation(account_id, conversation_id)
             if self._inboxes[conversation.inbox_id].channel != "api":
                 raise Forbidden(STATUS_UPDATE_FORBIDDEN)
-            record = self._records.get(message_id)
-            if (
-                record is None
-                or record.message["conversation_id"] != conversation.conversation_id
-                or record.message["account_id"] != conversation.account_id
-                or record.deleted == "hard"
-            ):
-                raise NotFound(f"message {message_id}")
+            record = self._message_of(conversation, message_id)
             status, external_error = validate_status_update(body)
             # Replace, never mutate: rendered copies may still be serialising on another thread.
             message = {**record.message, "status": status}
