@@ -116,13 +116,18 @@ def test_a_refused_set_sends_nothing(
     assert doto_emulator.requests == []
 
 
-def test_the_limit_is_the_connection_s_and_exactly_at_it_is_accepted(doto_emulator: Any) -> None:
+@pytest.mark.parametrize("client", ["sync", "async"])
+def test_the_limit_is_the_connection_s_and_exactly_at_it_is_accepted(doto_emulator: Any, client: str) -> None:
+    edge = [("edge.csv", b"x" * (1024 * 1024))]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_DOTO_UPLOAD", doto_emulator.connection_uri(max_upload_mb=1))
         cid = doto_emulator.add_conversation()
-        message = DotoHook("doto_upload").send_message(
-            cid, "at the limit", attachments=[("edge.csv", b"x" * (1024 * 1024))]
-        )
+        if client == "sync":
+            message = DotoHook("doto_upload").send_message(cid, "at the limit", attachments=edge)
+        else:
+            message = asyncio.run(
+                DotoAsyncHook("doto_upload").send_message(cid, "at the limit", attachments=edge)
+            )
     assert message.attachments[0].file_size == 1024 * 1024
 
 
@@ -219,3 +224,23 @@ def test_a_large_file_is_streamed_with_memory_bounded_by_a_chunk(discard_server:
             requests.post(f"{discard_server}/x", files={"attachments[]": file}, timeout=30)
 
     assert _peak_during(plain) > FILE_SIZE
+
+
+def test_the_async_hook_streams_a_large_file_with_memory_bounded_by_a_chunk(
+    discard_server: str, tmp_path: Path
+) -> None:
+    """The async twin reads the file in worker threads and hands aiohttp one chunk at a time."""
+    big = tmp_path / "big.csv"
+    with big.open("wb") as out:
+        for _ in range(FILE_SIZE // (1024 * 1024)):
+            out.write(b"x" * (1024 * 1024))
+    hook = DotoAsyncHook("doto_discard")
+
+    async def send(name: str, attachment: Any) -> None:
+        await hook.send_message(1, name, attachments=[attachment])
+
+    asyncio.run(send("warm-up", ("tiny.csv", b"a,b\n")))  # imports, event-loop machinery
+
+    peak = _peak_during(lambda: asyncio.run(send("report", str(big))))
+    assert _Discard.received[-1] > FILE_SIZE  # the whole file went
+    assert peak < 5 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while sending a {FILE_SIZE / 1e6:.0f} MB file"
