@@ -239,9 +239,8 @@ def check_attachments_use(attachments: Any, template: Any, fallback_template: An
     or the other: ``api._http.send_request``). Only given values are compared: a template string
     may render to nothing, so it is left for the send's own check."""
     if attachments is None or (isinstance(attachments, list | tuple) and not attachments):
-        return
-    for value in (template, fallback_template):
-        if isinstance(value, dict) and value:
-            from airflow_provider_doto.api._values import template_with_attachments
+        return  # (an XComArg or a template string counts as files: they come when the task runs)
+    from airflow_provider_doto.api._values import check_attachments_alone
 
-            raise template_with_attachments()
+    given = [value if isinstance(value, dict) and value else None for value in (template, fallback_template)]
+    check_attachments_alone(True, *given)

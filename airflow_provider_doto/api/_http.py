@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_doto.api._values import template_with_attachments, validate_send
+from airflow_provider_doto.api._values import check_attachments_alone, validate_send
 from airflow_provider_doto.exceptions import (
     DotoAuthError,
     DotoConnectError,
@@ -128,8 +128,7 @@ def send_request(
     go as ``multipart/form-data`` with one ``attachments[]`` part per file, as the web app uploads.
     """
     validate_send(content, message_type, private, content_type, content_attributes)
-    if attachments and template_params is not None:
-        raise template_with_attachments()
+    check_attachments_alone(attachments, template_params)
     template = None
     if template_params is not None:
         from airflow_provider_doto.api._templates import check_template, check_template_use

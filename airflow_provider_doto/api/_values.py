@@ -109,9 +109,13 @@ WAIT_FOR: tuple[str, ...] = ("sent", "delivered", "read")
 DEFAULT_DELIVERY_TIMEOUT = 60.0  # seconds
 
 
-def template_with_attachments() -> DotoConfigError:
-    """The error for a message given both a template and files: the create request takes one or the other."""
-    return DotoConfigError("a template message cannot carry attachments; send them in a message of their own")
+def check_attachments_alone(attachments: Any, template: Any, fallback_template: Any = None) -> None:
+    """A message with files carries no template (``template`` or ``fallback_template``): the create
+    request takes one or the other. Checked before anything is sent."""
+    if attachments and (template is not None or fallback_template is not None):
+        raise DotoConfigError(
+            "a template message cannot carry attachments; send them in a message of their own"
+        )
 
 
 def check_wait_for(wait_for: Any, delivery_timeout: Any = DEFAULT_DELIVERY_TIMEOUT) -> None:

@@ -58,7 +58,7 @@ from airflow_provider_doto.api._status import (
 )
 from airflow_provider_doto.api._templates import check_template, check_template_use
 from airflow_provider_doto.api._uploads import Upload, check_uploads
-from airflow_provider_doto.api._values import template_with_attachments, to_id
+from airflow_provider_doto.api._values import check_attachments_alone, to_id
 from airflow_provider_doto.exceptions import DotoError
 from airflow_provider_doto.hooks._pacing import asend_paced, pacer_for
 from airflow_provider_doto.hooks._transport import (
@@ -402,8 +402,7 @@ class DotoAsyncHook:
         )
         if look_back_since is not None:
             api.to_timestamp(look_back_since, name="look_back_since")
-        if attachments and (template is not None or fallback_template is not None):
-            raise template_with_attachments()
+        check_attachments_alone(attachments, template, fallback_template)
         # Once for the whole batch, before any request (an empty batch's files are checked too).
         uploads = await self.check_attachments(attachments) if attachments else ()
         if not batch:
